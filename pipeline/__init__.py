@@ -1,0 +1,1 @@
+"""fcmon's flow: bus, worker, index, search, audit, CLI."""

@@ -1,0 +1,149 @@
+"""The AuditLog port and its local adapter: an append-only, hash-chained SQLite log.
+
+Each entry's hash covers its own fields and the previous entry's hash, so editing or deleting any
+entry breaks every link after it. The tail is anchored in a head file written under the same write
+lock, so cutting entries off the end is caught too. Appends are serialized by SQLite's write lock
+(BEGIN IMMEDIATE), so several processes appending at once still make one unbroken chain.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+from pipeline.errors import AuditUnavailable
+from pipeline.models import sha256_hex, utcnow
+from pipeline.sqlite import Transaction, connect
+
+GENESIS = "0" * 64
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT NOT NULL,
+    payload TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_kind_at ON entries (kind, at);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: str
+    kind: str
+    actor: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "at": self.at, "kind": self.kind, "actor": self.actor,
+                "payload": self.payload, "prev_hash": self.prev_hash, "hash": self.hash}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    entries: int
+    first_broken_seq: int | None = None
+    problem: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "entries": self.entries, "first_broken_seq": self.first_broken_seq, "problem": self.problem}
+
+
+class AuditLog(Protocol):
+    def append(self, kind: str, actor: str, payload: dict[str, Any]) -> AuditEntry:
+        """Durably append one entry, or raise AuditUnavailable."""
+
+    def entries(self, kinds: list[str] | None = None) -> Iterator[AuditEntry]:
+        """Entries in chain order, optionally of the given kinds."""
+
+    def verify(self) -> VerifyResult:
+        """Recompute the chain and name the first entry that does not fit."""
+
+
+def entry_hash(seq: int, at: str, kind: str, actor: str, payload_json: str, prev_hash: str) -> str:
+    return sha256_hex(json.dumps([seq, at, kind, actor, payload_json, prev_hash], separators=(",", ":")))
+
+
+def canonical_json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class LocalAuditLog:
+    def __init__(self, path: Path, head_path: Path):
+        self.head_path = head_path
+        try:
+            self.conn = connect(path, busy_timeout_ms=5000)
+            self.conn.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise AuditUnavailable(f"audit log {path} cannot be opened ({exc})",
+                                   "restore the audit log or ask an administrator; nothing that needs auditing will run") from exc
+
+    def append(self, kind: str, actor: str, payload: dict[str, Any]) -> AuditEntry:
+        payload_json = canonical_json(payload)
+        at = utcnow().isoformat()
+        try:
+            with Transaction(self.conn) as tx:
+                row = tx.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+                seq, prev_hash = (row[0] + 1, row[1]) if row else (1, GENESIS)
+                digest = entry_hash(seq, at, kind, actor, payload_json, prev_hash)
+                tx.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", (seq, at, kind, actor, payload_json, prev_hash, digest))
+                self._write_head(seq, digest)
+        except (sqlite3.Error, OSError) as exc:
+            raise AuditUnavailable(f"audit log cannot be written ({exc})",
+                                   "the action was refused; fix the data directory's audit log and try again") from exc
+        return AuditEntry(seq, at, kind, actor, json.loads(payload_json), prev_hash, digest)
+
+    def _write_head(self, seq: int, digest: str) -> None:
+        tmp = self.head_path.with_suffix(".tmp")
+        tmp.write_text(f"{seq} {digest}\n")
+        os.replace(tmp, self.head_path)
+
+    def entries(self, kinds: list[str] | None = None) -> Iterator[AuditEntry]:
+        sql, args = "SELECT seq, at, kind, actor, payload, prev_hash, hash FROM entries", []
+        if kinds:
+            sql += f" WHERE kind IN ({','.join('?' * len(kinds))})"
+            args = list(kinds)
+        for seq, at, kind, actor, payload, prev_hash, digest in self.conn.execute(sql + " ORDER BY seq", args):
+            yield AuditEntry(seq, at, kind, actor, json.loads(payload), prev_hash, digest)
+
+    def verify(self) -> VerifyResult:
+        expected_prev, count = GENESIS, 0
+        rows = self.conn.execute("SELECT seq, at, kind, actor, payload, prev_hash, hash FROM entries ORDER BY seq")
+        for count, (seq, at, kind, actor, payload, prev_hash, digest) in enumerate(rows, start=1):
+            if seq != count:
+                return VerifyResult(False, count - 1, count, f"entry {count} is missing (next present is {seq})")
+            if prev_hash != expected_prev:
+                return VerifyResult(False, count, seq, f"entry {seq} does not link to entry {seq - 1}")
+            if entry_hash(seq, at, kind, actor, payload, prev_hash) != digest:
+                return VerifyResult(False, count, seq, f"entry {seq} was altered after it was written")
+            expected_prev = digest
+        head = self._read_head()
+        if head is not None and head != (count, expected_prev):
+            return VerifyResult(False, count, count + 1 if head[0] > count else head[0],
+                                f"the log ends at entry {count} but its head records entry {head[0]}: entries were removed or replaced")
+        if head is None and count:
+            return VerifyResult(False, count, count, "the head file is missing")
+        return VerifyResult(True, count)
+
+    def _read_head(self) -> tuple[int, str] | None:
+        try:
+            seq, digest = self.head_path.read_text().split()
+            return int(seq), digest
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return (-1, "unreadable")
+
+
+def parse_at(entry: AuditEntry) -> datetime:
+    return datetime.fromisoformat(entry.at)

@@ -1,0 +1,90 @@
+"""The Index port: stored records and search over them, with the same query semantics on every adapter.
+
+Query language (Lucene-like, as in Elasticsearch's query_string): words are ANDed by default;
+`OR`, `AND`, `NOT` / `-word`, "exact phrases", parentheses and field prefixes
+(`title:`, `text:`, `author:`, `source_kind:`, `source_id:`) are understood.
+Every search is bound to one tasking: the tasking filter is applied by the adapter, never taken
+from the query text.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pipeline.datadir import DataDir
+from pipeline.errors import FcmonError
+from pipeline.models import IndexedRecord
+from pipeline.settings import Settings
+
+FILTER_FIELDS = ("source_kind", "source_id", "author", "sensitivity", "source_reliability",
+                 "content_validity", "review_status", "criminal_intelligence")
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    text: str
+    tasking_id: str
+    filters: dict[str, str] = field(default_factory=dict)
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+    sort: Literal["relevance", "time"] = "relevance"
+    offset: int = 0
+    limit: int = 20
+
+    def describe_filters(self) -> dict[str, str]:
+        described = dict(self.filters)
+        if self.time_from:
+            described["time_from"] = self.time_from.isoformat()
+        if self.time_to:
+            described["time_to"] = self.time_to.isoformat()
+        described["sort"] = self.sort
+        described["offset"], described["limit"] = str(self.offset), str(self.limit)
+        return described
+
+
+@dataclass(frozen=True)
+class Hit:
+    record: IndexedRecord
+    score: float
+    highlights: list[str]
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    total: int
+    hits: list[Hit]
+
+
+class InvalidQuery(FcmonError):
+    pass
+
+
+class Index(Protocol):
+    def upsert(self, records: list[IndexedRecord]) -> None:
+        """Add or replace records by id; durable when it returns."""
+
+    def get(self, record_id: str) -> IndexedRecord | None:
+        """One record by id."""
+
+    def delete(self, record_ids: list[str]) -> None:
+        """Remove records by id; durable when it returns."""
+
+    def count(self, tasking_id: str | None = None) -> int:
+        """Records held, for one tasking or all."""
+
+    def ids(self) -> list[str]:
+        """Every record id held."""
+
+    def search(self, query: SearchQuery) -> SearchPage:
+        """Matches within the query's tasking; raises InvalidQuery for a malformed query."""
+
+    def close(self) -> None:
+        """Release files and locks."""
+
+
+def open_index(settings: Settings, data_dir: DataDir) -> Index:
+    if settings.index == "local":
+        from pipeline.index.local import LocalIndex
+        return LocalIndex(data_dir.index_dir)
+    raise FcmonError(f"index backend {settings.index!r} is not available in this version", "set FCMON_INDEX=local")

@@ -1,0 +1,97 @@
+"""The one settings class. Sources, strongest first: command-line options, `FCMON_*` environment
+variables, the TOML config file (`FCMON_CONFIG`, else `<data dir>/fcmon.toml`), then these defaults.
+Every field is documented in docs/settings.md; a test fails when one is not.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+DEFAULT_GUARDS = {
+    "guards.provenance.LawfullyObtained": 100,
+    "guards.purpose.LawfulPurpose": 200,
+    "guards.provenance.PublicProvenance": 300,
+    "guards.first_amendment.FirstAmendment": 400,
+}
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FCMON_", extra="forbid", validate_default=True)
+
+    data_dir: Path | None = Field(None, description="Where the local bus, index, audit log and state live.")
+    config_dir: Path = Field(REPO_CONFIG_DIR, description="Lexicons, sample taskings, schemas and templates.")
+    user: str | None = Field(None, description="The acting user of commands that need one (same as --as).")
+
+    bus: Literal["local", "kafka"] = Field("local", description="Message bus backend.")
+    index: Literal["local", "elasticsearch"] = Field("local", description="Search index backend.")
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers, comma separated (bus=kafka).")
+    elasticsearch_url: str | None = Field(None, description="Elasticsearch URL (index=elasticsearch).")
+    elasticsearch_password: SecretStr | None = Field(None, description="Password of fcmon's Elasticsearch service account.")
+
+    crawl_allow_hosts: CommaList = Field(default_factory=list, description="Private, loopback or link-local hosts/networks the crawler may fetch (e.g. 127.0.0.1 for tests); empty refuses them all.")
+    crawl_user_agent: str = Field("fcmon/0.1 (+{contact_url}; public-content monitor; honours robots.txt)", description="User-Agent sent with every request; {contact_url} is filled in.")
+    crawl_contact_url: str = Field("https://example.org/fcmon-crawler", description="Where a site owner learns who crawls them and how to object.")
+    crawl_depth_limit: int = Field(3, ge=0, le=20, description="Link depth from the start URL.")
+    crawl_page_limit: int = Field(200, ge=1, description="Pages fetched per crawl at most.")
+    crawl_download_delay: float = Field(0.5, ge=0, description="Seconds between requests to one site (AutoThrottle adapts from here).")
+    crawl_concurrency_per_domain: int = Field(2, ge=1, le=16, description="Parallel requests to one site.")
+    crawl_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Largest response body accepted, after decompression.")
+    crawl_timeout: float = Field(20.0, gt=0, description="Seconds before a request is abandoned.")
+    crawl_login_url_pattern: str = Field(
+        r"(?i)/(log-?in|sign-?in|sign-?up|register|auth|oauth|session|account/(new|create))(/|\?|$|\.)",
+        description="URL paths never requested: login and sign-up pages.")
+
+    work_batch_size: int = Field(500, ge=1, description="Messages the worker takes per batch before it commits.")
+    work_group: str = Field("fcmon-worker", description="Consumer group of the guard/index worker.")
+
+    guards: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_GUARDS), description="Guard stages and their order (lower runs first), like Scrapy's ITEM_PIPELINES.")
+
+    submitting_agency: str = Field("Example Fusion Center", description="Submitting agency label on every record (28CFR23.20(g)).")
+    control_official: str = Field("Privacy Officer, Example Fusion Center", description="Control official label on every record (28CFR23.20(g)).")
+    retention_days_criminal: int = Field(5 * 365, ge=1, le=5 * 365, description="Review/purge period of criminal-predicate records; never over five years (28CFR23.20(h)).")
+    retention_days_noncriminal: int = Field(365, ge=1, le=5 * 365, description="Review/purge period of information-gathering and public-safety records.")
+    quarantine_days: int = Field(30, ge=1, description="Days a quarantined item is held for a supervisor before it is purged.")
+
+    demo_site_port: int = Field(8741, ge=1, le=65535, description="Port of the demo's fixture site on 127.0.0.1 (fixed, so record ids repeat).")
+
+    @field_validator("crawl_allow_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file(init_settings())
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def user_agent(self) -> str:
+        return self.crawl_user_agent.replace("{contact_url}", self.crawl_contact_url)
+
+
+def _config_file(init: dict[str, Any]) -> Path | None:
+    explicit = os.environ.get("FCMON_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} (FCMON_CONFIG) does not exist")
+        return path
+    data_dir = init.get("data_dir") or os.environ.get("FCMON_DATA_DIR")
+    if data_dir and (Path(data_dir) / "fcmon.toml").is_file():
+        return Path(data_dir) / "fcmon.toml"
+    return None
