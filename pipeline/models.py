@@ -9,7 +9,7 @@ import hashlib
 from datetime import date, datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from w3lib.url import canonicalize_url
 
 SCHEMA_VERSION = 1
@@ -66,13 +66,13 @@ class Tasking(Strict):
     requested_by: str
     team: list[str] = Field(default_factory=list, description="Users besides the requester who work this tasking.")
     approved_by: str | None = None
-    approved_at: datetime | None = None
-    expires_at: datetime
+    approved_at: AwareDatetime | None = None
+    expires_at: AwareDatetime
     scope: TaskingScope = Field(default_factory=TaskingScope)
     revoked: bool = False
     revoked_by: str | None = None
-    revoked_at: datetime | None = None
-    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: AwareDatetime | None = None
+    created_at: AwareDatetime = Field(default_factory=utcnow)
 
     @model_validator(mode="after")
     def _criminal_predicate_is_complete(self) -> Tasking:
@@ -113,7 +113,7 @@ class CollectedItem(Strict):
     spider: str = ""
     url: str
     final_url: str = ""
-    fetched_at: datetime
+    fetched_at: AwareDatetime
     request: RequestRecord
     response: ResponseRecord
     robots_allowed: bool
@@ -122,7 +122,7 @@ class CollectedItem(Strict):
     title: str = ""
     text: str = ""
     author: str | None = None
-    published_at: datetime | None = None
+    published_at: AwareDatetime | None = None
     content_sha256: str = ""
 
     @model_validator(mode="after")
@@ -172,7 +172,7 @@ class RecordedPredicate(Strict):
     predicate: str | None = None
     criminal_activity: str | None = None
     approved_by: str
-    approved_at: datetime
+    approved_at: AwareDatetime
 
 
 class GuardDecision(Strict):
@@ -184,7 +184,7 @@ class GuardDecision(Strict):
     labels: Labels | None = None
     predicate: RecordedPredicate | None = None
     content_sha256: str | None = None
-    decided_at: datetime = Field(default_factory=utcnow)
+    decided_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class IndexedRecord(Strict):
@@ -199,12 +199,12 @@ class IndexedRecord(Strict):
     title: str = ""
     text: str = ""
     author: str | None = None
-    published_at: datetime | None = None
-    fetched_at: datetime
+    published_at: AwareDatetime | None = None
+    fetched_at: AwareDatetime
     content_sha256: str
     labels: Labels
     predicate: RecordedPredicate
-    indexed_at: datetime = Field(default_factory=utcnow)
+    indexed_at: AwareDatetime = Field(default_factory=utcnow)
 
     @property
     def timestamp(self) -> datetime:
@@ -214,7 +214,7 @@ class IndexedRecord(Strict):
 class QueryEvent(Strict):
     """Written to the audit log before a query runs (fail closed: no log, no query)."""
     id: str
-    at: datetime
+    at: AwareDatetime
     user: str
     role: Role
     tasking_id: str
@@ -228,14 +228,14 @@ class QueryEvent(Strict):
 class QueryResult(Strict):
     """Written to the audit log after a query ran: what came back."""
     query_id: str
-    at: datetime
+    at: AwareDatetime
     hits_total: int
     returned_ids: list[str]
 
 
 class DisseminationEvent(Strict):
     id: str
-    at: datetime
+    at: AwareDatetime
     packet_id: str
     tasking_id: str
     disseminated_by: str

@@ -14,9 +14,9 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 DEFAULT_GUARDS = {
-    "guards.provenance.LawfullyObtained": 100,
-    "guards.purpose.LawfulPurpose": 200,
-    "guards.provenance.PublicProvenance": 300,
+    "guards.provenance.PublicProvenance": 100,
+    "guards.provenance.LawfullyObtained": 200,
+    "guards.purpose.LawfulPurpose": 300,
     "guards.first_amendment.FirstAmendment": 400,
 }
 

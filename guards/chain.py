@@ -1,0 +1,78 @@
+"""The guard chain: stages from settings, in order; the first rejection decides."""
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import datetime
+
+from guards.base import Guard, GuardContext, Verdict
+from guards.labels import labels_for, recorded_predicate
+from pipeline.errors import FcmonError
+from pipeline.models import CollectedItem, GuardDecision, Reason, sha256_hex
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Without these the chain could store content with no lawful purpose or no proof of public access.
+REQUIRED_RULES = frozenset({"lawful_purpose", "public_provenance", "lawfully_obtained"})
+
+
+def load_guard(path: str, settings: Settings) -> Guard:
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise FcmonError(f"guard {path!r} cannot be loaded ({exc})", "fix the `guards` setting") from exc
+    guard = cls.from_settings(settings) if hasattr(cls, "from_settings") else cls()
+    if not isinstance(guard, Guard) or not guard.rule or not guard.clause:
+        raise FcmonError(f"guard {path!r} does not implement the Guard interface (rule, clause, check(item, context))",
+                         "see guards/base.py")
+    return guard
+
+
+class GuardChain:
+    def __init__(self, guards: list[Guard]):
+        if not guards:
+            raise FcmonError("the guard chain is empty", "enable guards in the `guards` setting; nothing is stored without them")
+        self.guards = guards
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GuardChain:
+        ordered = sorted(settings.guards.items(), key=lambda kv: kv[1])
+        chain = cls([load_guard(path, settings) for path, _ in ordered])
+        missing = REQUIRED_RULES - {g.rule for g in chain.guards}
+        if missing:
+            raise FcmonError(f"the guard chain lacks required rules: {', '.join(sorted(missing))}",
+                             "restore them in the `guards` setting; fcmon refuses to run without them")
+        log.info("guard chain enabled=%s", ",".join(g.rule for g in chain.guards))
+        return chain
+
+    def run(self, item: CollectedItem, context: GuardContext) -> list[Verdict]:
+        verdicts = []
+        for guard in self.guards:
+            verdict = guard.check(item, context)
+            verdicts.append(verdict)
+            if verdict.outcome == "reject":
+                break
+        return verdicts
+
+    def decide(self, item: CollectedItem, context: GuardContext) -> GuardDecision:
+        verdicts = self.run(item, context)
+        rejects = [v for v in verdicts if v.outcome == "reject"]
+        holds = [v for v in verdicts if v.outcome == "quarantine"]
+        base = {"item_id": item.id, "tasking_id": item.tasking_id, "content_sha256": item.content_sha256, "decided_at": context.now}
+        if rejects:
+            return GuardDecision(decision="rejected", reasons=[v.as_reason() for v in rejects + holds], **base)
+        tasking = context.tasking_for(item)
+        assert tasking is not None, "a chain without lawful_purpose must not store anything"
+        outcome = "quarantined" if holds else "indexed"
+        return GuardDecision(decision=outcome, reasons=[v.as_reason() for v in (holds or verdicts)],
+                             labels=labels_for(tasking, item.fetched_at, context.settings),
+                             predicate=recorded_predicate(tasking), **base)
+
+
+def rejected_for_schema(raw: str | bytes, error: str, now: datetime) -> GuardDecision:
+    """The decision for input that is not a valid CollectedItem: rejected, with the schema error as the reason."""
+    return GuardDecision(item_id=f"invalid-{sha256_hex(raw)[:24]}", decision="rejected", decided_at=now,
+                         content_sha256=sha256_hex(raw),
+                         reasons=[Reason(rule="schema", clause="28CFR23.20(d)", message=error)])

@@ -1,0 +1,93 @@
+"""`fcmon`: one command group, one module per command.
+
+Errors a user can act on print one line and exit 2; nothing prints a traceback unless FCMON_DEBUG=1.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+import click
+from pydantic import ValidationError
+
+from pipeline.app import App
+from pipeline.errors import FcmonError
+from pipeline.settings import Settings
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 70
+
+
+def build_app(data_dir: str | None, acting_user: str | None, **overrides: Any) -> App:
+    init: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir:
+        init["data_dir"] = data_dir
+    try:
+        settings = Settings(**init)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise FcmonError(f"invalid configuration: {field}: {first['msg']}",
+                         f"fix FCMON_{field.upper()} or `{field}` in the config file (see docs/settings.md)") from exc
+    except (FileNotFoundError, ValueError) as exc:
+        raise FcmonError(f"invalid configuration: {exc}", "fix the config file named by FCMON_CONFIG") from exc
+    return App(settings, acting_user)
+
+
+def app_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--data-dir and --as on every command (they may also be given before the command name)."""
+    fn = click.option("--as", "acting_user", metavar="NAME", help="Act as this user (default: FCMON_USER).")(fn)
+    fn = click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: FCMON_DATA_DIR).")(fn)
+    return fn
+
+
+def get_app(ctx: click.Context, data_dir: str | None, acting_user: str | None) -> App:
+    root = ctx.find_root().params
+    app = build_app(data_dir or root.get("data_dir"), acting_user or root.get("acting_user"))
+    ctx.call_on_close(app.close)
+    return app
+
+
+def emit(data: Any, as_json: bool, text: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        text()
+
+
+def progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: FCMON_DATA_DIR).")
+@click.option("--as", "acting_user", metavar="NAME", help="Act as this user (default: FCMON_USER).")
+@click.version_option(package_name="fcmon")
+def cli(data_dir: str | None, acting_user: str | None) -> None:
+    """fcmon: monitor public web and social-media content under a lawful purpose, every query audited."""
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("FCMON_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s %(message)s")
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("fcmon: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FcmonError as exc:
+        click.echo(f"fcmon: error: {exc}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except Exception as exc:
+        if os.environ.get("FCMON_DEBUG"):
+            raise
+        click.echo(f"fcmon: internal error: {type(exc).__name__}: {exc} (set FCMON_DEBUG=1 for a traceback, and please report it)", err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
+from pipeline.cli import audit, crawl, demo, init, search, tasking, user, work  # noqa: E402  (registers commands)

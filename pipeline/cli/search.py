@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import click
+
+from pipeline.cli import app_options, cli, emit, get_app
+from pipeline.errors import FcmonError
+from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
+from pipeline.search import SEARCH_ROLES, audited_search
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise FcmonError(f"{option} {value!r} is not a date or time", "use ISO 8601, e.g. 2026-01-31 or 2026-01-31T12:00Z") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def parse_filters(pairs: tuple[str, ...]) -> dict[str, str]:
+    filters = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in FILTER_FIELDS:
+            raise FcmonError(f"bad filter {pair!r}", f"use NAME=VALUE with NAME one of {', '.join(FILTER_FIELDS)}")
+        filters[name] = value
+    return filters
+
+
+def hit_dict(hit) -> dict:
+    r = hit.record
+    return {"id": r.id, "score": round(hit.score, 4), "title": r.title, "author": r.author, "url": r.final_url,
+            "published_at": r.published_at, "source_kind": r.source_kind, "highlights": hit.highlights,
+            "labels": r.labels.model_dump(mode="json"), "predicate": r.predicate.model_dump(mode="json")}
+
+
+def print_hits(page: SearchPage) -> None:
+    click.echo(f"{page.total} hit(s)")
+    for hit in page.hits:
+        r = hit.record
+        click.echo(f"- {r.title or '(untitled)'}  [{r.author or 'unknown author'}]  {r.final_url}")
+        for fragment in hit.highlights[:1]:
+            click.echo(f"    {fragment}")
+
+
+@cli.command()
+@app_options
+@click.argument("query")
+@click.option("--tasking", "tasking_id", required=True, help="The tasking this search serves (required: no tasking, no search).")
+@click.option("--filter", "filters", multiple=True, metavar="NAME=VALUE", help=f"Exact filter; NAME in {', '.join(FILTER_FIELDS)}.")
+@click.option("--from", "time_from", metavar="DATE", help="Only items published (or fetched) at or after this time.")
+@click.option("--to", "time_to", metavar="DATE", help="Only items published (or fetched) before this time.")
+@click.option("--sort", type=click.Choice(["relevance", "time"]), default="relevance", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
+@click.pass_context
+def search(ctx: click.Context, data_dir: str | None, acting_user: str | None, query: str, tasking_id: str,
+           filters: tuple[str, ...], time_from: str | None, time_to: str | None, sort: str, limit: int, offset: int,
+           as_json: bool) -> None:
+    """Search stored records under a tasking. The query is written to the audit log before it runs.
+
+    QUERY: words (ANDed), "phrases", OR, NOT, parentheses, and field:value for title, text, author."""
+    app = get_app(ctx, data_dir, acting_user)
+    user = app.acting_user(*SEARCH_ROLES)
+    request = SearchQuery(text=query, tasking_id=tasking_id, filters=parse_filters(filters),
+                          time_from=parse_time(time_from, "--from"), time_to=parse_time(time_to, "--to"),
+                          sort=sort, offset=offset, limit=limit)  # type: ignore[arg-type]
+    event, page = audited_search(app.state, app.audit, app.index, user, request, interface="cli")
+    emit({"query_id": event.id, "total": page.total, "hits": [hit_dict(h) for h in page.hits]}, as_json, lambda: print_hits(page))

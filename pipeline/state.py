@@ -1,0 +1,115 @@
+"""State kept in the data directory's SQLite: users, taskings, quarantined items, rejection records.
+
+Rejections hold no content: only the item id, its content hash and why it was refused.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import FcmonError, NotFound
+from pipeline.models import CollectedItem, GuardDecision, Role, Tasking, utcnow
+from pipeline.sqlite import Transaction, connect
+
+ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS taskings (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    item_id TEXT PRIMARY KEY, tasking_id TEXT, item TEXT NOT NULL, decision TEXT NOT NULL,
+    held_at TEXT NOT NULL, purge_after TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rejections (
+    item_id TEXT PRIMARY KEY, tasking_id TEXT, content_sha256 TEXT, rule TEXT NOT NULL, clause TEXT NOT NULL,
+    message TEXT NOT NULL, decided_at TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    created_at: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "role": self.role, "created_at": self.created_at}
+
+
+class State:
+    def __init__(self, path: Path):
+        self.conn = connect(path)
+        self.conn.executescript(SCHEMA)
+
+    # users
+    def add_user(self, name: str, role: str) -> User:
+        if role not in ROLES:
+            raise FcmonError(f"unknown role {role!r}", f"choose one of {', '.join(ROLES)}")
+        user = User(name, role, utcnow().isoformat())
+        with Transaction(self.conn) as tx:
+            if tx.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise FcmonError(f"user {name!r} already exists", "pick another name, or `fcmon user list` to see who exists")
+            tx.execute("INSERT INTO users VALUES (?, ?, ?)", (user.name, user.role, user.created_at))
+        return user
+
+    def users(self) -> list[User]:
+        return [User(*row) for row in self.conn.execute("SELECT name, role, created_at FROM users ORDER BY name")]
+
+    def user(self, name: str) -> User:
+        row = self.conn.execute("SELECT name, role, created_at FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown user {name!r}", "an administrator adds users with `fcmon user add NAME --role ROLE`")
+        return User(*row)
+
+    def roles(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT name, role FROM users"))
+
+    # taskings
+    def put_tasking(self, tasking: Tasking, *, new: bool = False) -> None:
+        with Transaction(self.conn) as tx:
+            if new and tx.execute("SELECT 1 FROM taskings WHERE id = ?", (tasking.id,)).fetchone():
+                raise FcmonError(f"tasking {tasking.id} already exists", "give the new tasking another id")
+            tx.execute("INSERT INTO taskings VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                       (tasking.id, tasking.model_dump_json()))
+
+    def tasking(self, tasking_id: str) -> Tasking:
+        row = self.conn.execute("SELECT body FROM taskings WHERE id = ?", (tasking_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown tasking {tasking_id!r}", "see `fcmon tasking list` for the taskings that exist")
+        return Tasking.model_validate_json(row[0])
+
+    def taskings(self) -> list[Tasking]:
+        return [Tasking.model_validate_json(body) for (body,) in self.conn.execute("SELECT body FROM taskings ORDER BY id")]
+
+    # guard outcomes
+    def hold(self, item: CollectedItem, decision: GuardDecision, quarantine_days: int) -> None:
+        now = utcnow()
+        self.conn.execute(
+            "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO NOTHING",
+            (item.id, item.tasking_id, item.model_dump_json(), decision.model_dump_json(),
+             now.isoformat(), (now + timedelta(days=quarantine_days)).isoformat()))
+
+    def reject(self, decision: GuardDecision) -> None:
+        first = decision.reasons[0]
+        self.conn.execute(
+            "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO NOTHING",
+            (decision.item_id, decision.tasking_id, decision.content_sha256, first.rule, first.clause,
+             first.message, decision.decided_at.isoformat()))
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT item_id, tasking_id, decision, held_at, purge_after FROM quarantine ORDER BY held_at")
+        return [{"item_id": i, "tasking_id": t, "decision": json.loads(d), "held_at": h, "purge_after": p} for i, t, d, h, p in rows]
+
+    def rejections_by_rule(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT rule, count(*) FROM rejections GROUP BY rule ORDER BY rule"))
+
+    def counts(self) -> dict[str, int]:
+        (held,) = self.conn.execute("SELECT count(*) FROM quarantine").fetchone()
+        (rejected,) = self.conn.execute("SELECT count(*) FROM rejections").fetchone()
+        return {"quarantined": held, "rejected": rejected}
+
+
+def as_of(value: str) -> datetime:
+    return datetime.fromisoformat(value)

@@ -1,0 +1,160 @@
+"""The guard/index worker: consumes fcm.collected, runs the guard chain, stores what it decides.
+
+A batch's offsets are committed only after its outcomes are durable (index written, quarantine
+written, rejections recorded), so a worker killed at any point loses nothing when restarted, and
+deterministic record ids make the replay of an uncommitted batch harmless.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from guards.base import GuardContext
+from guards.chain import GuardChain
+from pipeline.bus import COLLECTED, DEAD_LETTER, DECISIONS, REJECTED, Bus, Message
+from pipeline.index import Index
+from pipeline.models import SCHEMA_VERSION, CollectedItem, GuardDecision, IndexedRecord, utcnow
+from pipeline.settings import Settings
+from pipeline.state import State
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS_S = (0.5, 1, 2, 4, 8, 15, 30)
+
+
+@dataclass
+class WorkStats:
+    consumed: int = 0
+    indexed: int = 0
+    quarantined: int = 0
+    rejected: int = 0
+    dead_lettered: int = 0
+    rejected_by_rule: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+    def to_dict(self) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return {"consumed": self.consumed, "indexed": self.indexed, "quarantined": self.quarantined,
+                "rejected": self.rejected, "dead_lettered": self.dead_lettered,
+                "rejected_by_rule": dict(sorted(self.rejected_by_rule.items())),
+                "items_per_s": round(self.consumed / elapsed, 1)}
+
+
+def to_record(item: CollectedItem, decision: GuardDecision) -> IndexedRecord:
+    assert decision.labels and decision.predicate
+    return IndexedRecord(
+        id=item.id, tasking_id=item.tasking_id, source_kind=item.source_kind, source_id=item.source_id,
+        url=item.url, final_url=item.final_url, title=item.title, text=item.text, author=item.author,
+        published_at=item.published_at, fetched_at=item.fetched_at, content_sha256=item.content_sha256,
+        labels=decision.labels, predicate=decision.predicate)
+
+
+class Worker:
+    def __init__(self, settings: Settings, bus: Bus, index: Index, state: State, chain: GuardChain,
+                 progress: Callable[[dict[str, Any]], None] | None = None):
+        self.settings, self.bus, self.index, self.state, self.chain = settings, bus, index, state, chain
+        self.progress = progress
+        self.stats = WorkStats()
+        self.stopping = False
+
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def run(self, *, until_idle: bool) -> WorkStats:
+        """Process batches until idle (until_idle) or until SIGTERM/SIGINT; each batch is committed when durable."""
+        consumer = self.bus.consumer(self.settings.work_group, [COLLECTED])
+        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while not self.stopping:
+                batch = consumer.poll(self.settings.work_batch_size, timeout_s=0.2 if until_idle else 1.0)
+                if not batch:
+                    if until_idle:
+                        break
+                    continue
+                self._with_retries(lambda: self.process(batch), give_up=until_idle)
+                consumer.commit()
+                if self.progress:
+                    self.progress({**self.stats.to_dict(), "lag": consumer.lag()})
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            consumer.close()
+        return self.stats
+
+    def _with_retries(self, action: Callable[[], None], *, give_up: bool) -> None:
+        for attempt, delay in enumerate(RETRY_DELAYS_S, start=1):
+            try:
+                return action()
+            except Exception as exc:  # the store is down: keep the batch uncommitted and try again
+                if give_up and attempt >= 3:
+                    raise
+                log.warning("batch failed attempt=%d retry_in_s=%s error=%r", attempt, delay, exc)
+                time.sleep(delay)
+                if self.stopping:
+                    raise
+        action()
+
+    def process(self, batch: list[Message]) -> None:
+        context = GuardContext(taskings={t.id: t for t in self.state.taskings()}, roles=self.state.roles(),
+                               now=utcnow(), settings=self.settings)
+        records: list[IndexedRecord] = []
+        stats = WorkStats()
+        for message in batch:
+            item = self._parse(message, stats)
+            if item is None:
+                continue
+            decision = self.chain.decide(item, context)
+            if decision.decision == "indexed":
+                records.append(to_record(item, decision))
+                stats.indexed += 1
+            elif decision.decision == "quarantined":
+                self.state.hold(item, decision, self.settings.quarantine_days)
+                stats.quarantined += 1
+            else:
+                self.state.reject(decision)
+                self.bus.produce(REJECTED, decision.item_id, decision.model_dump_json().encode())
+                stats.rejected += 1
+                stats.rejected_by_rule[decision.reasons[0].rule] += 1
+            self.bus.produce(DECISIONS, decision.item_id, decision.model_dump_json().encode())
+        if records:
+            self.index.upsert(records)
+        self.bus.flush()
+        self._add(stats, consumed=len(batch))
+
+    def _parse(self, message: Message, stats: WorkStats) -> CollectedItem | None:
+        try:
+            item = CollectedItem.model_validate_json(message.value)
+            if item.schema_version != SCHEMA_VERSION:
+                raise ValueError(f"schema_version {item.schema_version} is not {SCHEMA_VERSION}")
+            return item
+        except (ValidationError, ValueError) as exc:
+            error = _first_error(exc)
+            self.bus.produce(DEAD_LETTER, message.key, json.dumps({
+                "error": error, "topic": message.topic, "partition": message.partition, "offset": message.offset,
+                "value": message.value.decode("utf-8", "replace")}).encode())
+            log.warning("dead-lettered topic=%s offset=%d error=%s", message.topic, message.offset, error)
+            stats.dead_lettered += 1
+            return None
+
+    def _add(self, batch: WorkStats, consumed: int) -> None:
+        self.stats.consumed += consumed
+        self.stats.indexed += batch.indexed
+        self.stats.quarantined += batch.quarantined
+        self.stats.rejected += batch.rejected
+        self.stats.dead_lettered += batch.dead_lettered
+        self.stats.rejected_by_rule.update(batch.rejected_by_rule)
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "item"
+        return f"invalid item: {where}: {first.get('msg')}"
+    return str(exc)

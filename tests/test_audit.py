@@ -1,0 +1,100 @@
+"""The local audit log on real SQLite: append-only, hash-chained, tamper-evident, serialized across processes."""
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.audit import LocalAuditLog
+from pipeline.errors import AuditUnavailable
+
+
+@pytest.fixture
+def log(tmp_path):
+    return LocalAuditLog(tmp_path / "audit.db", tmp_path / "audit.head")
+
+
+def fill(log, n=5):
+    for i in range(n):
+        log.append("query", "alice", {"query": f"term {i}", "tasking_id": "T-1"})
+
+
+def tamper(tmp_path, sql, *args):
+    """What an intruder with the file could do: drop the append-only triggers and rewrite rows."""
+    conn = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    conn.execute("DROP TRIGGER entries_no_update")
+    conn.execute("DROP TRIGGER entries_no_delete")
+    conn.execute(sql, args)
+    conn.close()
+
+
+def test_intact_chain_verifies(log):
+    fill(log)
+    result = log.verify()
+    assert result.ok and result.entries == 5
+    entries = list(log.entries())
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:]))
+
+
+def test_updates_and_deletes_are_refused_by_the_database(log, tmp_path):
+    fill(log, 2)
+    conn = sqlite3.connect(tmp_path / "audit.db")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE entries SET actor = 'mallory'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM entries")
+
+
+def test_an_edited_entry_is_named(log, tmp_path):
+    fill(log)
+    tamper(tmp_path, "UPDATE entries SET payload = ? WHERE seq = 3", '{"query":"something else","tasking_id":"T-1"}')
+    result = log.verify()
+    assert not result.ok and result.first_broken_seq == 3 and "altered" in result.problem
+
+
+def test_a_deleted_entry_is_named(log, tmp_path):
+    fill(log)
+    tamper(tmp_path, "DELETE FROM entries WHERE seq = 2")
+    result = log.verify()
+    assert not result.ok and result.first_broken_seq == 2
+
+
+def test_a_cut_off_tail_is_caught(log, tmp_path):
+    fill(log)
+    tamper(tmp_path, "DELETE FROM entries WHERE seq >= 4")
+    result = log.verify()
+    assert not result.ok and "removed" in result.problem
+
+
+def test_a_rehashed_forgery_still_breaks_the_link(log, tmp_path):
+    fill(log)
+    tamper(tmp_path, "UPDATE entries SET hash = ? WHERE seq = 2", "f" * 64)
+    result = log.verify()
+    assert not result.ok and result.first_broken_seq == 2
+
+
+def test_durable_across_reopen(log, tmp_path):
+    fill(log, 3)
+    reopened = LocalAuditLog(tmp_path / "audit.db", tmp_path / "audit.head")
+    reopened.append("query", "sam", {"query": "x"})
+    assert reopened.verify().ok and reopened.verify().entries == 4
+
+
+def test_concurrent_appenders_make_one_chain(tmp_path):
+    script = (
+        "import sys; from pathlib import Path; from pipeline.audit import LocalAuditLog\n"
+        "log = LocalAuditLog(Path(sys.argv[1]) / 'audit.db', Path(sys.argv[1]) / 'audit.head')\n"
+        "for i in range(60): log.append('query', sys.argv[2], {'i': i})\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), f"user{n}"]) for n in range(3)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    result = LocalAuditLog(tmp_path / "audit.db", tmp_path / "audit.head").verify()
+    assert result.ok and result.entries == 180
+
+
+def test_an_unwritable_log_refuses(tmp_path):
+    (tmp_path / "audit.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(AuditUnavailable, match="cannot be"):
+        LocalAuditLog(tmp_path / "audit.db", tmp_path / "audit.head").append("query", "alice", {})
