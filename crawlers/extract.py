@@ -1,0 +1,130 @@
+"""Parsing pages and feeds into what an item holds: pure functions on bytes and strings, no Scrapy."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import urljoin
+
+import feedparser
+import lxml.etree
+import lxml.html
+import regex
+import trafilatura
+
+log = logging.getLogger(__name__)
+# trafilatura logs ERROR for pages it cannot use (tiny or empty ones); main_text() falls back, so they are not crawl errors.
+logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+
+FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json", "application/rdf+xml")
+FEED_SNIFF = regex.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(rss|feed|rdf:RDF)\b", regex.DOTALL)
+WALL_TEXT = regex.compile(
+    r"(?i)\b(?:(?:log|sign)[ -]?in|register)\s+(?:to|in order to)\s+(?:see|view|read|continue|access)\b"
+    r"|\bmembers?[ -]only\b|\bsubscribers?[ -]only\b|\byou\s+(?:must|need\s+to)\s+(?:be\s+)?(?:logged|signed)[ -]?in\b"
+    r"|\bplease\s+(?:log|sign)[ -]?in\b")
+WALL_TEXT_MAX_CHARS = 1000  # a wall message only counts on a short page: the message is the page
+CHROME = ("header", "nav", "aside", "footer")
+
+
+@dataclass(frozen=True)
+class Page:
+    title: str
+    text: str
+    author: str | None
+    published_at: datetime | None
+    is_post: bool  # an <article> with an author: a forum post
+    login_wall_reason: str | None
+
+
+def is_feed(content_type: str, body: bytes) -> bool:
+    ct = content_type.split(";", 1)[0].strip().lower()
+    if ct in FEED_TYPES:
+        return True
+    if ct in ("text/html", "application/xhtml+xml"):
+        return False
+    return bool(FEED_SNIFF.match(body[:2048].lstrip(b"\xef\xbb\xbf")))
+
+
+def feed_links(body: bytes, base_url: str) -> list[str]:
+    """Absolute links of a feed's entries; a broken feed yields what could be read (feedparser never raises on bad XML)."""
+    parsed = feedparser.parse(body)
+    if parsed.get("bozo"):
+        log.info("event=feed_malformed url=%s error=%r", base_url, str(parsed.get("bozo_exception")))
+    links: list[str] = []
+    for entry in parsed.entries:
+        link = entry.get("link") or next((l.get("href") for l in entry.get("links", []) if l.get("href")), None)
+        if link:
+            links.append(urljoin(base_url, link))
+    return links
+
+
+def parse_datetime(value: str | None) -> datetime | None:
+    """An ISO 8601 timestamp as aware UTC (naive means UTC); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def _text(el: lxml.html.HtmlElement | None) -> str:
+    if el is None:
+        return ""
+    return " ".join(el.text_content().split())
+
+
+def _first(doc: lxml.html.HtmlElement, *xpaths: str) -> str:
+    for xp in xpaths:
+        for found in doc.xpath(xp):
+            value = found if isinstance(found, str) else _text(found)
+            value = " ".join(str(value).split())
+            if value:
+                return value
+    return ""
+
+
+def login_wall_reason(doc: lxml.html.HtmlElement, text: str) -> str | None:
+    """Why the page's content sits behind a login, or None: a password form outside the page chrome, or a short 'log in to see' page."""
+    chrome = " or ".join(f"ancestor::{tag}" for tag in CHROME)
+    if doc.xpath(f"//input[translate(@type, 'PASWORD', 'pasword')='password'][not({chrome})]"):
+        return "password_form"
+    if len(text) <= WALL_TEXT_MAX_CHARS:
+        match = WALL_TEXT.search(text)
+        if match:
+            return f"wall_text: {match.group(0).lower()}"
+    return None
+
+
+def main_text(html: str, url: str, doc: lxml.html.HtmlElement) -> str:
+    text = ""
+    if html.strip():
+        text = trafilatura.extract(html, url=url, favor_precision=True, include_comments=False, include_tables=True,
+                                   deduplicate=False) or ""
+    if not text.strip():
+        article = doc.find(".//article")
+        fallback = article if article is not None else doc.find(".//body")
+        text = "\n".join(" ".join(p.split()) for p in (fallback.itertext() if fallback is not None else []) if p.strip())
+    return text.strip()
+
+
+def extract_page(html: str, url: str) -> Page:
+    """Title, main text, author, publication time, kind and login-wall verdict of one HTML page."""
+    try:
+        doc = lxml.html.document_fromstring(html.replace("\x00", ""))
+    except (lxml.etree.ParserError, ValueError):  # empty or unparseable: an empty page, not a crashed crawl
+        doc = lxml.html.document_fromstring("<html><body></body></html>")
+        html = ""
+    article = doc.find(".//article")
+    author = _first(doc, "//meta[@name='author']/@content", "//*[contains(concat(' ', normalize-space(@class), ' '), ' author ')]",
+                    "//*[@rel='author']") or None
+    article_author = article is not None and bool(
+        article.xpath(".//*[contains(concat(' ', normalize-space(@class), ' '), ' author ')] | .//*[@rel='author']")
+        or doc.xpath("//meta[@name='author']/@content"))
+    title = _first(doc, "//article//h1", "//article//h2", "//meta[@property='og:title']/@content", "//title") if article is not None \
+        else _first(doc, "//meta[@property='og:title']/@content", "//title")
+    published = _first(doc, "//article//time/@datetime", "//meta[@property='article:published_time']/@content", "//time/@datetime")
+    text = main_text(html, url, doc)
+    return Page(title=title, text=text, author=author, published_at=parse_datetime(published),
+                is_post=article_author, login_wall_reason=login_wall_reason(doc, text))
