@@ -1,0 +1,20 @@
+"""Documentation that is generated from the code must be current; the README's contracts must hold."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pipeline.docs import DOCS_DIR, PAGES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_generated_pages_are_current():
+    for name, render in PAGES.items():
+        assert (DOCS_DIR / name).read_text() == render(), f"docs/{name} is stale: run `python -m pipeline.docs`"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    test_command = re.search(r"Run the tests:\s*```(?:sh|bash)?\n(.+?)\n```", readme, re.S).group(1).strip()
+    assert test_command in (ROOT / ".ci" / "run").read_text()
