@@ -21,7 +21,7 @@ def crawl_under_tasking(app: App, tasking_id: str, start_url: str) -> dict:
         hint = f"a supervisor must run `fcmon tasking approve {tasking.id}`" if status == "pending" else "request a new tasking"
         raise FcmonError(f"tasking {tasking.id} is {status}: nothing is collected without an active tasking", hint)
     app.audit.append("crawl.start", user.name, {"tasking_id": tasking.id, "start_url": start_url})
-    summary = run_crawl(app.settings, app.data_dir, tasking, start_url)
+    summary = run_crawl(app.settings, app.data_dir, tasking, start_url, progress=True)
     app.audit.append("crawl.end", user.name, {"tasking_id": tasking.id, **summary})
     return summary
 
