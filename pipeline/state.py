@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,3 @@ class State:
         (held,) = self.conn.execute("SELECT count(*) FROM quarantine").fetchone()
         (rejected,) = self.conn.execute("SELECT count(*) FROM rejections").fetchone()
         return {"quarantined": held, "rejected": rejected}
-
-
-def as_of(value: str) -> datetime:
-    return datetime.fromisoformat(value)
