@@ -33,7 +33,9 @@ class Progress:
 
     def report(self) -> None:
         assert self.crawler.stats is not None
-        print(progress_line(self.crawler.stats.get_stats()), file=sys.stderr, flush=True)
+        source = getattr(getattr(self.crawler, "spider", None), "source", None)
+        suffix = f" source={source.id}" if source is not None else ""
+        print(progress_line(self.crawler.stats.get_stats()) + suffix, file=sys.stderr, flush=True)
 
     def spider_opened(self) -> None:
         self.task = create_looping_call(self.report)

@@ -11,6 +11,7 @@ import lxml.etree
 import lxml.html
 import regex
 import trafilatura
+from w3lib.encoding import html_to_unicode
 
 log = logging.getLogger(__name__)
 # trafilatura logs ERROR for pages it cannot use (tiny or empty ones); main_text() falls back, so they are not crawl errors.
@@ -56,6 +57,20 @@ def feed_links(body: bytes, base_url: str) -> list[str]:
         if link:
             links.append(urljoin(base_url, link))
     return links
+
+
+def _utf8_else_windows_1252(body: bytes) -> str:
+    try:
+        body.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "cp1252"
+
+
+def decode_html(body: bytes, content_type: str) -> str:
+    """HTML as text: BOM, then the header's charset, then <meta>; undeclared, UTF-8 when it decodes, else windows-1252
+    (the WHATWG default for legacy pages, where a statistical guess on a short page is often wrong)."""
+    return html_to_unicode(content_type or None, body, auto_detect_fun=_utf8_else_windows_1252)[1]
 
 
 def parse_datetime(value: str | None) -> datetime | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from crawlers.middlewares import LOGIN_WALL_ORDER, PROVENANCE_ORDER, PUBLIC_ONLY_ORDER
+from crawlers.traps import TRAP_ORDER
 from pipeline.datadir import DataDir
 from pipeline.models import Tasking
 from pipeline.settings import Settings
@@ -40,6 +41,7 @@ def scrapy_settings(settings: Settings, data_dir: DataDir | None = None, tasking
             "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
             "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
             "crawlers.middlewares.LoginWallMiddleware": LOGIN_WALL_ORDER,
+            "crawlers.traps.CrawlTrapMiddleware": TRAP_ORDER,
             "crawlers.middlewares.PublicOnlyMiddleware": PUBLIC_ONLY_ORDER,
             "crawlers.middlewares.ProvenanceMiddleware": PROVENANCE_ORDER,
         },

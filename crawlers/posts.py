@@ -1,0 +1,225 @@
+"""Posts out of public API answers, feeds and preview pages: pure functions on bytes and dicts, no Scrapy.
+
+Each parser returns `Post`s and skips, without failing, any entry it cannot read; what the author asked not
+to be shown to the public (Mastodon `noindex`, Bluesky `!no-unauthenticated`) is skipped and counted.
+"""
+from __future__ import annotations
+
+import calendar
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+import lxml.etree
+import lxml.html
+import regex
+
+from crawlers.extract import parse_datetime
+
+log = logging.getLogger(__name__)
+
+COUNT = regex.compile(r"^\s*([\d.,]+)\s*([KkMmBb]?)\s*$")
+MULTIPLIERS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
+HIDDEN_FROM_PUBLIC = "!no-unauthenticated"  # the Bluesky label of authors who asked not to be shown logged out
+
+
+@dataclass
+class Post:
+    url: str
+    text: str
+    title: str = ""
+    author: str | None = None
+    handle: str | None = None
+    published_at: datetime | None = None
+    engagement: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Parsed:
+    posts: list[Post] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    next_url: str | None = None
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+def html_text(fragment: str | None) -> str:
+    """Readable text of an HTML fragment: line breaks kept at <br> and block ends, whitespace collapsed."""
+    if not fragment or not fragment.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(fragment.replace("\x00", ""), create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return " ".join(fragment.split())
+    for el in root.iter("br", "p", "div", "li"):
+        el.tail = "\n" + (el.tail or "")
+    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def count(value: Any) -> int | None:
+    """An engagement count: an int, or text such as '1,204', '3.4K' or '2M'; None when unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    match = COUNT.match(str(value or ""))
+    if not match:
+        return None
+    try:
+        return int(float(match.group(1).replace(",", "")) * MULTIPLIERS[match.group(2).lower()])
+    except ValueError:
+        return None
+
+
+def counts(**values: Any) -> dict[str, int]:
+    return {k: n for k, v in values.items() if (n := count(v)) is not None}
+
+
+def _struct_time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc) if value else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+# --- Mastodon: /api/v1/timelines/public and /api/v1/timelines/tag/NAME ----------------------------------
+
+def mastodon_posts(statuses: Any, instance_url: str) -> Parsed:
+    """Statuses of a Mastodon timeline; boosts count as the boosted post; only public posts of indexable accounts."""
+    out = Parsed()
+    if not isinstance(statuses, list):
+        out.skip("not_a_list")
+        return out
+    instance = (urlsplit(instance_url).hostname or "").lower()
+    for status in statuses:
+        if not isinstance(status, dict):
+            out.skip("malformed")
+            continue
+        status = status.get("reblog") if isinstance(status.get("reblog"), dict) else status
+        account = status.get("account") if isinstance(status.get("account"), dict) else {}
+        url = status.get("url") or status.get("uri")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            out.skip("malformed")
+            continue
+        if status.get("visibility", "public") != "public":
+            out.skip("not_public")
+            continue
+        if account.get("noindex") is True:
+            out.skip("noindex")
+            continue
+        acct = str(account.get("acct") or account.get("username") or "")
+        handle = f"@{acct}" if "@" in acct else (f"@{acct}@{instance}" if acct else None)
+        spoiler = str(status.get("spoiler_text") or "")
+        text = html_text(status.get("content"))
+        out.posts.append(Post(
+            url=url, text=f"{spoiler}\n{text}".strip(), title=spoiler, author=account.get("display_name") or acct or None,
+            handle=handle, published_at=parse_datetime(status.get("created_at")),
+            engagement=counts(replies=status.get("replies_count"), reposts=status.get("reblogs_count"),
+                              likes=status.get("favourites_count"))))
+    return out
+
+
+def mastodon_next(link_header: str, current: str) -> str | None:
+    """The rel="next" URL of a Mastodon Link header (older posts)."""
+    for part in link_header.split(","):
+        match = regex.search(r'<([^>]+)>\s*;\s*rel="?next"?', part)
+        if match:
+            return urljoin(current, match.group(1))
+    return None
+
+
+# --- Bluesky: app.bsky.feed.searchPosts and app.bsky.feed.getAuthorFeed on the public AppView -----------
+
+def bluesky_posts(data: Any, web_url: str) -> Parsed:
+    """Post views of a searchPosts ({"posts": [...]}) or getAuthorFeed ({"feed": [{"post": ...}]}) answer."""
+    out = Parsed()
+    if not isinstance(data, dict):
+        out.skip("not_an_object")
+        return out
+    views = data.get("posts") if isinstance(data.get("posts"), list) else [
+        e.get("post") for e in data.get("feed") or [] if isinstance(e, dict)]
+    for view in views:
+        author = view.get("author") if isinstance(view, dict) else None
+        record = view.get("record") if isinstance(view, dict) else None
+        uri = view.get("uri") if isinstance(view, dict) else None
+        if not isinstance(author, dict) or not isinstance(record, dict) or not isinstance(uri, str) or not author.get("handle"):
+            out.skip("malformed")
+            continue
+        labels = {lab.get("val") for lab in author.get("labels") or [] if isinstance(lab, dict)}
+        if HIDDEN_FROM_PUBLIC in labels:
+            out.skip("no_unauthenticated")
+            continue
+        handle = str(author["handle"])
+        rkey = uri.rstrip("/").rsplit("/", 1)[-1]
+        out.posts.append(Post(
+            url=f"{web_url.rstrip('/')}/profile/{handle}/post/{rkey}", text=str(record.get("text") or ""),
+            author=author.get("displayName") or handle, handle=f"@{handle}",
+            published_at=parse_datetime(record.get("createdAt")),
+            engagement=counts(replies=view.get("replyCount"), reposts=view.get("repostCount"), likes=view.get("likeCount"),
+                              quotes=view.get("quoteCount"))))
+    return out
+
+
+# --- Telegram: t.me/s/NAME public channel previews -------------------------------------------------------
+
+def telegram_posts(html: str, page_url: str) -> Parsed:
+    """Messages of a public channel's preview page, and the URL of the older messages when there is one."""
+    out = Parsed()
+    try:
+        doc = lxml.html.document_fromstring(html.replace("\x00", "") or "<html></html>")
+    except (lxml.etree.ParserError, ValueError):
+        out.skip("malformed")
+        return out
+    for msg in doc.xpath("//div[contains(concat(' ', normalize-space(@class), ' '), ' tgme_widget_message ')][@data-post]"):
+        post_id = msg.get("data-post")
+        texts = msg.xpath(".//div[contains(@class, 'tgme_widget_message_text')]")
+        text = html_text(lxml.html.tostring(texts[0], encoding="unicode")) if texts else ""
+        if not text:
+            out.skip("no_text")
+            continue
+        owner = " ".join(" ".join(msg.xpath(".//*[contains(@class, 'tgme_widget_message_owner_name')]//text()")).split())
+        when = msg.xpath(".//*[contains(@class, 'tgme_widget_message_date')]//time/@datetime")
+        views = msg.xpath(".//*[contains(@class, 'tgme_widget_message_views')]/text()")
+        channel = post_id.split("/", 1)[0]
+        out.posts.append(Post(url=urljoin(page_url, f"/{post_id}"), text=text, author=owner or channel, handle=f"@{channel}",
+                              published_at=parse_datetime(when[0]) if when else None,
+                              engagement=counts(views=views[0]) if views else {}))
+    older = doc.xpath("//link[@rel='prev']/@href")
+    out.next_url = urljoin(page_url, older[0]) if older else None
+    return out
+
+
+# --- RSS and Atom feeds (news, Reddit, YouTube) ----------------------------------------------------------
+
+def feed_posts(body: bytes, feed_url: str) -> Parsed:
+    """Entries of an RSS or Atom feed; a broken feed yields what could be read (feedparser never raises)."""
+    out = Parsed()
+    parsed = feedparser.parse(body)
+    if parsed.get("bozo"):
+        log.info("event=feed_malformed url=%s error=%r", feed_url, str(parsed.get("bozo_exception")))
+    for entry in parsed.entries:
+        link = entry.get("link") or next((l.get("href") for l in entry.get("links", []) if l.get("href")), None)
+        if not link:
+            out.skip("no_link")
+            continue
+        content = entry.get("content") or []
+        body_html = (content[0].get("value") if content else None) or entry.get("summary") or ""
+        author = entry.get("author") or None
+        handle = None
+        if entry.get("yt_channelid"):
+            handle = entry["yt_channelid"]
+        elif author and regex.match(r"^/?u/\w", author):
+            handle = author.lstrip("/")
+        stats = entry.get("media_statistics") or {}
+        rating = entry.get("media_starrating") or {}
+        out.posts.append(Post(
+            url=urljoin(feed_url, link), title=" ".join(str(entry.get("title") or "").split()), text=html_text(body_html),
+            author=author, handle=handle,
+            published_at=_struct_time(entry.get("published_parsed") or entry.get("updated_parsed")),
+            engagement=counts(views=stats.get("views"), likes=rating.get("count"))))
+    return out

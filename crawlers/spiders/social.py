@@ -1,0 +1,78 @@
+"""Spiders for public social-media endpoints that need no account: Mastodon, Bluesky, Telegram channel previews."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import scrapy
+from scrapy.http import Response
+
+from crawlers.posts import Parsed, bluesky_posts, mastodon_next, mastodon_posts, telegram_posts
+from crawlers.spiders.base import SourceSpider
+
+
+class PagedSpider(SourceSpider):
+    """Follows a source's 'older posts' link up to source.pages pages per start URL."""
+
+    def next_page(self, response: Response, parsed: Parsed) -> Iterator[scrapy.Request]:
+        page = response.meta.get("fcmon_page", 1)
+        if parsed.next_url and parsed.posts and page < getattr(self.source, "pages", 1):
+            yield self.request(parsed.next_url, callback=self.parse, meta={"fcmon_page": page + 1})
+
+
+def json_body(spider: SourceSpider, response: Response) -> Any:
+    """The answer's JSON, or None (counted as fcmon/parse_errors) when it is not JSON."""
+    try:
+        return json.loads(response.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        spider.crawler.stats.inc_value("fcmon/parse_errors")
+        spider.logger.warning("event=parse_error source=%s url=%s error=%r", spider.source.id, response.url, f"malformed JSON: {exc}")
+        return None
+
+
+class MastodonSpider(PagedSpider):
+    """The instance's public REST API: /api/v1/timelines/public and /api/v1/timelines/tag/NAME."""
+
+    name = "mastodon"
+    item_kind = "mastodon_post"
+
+    def parse_response(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        if self.walled(response):
+            return
+        data = json_body(self, response)
+        if data is None:
+            return
+        parsed = mastodon_posts(data, self.source.instance)
+        link = (response.headers.get("Link") or b"").decode("latin-1")
+        parsed.next_url = mastodon_next(link, response.url) if link else None
+        yield from self.post_items(response, parsed)
+        yield from self.next_page(response, parsed)
+
+
+class BlueskySpider(SourceSpider):
+    """The public AppView: app.bsky.feed.searchPosts and app.bsky.feed.getAuthorFeed, no account and no token."""
+
+    name = "bluesky"
+    item_kind = "bluesky_post"
+
+    def parse_response(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        if self.walled(response):
+            return
+        data = json_body(self, response)
+        if data is not None:
+            yield from self.post_items(response, bluesky_posts(data, self.source.web))
+
+
+class TelegramSpider(PagedSpider):
+    """Public channel previews at t.me/s/NAME (the page Telegram shows anyone without an account)."""
+
+    name = "telegram"
+    item_kind = "telegram_post"
+
+    def parse_response(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        if self.walled(response):
+            return
+        parsed = telegram_posts(response.text, response.url)
+        yield from self.post_items(response, parsed)
+        yield from self.next_page(response, parsed)
