@@ -3,12 +3,17 @@
 A guard is a small class, built `from_settings` when it needs configuration, with one method:
 `check(item, context) -> Verdict`. A verdict always says which rule decided, the clause of law or
 directive behind it and, in words, why; never a bare bool.
+
+Stages that transform (PII masking, person-profile removal) return the changed item in `Verdict.item`;
+the chain hands it to the next stages and the worker stores it. `Verdict.annotations` are fields of the
+GuardDecision (and of the stored IndexedRecord) the stage contributes, e.g. `pii_masked` counts or
+`non_subject_identifiers`; the chain merges them (dicts are summed, lists concatenated).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Literal, Mapping, Protocol, runtime_checkable
 
 from pipeline.models import CollectedItem, Reason, Tasking
 from pipeline.settings import Settings
@@ -23,9 +28,12 @@ class Verdict:
     clause: str
     reason: str
     signals: tuple[str, ...] = ()
+    item: CollectedItem | None = None
+    annotations: Mapping[str, Any] = field(default_factory=dict)
 
     def as_reason(self) -> Reason:
-        return Reason(rule=self.rule, clause=self.clause, message=self.reason, signals=list(self.signals))
+        # Built from a stage's own strings: no validation needed (the hot path builds one per stage per item).
+        return Reason.model_construct(rule=self.rule, clause=self.clause, message=self.reason, signals=list(self.signals))
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,9 @@ class Stage:
     rule = ""
     clause = ""
 
-    def passed(self, reason: str, *signals: str) -> Verdict:
-        return Verdict("pass", self.rule, self.clause, reason, signals)
+    def passed(self, reason: str, *signals: str, item: CollectedItem | None = None,
+               annotations: Mapping[str, Any] | None = None) -> Verdict:
+        return Verdict("pass", self.rule, self.clause, reason, signals, item, annotations or {})
 
     def rejected(self, reason: str, *signals: str, clause: str | None = None) -> Verdict:
         return Verdict("reject", self.rule, clause or self.clause, reason, signals)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import logging
 from datetime import datetime
+from typing import Any, Callable
 
 from guards.base import Guard, GuardContext, Verdict
 from guards.labels import labels_for, recorded_predicate
@@ -47,28 +48,59 @@ class GuardChain:
         log.info("guard chain enabled=%s", ",".join(g.rule for g in chain.guards))
         return chain
 
-    def run(self, item: CollectedItem, context: GuardContext) -> list[Verdict]:
+    def run(self, item: CollectedItem, context: GuardContext) -> tuple[list[Verdict], CollectedItem]:
+        """Every stage in order until the first rejection; returns the verdicts and the item as transformed."""
         verdicts = []
         for guard in self.guards:
             verdict = guard.check(item, context)
             verdicts.append(verdict)
             if verdict.outcome == "reject":
                 break
-        return verdicts
+            if verdict.item is not None:
+                item = verdict.item
+        return verdicts, item
 
-    def decide(self, item: CollectedItem, context: GuardContext) -> GuardDecision:
-        verdicts = self.run(item, context)
+    def apply(self, item: CollectedItem, context: GuardContext) -> tuple[GuardDecision, CollectedItem]:
+        """The decision and the item to store (masked and labelled by the transforming stages)."""
+        verdicts, stored = self.run(item, context)
         rejects = [v for v in verdicts if v.outcome == "reject"]
         holds = [v for v in verdicts if v.outcome == "quarantine"]
         base = {"item_id": item.id, "tasking_id": item.tasking_id, "content_sha256": item.content_sha256, "decided_at": context.now}
         if rejects:
-            return GuardDecision(decision="rejected", reasons=[v.as_reason() for v in rejects + holds], **base)
+            return GuardDecision(decision="rejected", reasons=[v.as_reason() for v in rejects + holds], **base), item
         tasking = context.tasking_for(item)
         assert tasking is not None, "a chain without lawful_purpose must not store anything"
         outcome = "quarantined" if holds else "indexed"
         return GuardDecision(decision=outcome, reasons=[v.as_reason() for v in (holds or verdicts)],
-                             labels=labels_for(tasking, item.fetched_at, context.settings),
-                             predicate=recorded_predicate(tasking), **base)
+                             labels=cached(context, ("labels", tasking.id, item.fetched_at.date()),
+                                           lambda: labels_for(tasking, item.fetched_at, context.settings)),
+                             predicate=cached(context, ("predicate", tasking.id), lambda: recorded_predicate(tasking)),
+                             **merged_annotations(verdicts), **base), stored
+
+    def decide(self, item: CollectedItem, context: GuardContext) -> GuardDecision:
+        return self.apply(item, context)[0]
+
+
+def cached(context: GuardContext, key: tuple, make: Callable[[], Any]) -> Any:
+    """Per-context memo (one worker batch, one guard-check run): labels and predicates repeat across items."""
+    if key not in context.extras:
+        context.extras[key] = make()
+    return context.extras[key]
+
+
+def merged_annotations(verdicts: list[Verdict]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for verdict in verdicts:
+        for key, value in verdict.annotations.items():
+            if isinstance(value, dict):
+                bucket = merged.setdefault(key, {})
+                for k, n in value.items():
+                    bucket[k] = bucket.get(k, 0) + n
+            elif isinstance(value, list):
+                merged.setdefault(key, []).extend(v for v in value if v not in merged.get(key, []))
+            else:
+                merged[key] = value
+    return merged
 
 
 def rejected_for_schema(raw: str | bytes, error: str, now: datetime) -> GuardDecision:

@@ -5,6 +5,8 @@ that basis. Explainable by construction: the verdict lists every lexicon term th
 """
 from __future__ import annotations
 
+import functools
+import re
 import tomllib
 from pathlib import Path
 
@@ -16,24 +18,54 @@ from pipeline.models import CollectedItem
 from pipeline.settings import Settings
 
 LEXICON_FILE = "lexicons/first_amendment.toml"
+WORD = re.compile(r"\w+")
 
 
 class Lexicon:
     """Named term lists compiled to one whole-word pattern per category."""
 
-    def __init__(self, categories: dict[str, list[str]]):
+    def __init__(self, categories: dict[str, list[str]], exceptions: list[str] | None = None):
+        # Phrases that look like a term but are not one ("in March", "mass air flow"): blanked before matching.
+        self.exceptions = regex.compile("|".join(f"(?:{p})" for p in exceptions), regex.IGNORECASE) if exceptions else None
         self.patterns = {
             name: regex.compile(r"(?<!\w)(?:" + "|".join(regex.escape(t) for t in sorted(terms, key=len, reverse=True)) + r")(?!\w)",
                                 regex.IGNORECASE)
             for name, terms in categories.items() if terms
         }
+        # The first word of every term: a category's pattern runs only when one of them is in the text (fast path).
+        self.first_words = {name: frozenset(WORD.findall(t.lower())[0] for t in terms if WORD.findall(t))
+                            for name, terms in categories.items() if terms}
+
+    def candidates(self, text: str) -> list[str]:
+        words = set(WORD.findall(text.lower()))
+        return [name for name, firsts in self.first_words.items() if not firsts.isdisjoint(words)]
 
     def signals(self, text: str) -> list[str]:
         found: list[str] = []
-        for name, pattern in self.patterns.items():
-            terms = sorted({m.group(0).lower() for m in pattern.finditer(text)})
+        names = self.candidates(text)
+        if names and self.exceptions is not None:
+            text = self.exceptions.sub(" ", text)
+            names = self.candidates(text)
+        for name in names:
+            terms = sorted({m.group(0).lower() for m in self.patterns[name].finditer(text)})
             found.extend(f"{name}:{term}" for term in terms)
         return found
+
+
+def load_lexicons(settings: Settings) -> dict[str, Lexicon]:
+    """The `protected` and `criminal_conduct` lexicons of config/lexicons/first_amendment.toml."""
+    return _load(Path(settings.config_dir) / LEXICON_FILE)
+
+
+@functools.cache
+def _load(path: Path) -> dict[str, Lexicon]:
+    try:
+        data = tomllib.loads(path.read_text())
+        exceptions = data.get("not_protected", {}).get("patterns", [])
+        return {"protected": Lexicon(data["protected"], exceptions), "criminal_conduct": Lexicon(data["criminal_conduct"])}
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise FcmonError(f"cannot load the First Amendment lexicons from {path} ({exc})",
+                         "restore config/lexicons/first_amendment.toml") from exc
 
 
 class FirstAmendment(Stage):
@@ -45,13 +77,8 @@ class FirstAmendment(Stage):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FirstAmendment:
-        path = Path(settings.config_dir) / LEXICON_FILE
-        try:
-            data = tomllib.loads(path.read_text())
-            return cls(Lexicon(data["protected"]), Lexicon(data["criminal_conduct"]))
-        except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
-            raise FcmonError(f"cannot load the First Amendment lexicons from {path} ({exc})",
-                             "restore config/lexicons/first_amendment.toml") from exc
+        lexicons = load_lexicons(settings)
+        return cls(lexicons["protected"], lexicons["criminal_conduct"])
 
     def check(self, item: CollectedItem, context: GuardContext) -> Verdict:
         text = f"{item.title}\n{item.text}"

@@ -1,30 +1,33 @@
-"""Rule 1, lawful purpose: no tasking, no storage."""
+"""Rule 1, lawful purpose: no tasking, no storage; and rule 7's tasking checks, applied again at use."""
 from __future__ import annotations
 
 from guards.base import GuardContext, Stage, Verdict
 from guards.scope import uncovered
+from guards.tasking_rules import TaskingLexicon, load_tasking_lexicon, use_problems
 from pipeline.models import CollectedItem
+from pipeline.settings import Settings
 
 
 class LawfulPurpose(Stage):
     rule = "lawful_purpose"
     clause = "D3.IV.A.11.a; D3.IV.B.2.d; 28CFR23.20(a)"
 
+    def __init__(self, lexicon: TaskingLexicon):
+        self.lexicon = lexicon
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LawfulPurpose:
+        return cls(load_tasking_lexicon(settings))
+
     def check(self, item: CollectedItem, context: GuardContext) -> Verdict:
         tasking = context.tasking_for(item)
         if tasking is None:
             return self.rejected(f"no tasking {item.tasking_id!r}: nothing is stored without a lawful purpose")
-        if tasking.revoked:
-            return self.rejected(f"tasking {tasking.id} was revoked")
-        if tasking.expires_at <= context.now:
-            return self.rejected(f"tasking {tasking.id} expired at {tasking.expires_at.isoformat()}")
-        if not tasking.approved_by or not tasking.approved_at:
-            return self.rejected(f"tasking {tasking.id} is not approved by a supervisor")
-        if tasking.approved_by == tasking.requested_by:
-            return self.rejected(f"tasking {tasking.id} was approved by its own requester")
-        approver_role = None if context.roles is None else context.roles.get(tasking.approved_by)
-        if approver_role != "supervisor":
-            return self.rejected(f"tasking {tasking.id} approver {tasking.approved_by} does not hold the supervisor role")
+        problems = context.extras.get(("tasking_problems", tasking.id))
+        if problems is None:
+            problems = context.extras[("tasking_problems", tasking.id)] = use_problems(tasking, context.roles, context.now, self.lexicon)
+        if problems:
+            return self.rejected("; ".join(p.message for p in problems), clause=problems[0].clause)
         outside = uncovered(tasking.scope, item)
         if outside:
             return self.rejected(f"out of the scope of tasking {tasking.id}: {outside}")

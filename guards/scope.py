@@ -1,6 +1,7 @@
 """Whether a tasking's scope covers an item: its domains, accounts and keywords."""
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 import regex
@@ -19,7 +20,13 @@ def host_in(host: str, domains: list[str]) -> bool:
 def keyword_hits(keywords: list[str], *texts: str) -> list[str]:
     """Keywords (or #hashtags) found as whole words, case-insensitively."""
     haystack = "\n".join(texts)
-    return [k for k in keywords if regex.search(rf"(?<!\w){regex.escape(k)}(?!\w)", haystack, regex.IGNORECASE)]
+    lowered = haystack.lower()
+    return [k for k in keywords if k.lower() in lowered and keyword_pattern(k).search(haystack)]
+
+
+@functools.lru_cache(maxsize=4096)
+def keyword_pattern(keyword: str) -> regex.Pattern:
+    return regex.compile(rf"(?<!\w){regex.escape(keyword)}(?!\w)", regex.IGNORECASE)
 
 
 def uncovered(scope: TaskingScope, item: CollectedItem) -> str | None:

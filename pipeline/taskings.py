@@ -1,6 +1,7 @@
 """The tasking lifecycle: requested, approved by a supervisor who is not the requester, revoked or expired."""
 from __future__ import annotations
 
+from guards.tasking_rules import load_tasking_lexicon, request_problems
 from pipeline.app import App
 from pipeline.errors import FcmonError, Forbidden
 from pipeline.models import Tasking, utcnow
@@ -21,6 +22,10 @@ def request_tasking(app: App, user: User, tasking: Tasking) -> tuple[Tasking, li
     tasking = tasking.model_copy(update={f: Tasking.model_fields[f].default for f in APPROVAL_FIELDS} | {"created_at": utcnow()})
     if tasking.expires_at <= utcnow():
         raise FcmonError(f"tasking {tasking.id} expires in the past ({tasking.expires_at.isoformat()})", "set a future expires_at")
+    problems = request_problems(tasking, load_tasking_lexicon(app.settings))
+    if problems:
+        raise FcmonError(f"tasking {tasking.id} refused: " + "; ".join(f"{p.message} ({p.clause})" for p in problems),
+                         "rewrite the tasking (see docs/compliance.md, rule 7)")
     app.state.put_tasking(tasking, new=True)
     app.audit.append("tasking.request", user.name, tasking.model_dump(mode="json"))
     return tasking, dropped

@@ -14,7 +14,7 @@ ROLES = {"alice": "analyst", "sam": "supervisor", "dana": "detective", "ada": "a
 
 def make_tasking(**overrides: Any) -> Tasking:
     fields: dict[str, Any] = dict(
-        id="T-1", kind="criminal_predicate", case_number="2026-CR-1", predicate="Reasonable suspicion that X sells stolen converters.",
+        id="T-1", kind="criminal_predicate", case_number="2026-CR-1", predicate="Reasonable suspicion, from theft reports RD-1 to RD-9, that user wrenchman sells stolen converters on the forum.",
         criminal_activity="sale of stolen property", requested_by="alice", approved_by="sam",
         approved_at=NOW - timedelta(days=1), expires_at=NOW + timedelta(days=30),
         scope={"domains": ["forum.example"], "keywords": ["converter", "converters"]})

@@ -19,8 +19,11 @@ def home(tmp_path):
     return tmp_path, env
 
 
+FACTS = "Theft reports RD-1 to RD-9 list converters cut from cars; user wrenchman sells them on the forum."
+
+
 def tasking_file(tmp_path, **overrides):
-    body = {"id": "T-1", "kind": "criminal_predicate", "case_number": "C-1", "predicate": "facts", "criminal_activity": "theft",
+    body = {"id": "T-1", "kind": "criminal_predicate", "case_number": "C-1", "predicate": FACTS, "criminal_activity": "theft of catalytic converters",
             "requested_by": "alice", "expires_at": (utcnow() + timedelta(days=30)).isoformat(),
             "scope": {"domains": ["forum.example"], "keywords": ["converter"]}} | overrides
     path = tmp_path / f"{body['id']}.json"

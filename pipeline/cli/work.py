@@ -4,6 +4,7 @@ import click
 
 from guards.chain import GuardChain
 from pipeline.cli import app_options, cli, emit, get_app, progress
+from pipeline.quarantine import purge_expired
 from pipeline.worker import Worker
 
 
@@ -16,6 +17,7 @@ def work(ctx: click.Context, data_dir: str | None, acting_user: str | None, unti
     """Run the guard/index worker on fcm.collected (SIGTERM finishes the batch, commits and exits)."""
     app = get_app(ctx, data_dir, acting_user)
     chain = GuardChain.from_settings(app.settings)
+    purge_expired(app)  # holds older than quarantine_days (pipeline/quarantine.py)
     progress(f"work: guards={','.join(g.rule for g in chain.guards)} bus={app.settings.bus} index={app.settings.index}")
     worker = Worker(app.settings, app.bus, app.index, app.state, chain, progress=lambda s: progress(
         "work: consumed={consumed} indexed={indexed} quarantined={quarantined} rejected={rejected} "

@@ -1,0 +1,106 @@
+"""Benchmark the guard chain: items/s on one core for ~1 KB JSON items (parse + decide), and the chain's
+share of the worker's per-item cost (the real worker on the local bus and index, same items).
+
+    taskset -c 0 .venv/bin/python bench/bench_guards.py --n 20000
+
+Items are forum posts of ~1 KB JSON: most are in scope and indexed, some carry contact details
+(masked), a few mention protests (rejected) or lack keywords (rejected), so every stage does work.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from guards.base import GuardContext
+from guards.chain import GuardChain
+from pipeline.app import App
+from pipeline.bus import COLLECTED
+from pipeline.datadir import DataDir
+from pipeline.models import CollectedItem, Tasking, utcnow
+from pipeline.settings import Settings
+from pipeline.worker import Worker
+
+ROLES = {"alice": "analyst", "sam": "supervisor"}
+FILLER = ("seller says the parts came off a fleet of vans near the yard and wants cash only, pickup after dark, "
+          "no receipts, prices negotiable for bulk buyers who can move them quickly out of state ")
+VARIANTS = [
+    "Six catalytic converters, $150 each. {f}",
+    "Converter lot for sale, text his cousin at 312-555-01{n:02d} or mail buddy{n}@mail.example. {f}",
+    "Converters stacked at 4200 W Grand Ave, ask @bystander{n}. {f}",
+    "Rally downtown about the converter thefts, bring signs. {f}",
+    "Garden day at the park, volunteers wanted. {f}",
+]
+
+
+def make_items(n: int, tasking: Tasking) -> list[bytes]:
+    rng = random.Random(7)
+    now = utcnow()
+    out = []
+    for i in range(n):
+        text = rng.choice(VARIANTS).format(f=FILLER * 3, n=i % 100)[:720]
+        item = CollectedItem(tasking_id=tasking.id, source_kind="forum_post", source_id="forum.example", spider="site",
+                             url=f"https://forum.example/post/{i}", fetched_at=now - timedelta(minutes=5),
+                             request={"method": "GET", "headers": {"User-Agent": "fcmon/0.1", "Accept": "text/html"}},
+                             response={"status": 200, "headers": {"Content-Type": "text/html"}}, robots_allowed=True,
+                             login_wall_detected=False, title=f"Post {i}", text=text, author=f"user{i % 50}")
+        out.append(item.model_dump_json().encode())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20000)
+    args = parser.parse_args()
+    now = utcnow()
+    tasking = Tasking(id="T-B", kind="criminal_predicate", case_number="B-1", requested_by="alice", approved_by="sam",
+                      predicate="Reasonable suspicion, from theft reports RD-1 to RD-9, that forum users sell converters cut from cars.",
+                      criminal_activity="theft and sale of stolen catalytic converters", approved_at=now - timedelta(days=1),
+                      expires_at=now + timedelta(days=30), scope={"domains": ["forum.example"], "keywords": ["converter", "converters"]})
+    raw = make_items(args.n, tasking)
+    settings = Settings()
+    chain = GuardChain.from_settings(settings)
+    context = GuardContext(taskings={tasking.id: tasking}, roles=ROLES, now=utcnow(), settings=settings)
+    for r in raw[:500]:  # warm up caches and pattern compilation
+        chain.apply(CollectedItem.model_validate_json(r), context)
+
+    start = time.perf_counter()
+    items = [CollectedItem.model_validate_json(r) for r in raw]
+    parse_s = time.perf_counter() - start
+    start = time.perf_counter()
+    outcomes = [chain.apply(item, context)[0].decision for item in items]
+    chain_s = time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        DataDir(Path(tmp)).create()
+        app = App(Settings(data_dir=Path(tmp)))
+        for name, role in ROLES.items():
+            app.state.add_user(name, role)
+        app.state.put_tasking(tasking)
+        for r in raw:
+            app.bus.produce(COLLECTED, "forum.example", r)
+        app.bus.flush()
+        worker = Worker(app.settings, app.bus, app.index, app.state, GuardChain.from_settings(app.settings))
+        start = time.perf_counter()
+        stats = worker.run(until_idle=True)
+        worker_s = time.perf_counter() - start
+        app.close()
+
+    n = args.n
+    print(json.dumps({
+        "items": n, "avg_item_bytes": round(sum(map(len, raw)) / n),
+        "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
+        "parse_items_per_s": round(n / parse_s), "chain_items_per_s": round(n / chain_s),
+        "parse_plus_chain_items_per_s": round(n / (parse_s + chain_s)),
+        "worker_items_per_s": round(n / worker_s), "worker_indexed": stats.indexed,
+        "chain_share_of_worker_per_item": round(chain_s / worker_s, 3),
+        "parse_plus_chain_share_of_worker_per_item": round((parse_s + chain_s) / worker_s, 3),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The guard chain over JSONL files, storing nothing (`fcmon guard-check`).
+
+A malformed item line yields a rejected decision with rule `schema`; a malformed tasking line makes
+the items under its id rejected with the reason; neither stops the batch.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from pydantic import ValidationError
+
+from guards.base import GuardContext
+from guards.chain import GuardChain, rejected_for_schema
+from guards.purpose import LawfulPurpose
+from pipeline.errors import FcmonError
+from pipeline.models import SCHEMA_VERSION, CollectedItem, GuardDecision, Reason, Tasking, UserRole, utcnow
+from pipeline.settings import Settings
+
+
+def first_error(exc: ValidationError | ValueError, what: str) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or what
+        return f"invalid {what}: {where}: {first.get('msg')}"
+    return f"invalid {what}: {exc}"
+
+
+def read_taskings(path: Path) -> tuple[dict[str, Tasking], dict[str, str]]:
+    """Valid taskings by id, and the error of each invalid line (by its id when it has one, else by line)."""
+    taskings: dict[str, Tasking] = {}
+    invalid: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            tasking = Tasking.model_validate_json(line)
+            taskings[tasking.id] = tasking
+        except ValidationError as exc:
+            try:
+                key = str(json.loads(line).get("id") or f"line {number}")
+            except (ValueError, AttributeError):
+                key = f"line {number}"
+            invalid[key] = f"{path.name} line {number}: {first_error(exc, 'tasking')}"
+    return taskings, invalid
+
+
+def read_roles(path: Path) -> dict[str, str]:
+    roles = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            user = UserRole.model_validate_json(line)
+        except ValidationError as exc:
+            raise FcmonError(f"{path} line {number}: {first_error(exc, 'user')}",
+                             'each line is {"name": ..., "role": ...} (config/schemas/user-role.schema.json)') from exc
+        roles[user.name] = user.role
+    return roles
+
+
+def check_items(lines: Iterator[str], taskings: Mapping[str, Tasking], invalid_taskings: Mapping[str, str],
+                roles: Mapping[str, str] | None, settings: Settings) -> Iterator[GuardDecision]:
+    chain = GuardChain.from_settings(settings)
+    context = GuardContext(taskings=taskings, roles=roles, now=utcnow(), settings=settings)
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            item = CollectedItem.model_validate_json(line)
+            if item.schema_version != SCHEMA_VERSION:
+                raise ValueError(f"schema_version {item.schema_version} is not {SCHEMA_VERSION}")
+        except (ValidationError, ValueError) as exc:
+            yield rejected_for_schema(line.encode(), first_error(exc, "item"), context.now)
+            continue
+        if item.tasking_id in invalid_taskings and item.tasking_id not in taskings:
+            yield GuardDecision(item_id=item.id, tasking_id=item.tasking_id, decision="rejected", content_sha256=item.content_sha256,
+                                decided_at=context.now, reasons=[Reason(rule=LawfulPurpose.rule, clause=LawfulPurpose.clause,
+                                message=f"tasking {item.tasking_id} is invalid: {invalid_taskings[item.tasking_id]}")])
+            continue
+        yield chain.decide(item, context)

@@ -1,0 +1,170 @@
+"""The policy matrix: every clause of D1, D2, D3 and 28 CFR 23.20, how fcmon answers it, and the test that proves it.
+
+class: `enforced` (software refuses what the clause forbids), `supported` (software records what a person
+decides, or a person's duty the software makes possible), `organisational` (conduct of people that no
+software can enforce: device use, duty hours, posting on the department's own accounts).
+A test (tests/test_policy.py) fails when an enforced clause names no test or a test that does not exist.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Class = Literal["enforced", "supported", "organisational"]
+GC = "tests/test_guard_cases.py"
+
+
+def cases(*names: str) -> tuple[str, ...]:
+    return tuple(f"{GC}::test_{path}[{n}]" for n in names for path in ("guard_check", "worker"))
+
+
+@dataclass(frozen=True)
+class Clause:
+    id: str
+    text: str
+    cls: Class
+    mechanism: str
+    tests: tuple[str, ...] = ()
+
+
+ORG = "organisational"
+SUP = "supported"
+ENF = "enforced"
+NOT_OPS = "fcmon never posts, messages or administers accounts; this governs people"
+
+MATRIX: tuple[Clause, ...] = (
+    # D1: Use of Social Media Outlets (2014)
+    Clause("D1.IV.A.1", "Department outlets approved by the Superintendent, administered by PSIT", ORG, NOT_OPS),
+    Clause("D1.IV.A.2", "Department computers access social media only with supervisory approval", ORG, "device policy"),
+    Clause("D1.IV.A.3.a-c", "Records retention, Local Records Act and FOIA apply to content", SUP,
+           "guards.labels: review_by/purge_by on every record; records retrievable by search", ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",)),
+    Clause("D1.IV.B.1-5", "Administrators of department outlets: conduct, no guilt statements, no confidential posts, copyright, devices", ORG, NOT_OPS),
+    Clause("D1.IV.B.6", "Ensure that all relevant privacy protections are maintained", ENF,
+           "guards.pii.PiiMinimization masks other people's contact details before storage",
+           cases("other-email-masked", "other-phone-masked", "address-masked", "author-email-kept", "predicate-named-phone-kept")),
+    Clause("D1.V.A-C", "Members' personal use of social media", ORG, NOT_OPS),
+    Clause("D1.VI.A.1-5", "Investigative uses: missing/wanted persons, gangs, online crimes, crime photos", SUP,
+           "taskings state their purpose (kind, predicate, criminal activity), approved by a supervisor", cases("in-scope-post")),
+    Clause("D1.VI.B.1", "Use only Department electronic equipment", ORG, "device policy"),
+    Clause("D1.VI.B.2", "Investigate only while on duty", SUP, "every query audited with its time; duty hours flag off-hours queries (issue: audit review)"),
+    Clause("D1.VI.B.3", "Follow the Rules and Regulations and related directives", ORG, "department policy"),
+    Clause("D1.VI.B.4", "Only use publicly available open source material", ENF,
+           "guards.provenance.PublicProvenance; crawler public-only middlewares",
+           cases("login-wall", "status-401", "redirect-to-login", "private-message-kind", "robots-disallowed")),
+    Clause("D1.VI.C.1", "No personal account or account information to access content", ENF,
+           "guards.provenance.PublicProvenance rejects any Cookie, Authorization or session token sent",
+           cases("cookie-sent", "authorization-sent", "session-id-sent") + ("tests/test_guard_properties.py::test_credentials_are_never_indexed",)),
+    Clause("D1.VI.C.2", "No other individual's personal account", ENF, "as D1.VI.C.1: no credentials of any account are ever sent",
+           cases("lowercase-cookie-sent", "proxy-authorization-sent", "auth-token-sent")),
+    Clause("D1.VI.C.3", "No participation or contact with a suspect through alias accounts", ENF,
+           "GET/HEAD only: no request that could post, message or befriend", cases("post-method", "put-method", "options-method")
+           + ("tests/test_guard_properties.py::test_non_get_methods_are_never_indexed",)),
+    Clause("D1.VI.C.4", "No alias account or identity", ENF, "no login of any kind: login walls and sign-up pages refused",
+           cases("redirect-to-signup", "login-wall", "csrf-token-sent")),
+    # D2: Social Media Outlet: Twitter (2016)
+    Clause("D2.II-III", "The department's district Twitter presence", ORG, NOT_OPS),
+    Clause("D2.IV.A-F", "Guidelines for district postings", ORG, NOT_OPS),
+    Clause("D2.V.A-C", "Procedures of commanders, sergeants and News Affairs for postings", ORG, NOT_OPS),
+    Clause("D2.V.D.2", "Record retention compliance of the program", SUP, "labels: review_by/purge_by never beyond five years",
+           ("tests/test_guards.py::test_noncriminal_taskings_get_the_shorter_retention",)),
+    Clause("D2.VI", "Conflict provision", ORG, "department policy"),
+    # D3: DOC Special Order 15-01 (2015)
+    Clause("D3.II", "Protect privacy, civil rights and civil liberties; social media is a forum for free speech", ENF,
+           "guards.first_amendment.FirstAmendment; guards.tasking_rules denied protest/advocacy scope terms",
+           cases("protest-no-conduct", "worship-no-conduct", "union-organizing", "advocacy-petition", "rally-plus-threat",
+                 "denied-keyword-protest", "denied-hashtag")
+           + ("tests/test_guard_rules.py::test_request_refuses_unlawful_taskings[hashtag]",)),
+    Clause("D3.III", "Intelligence Gathering Assignment: not directed toward specific persons or illegal activity", ENF,
+           "guards.tasking_rules: an IGA names no person or account; guards.subjects: IGA records keep no author or account",
+           cases("iga-names-account", "iga-keyword-handle", "iga-topic-no-profile")
+           + ("tests/test_guard_rules.py::test_request_refuses_unlawful_taskings[iga-account]",)),
+    Clause("D3.IV.A.1-9", "Members' personal SNS use, confidentiality, notification duties", ORG, NOT_OPS),
+    Clause("D3.IV.A.10", "Gather, store and disseminate in conformity with the CPIC Privacy Policy; need-to-know", SUP,
+           "every query audited before it runs; dissemination (packets) planned, not built: unreviewed records cannot be disseminated"),
+    Clause("D3.IV.A.11.a", "Not actively seek PII without a lawful purpose", ENF,
+           "guards.purpose.LawfulPurpose (no tasking, no storage) and guards.pii.PiiMinimization",
+           cases("no-tasking", "unapproved", "expired", "revoked", "host-outside-scope", "other-email-masked")),
+    Clause("D3.IV.A.11.b", "Not post any information on social media sites", ENF, "GET/HEAD only", cases("post-method", "put-method")),
+    Clause("D3.IV.A.11.c", "Not seek to connect with personal users", ENF, "GET/HEAD only, no credentials", cases("post-method", "cookie-sent")),
+    Clause("D3.IV.A.11.d", "Not accept invitations to connect", ENF, "no login, no session: no account exists to accept with",
+           cases("authorization-sent", "login-wall")),
+    Clause("D3.IV.A.11.e", "Not interact on social media sites", ENF, "GET/HEAD only", cases("post-method", "options-method")
+           + ("tests/test_guard_properties.py::test_non_get_methods_are_never_indexed",)),
+    Clause("D3.IV.A.11.f", "No off-duty investigation without supervisor authorization", SUP,
+           "queries audited with time and user; off-hours highlighted (duty_hours settings)"),
+    Clause("D3.IV.A.12.a-c", "Prohibited postings", ORG, NOT_OPS),
+    Clause("D3.IV.B.1", "Objectives of review: threat, reasonable suspicion, reliable sources, fair and lawful collection", SUP,
+           "taskings record kind, predicate and activity; labels record reliability and validity (unknown until reviewed)",
+           ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",)),
+    Clause("D3.IV.B.2.a", "No undercover or covert operations without the Commander's approval", ENF,
+           "fcmon cannot act covertly: no accounts, no credentials, no interaction", cases("cookie-sent", "post-method")),
+    Clause("D3.IV.B.2.b", "Overt inquiries to decide whether a full investigation is warranted", SUP, "information-gathering and public-safety taskings",
+           cases("public-safety-tasking")),
+    Clause("D3.IV.B.2.c", "Assist investigations under a criminal predicate or public-safety issue", SUP, "criminal-predicate taskings, recorded on every record",
+           cases("in-scope-post")),
+    Clause("D3.IV.B.2.d", "Never a speculative search without grounds; 28 CFR Part 23 for intelligence on persons or groups", ENF,
+           "guards.purpose (approved, unexpired, in scope), guards.relevance, guards.tasking_rules (predicate states facts)",
+           cases("self-approved", "approved-by-detective", "approver-unknown", "in-domain-off-topic", "irrelevant-in-domain",
+                 "predicate-without-facts", "account-mentioned-not-author")),
+    Clause("D3.IV.B.2.e", "Access Public Domain social networking sites", ENF, "robots.txt honoured; public source kinds only",
+           cases("robots-disallowed", "private-message-kind")),
+    Clause("D3.IV.B.2.f", "Monikers for login-only sites, with supervisor approval", ORG,
+           "fcmon never logs in: such sites are out of its reach by design (refused, see D1.VI.C.4)"),
+    Clause("D3.IV.B.2.g", "No personal information or logins for official business", ENF, "no credentials are ever sent",
+           cases("cookie-sent", "authorization-sent")),
+    Clause("D3.IV.B.3.a", "The Commander may review members' conduct and suspend access", SUP,
+           "hash-chained audit log of every query and decision (`fcmon audit list|verify`)"),
+    # 28 CFR 23.20
+    Clause("28CFR23.20(a)", "Collect only on reasonable suspicion of criminal conduct, and only relevant information", ENF,
+           "guards.purpose.LawfulPurpose and guards.relevance.Relevance",
+           cases("no-tasking", "host-outside-scope", "irrelevant-in-domain", "relevant-by-activity", "relevant-by-conduct")),
+    Clause("28CFR23.20(b)", "No information about political, religious or social views, associations or activities unless directly related to crime", ENF,
+           "guards.first_amendment.FirstAmendment (rejected, or quarantined for a supervisor with the signals); denied tasking terms",
+           cases("protest-no-conduct", "vigil", "rally-plus-threat", "crime-at-church-lot", "strike-with-threat", "denied-keyword-protest")),
+    Clause("28CFR23.20(c)", "Reasonable suspicion: sufficient facts, a definable criminal activity", ENF,
+           "models.Tasking requires predicate, activity and case number; guards.tasking_rules refuses vague ones",
+           cases("vague-criminal-activity", "predicate-without-facts") + ("tests/test_guard_rules.py::test_request_refuses_unlawful_taskings[vague-activity]",
+                                                           "tests/test_guard_rules.py::test_request_refuses_unlawful_taskings[no-facts]")),
+    Clause("28CFR23.20(d)", "No information obtained in violation of law", ENF,
+           "guards.provenance.LawfullyObtained (consistent provenance) and PublicProvenance",
+           cases("fetched-in-future", "hash-mismatch", "not-http-url") + ("tests/test_guard_cases.py::test_guard_check_rejects_malformed_lines_without_stopping",)),
+    Clause("28CFR23.20(e)", "Disseminate only with need to know and right to know", SUP,
+           "planned: packets (request, supervisor approval, DisseminationEvent); not built, so nothing can be disseminated yet"),
+    Clause("28CFR23.20(f)", "Disseminate only to law enforcement agreeing to these principles (imminent danger excepted)", SUP,
+           "planned with packets: recipient and agency on every DisseminationEvent"),
+    Clause("28CFR23.20(g)", "Safeguards and audit trails; labels of sensitivity, confidence, submitting agency and control official", ENF,
+           "guards.labels on every record; audit log before every query; quarantine decisions audited",
+           ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
+            "tests/test_quarantine.py::test_keep_indexes_with_the_supervisor_and_is_audited") + cases("in-scope-post")),
+    Clause("28CFR23.20(h)", "Periodic review; reviewer, date and reason recorded; never retained over five years", ENF,
+           "guards.labels: review_by/purge_by within five years (settings capped); review recording planned (retention)",
+           ("tests/test_guards.py::test_noncriminal_taskings_get_the_shorter_retention",
+            "tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate")),
+    Clause("28CFR23.20(i)", "No direct remote terminal access without OJP approval; no major modifications without OJP approval", ORG,
+           "deployment decision: fcmon serves authenticated users of the data directory only"),
+    # Human review (Real-Time and Open Source Analysis guidance) and the 1998 clarification
+    Clause("RTOS.review", "Automated collection is unreviewed; not criminal intelligence until an analyst reviews and submits it", ENF,
+           "guards.labels: review_status unreviewed, criminal_intelligence false on every automated record",
+           cases("in-scope-post", "public-safety-tasking")),
+    Clause("28CFR23.1998", "Identifying information about non-subjects is labelled and never counts toward a predicate", ENF,
+           "guards.subjects.NonSubjects labels mentioned accounts; scope and relevance count the author only",
+           cases("bystander-labelled", "subject-mention-not-labelled", "account-mentioned-not-author")),
+)
+
+
+def as_rows() -> list[dict]:
+    return [{"id": c.id, "text": c.text, "class": c.cls, "mechanism": c.mechanism, "tests": list(c.tests)} for c in MATRIX]
+
+
+def markdown() -> str:
+    lines = ["# Compliance matrix", "",
+             "Generated by `fcmon compliance-report --format markdown` from `guards/policy.py`; do not edit by hand.", "",
+             "*enforced*: software refuses what the clause forbids; *supported*: software records what a person decides "
+             "or makes their duty possible; *organisational*: conduct of people, outside any software.", "",
+             "| clause | requirement | class | mechanism | tests |", "|---|---|---|---|---|"]
+    for c in MATRIX:
+        tests = "<br>".join(f"`{t.split('::', 1)[1]}`" for t in c.tests) or "-"
+        lines.append(f"| {c.id} | {c.text} | {c.cls} | {c.mechanism} | {tests} |")
+    counts = {k: sum(c.cls == k for c in MATRIX) for k in (ENF, SUP, ORG)}
+    lines += ["", f"{len(MATRIX)} clauses: {counts[ENF]} enforced, {counts[SUP]} supported, {counts[ORG]} organisational.", ""]
+    return "\n".join(lines)
