@@ -24,19 +24,37 @@ def authorize_search(user: User, tasking: Tasking) -> None:
         raise Forbidden(f"tasking {tasking.id} is {status}: searches need an approved, unexpired, unrevoked tasking")
 
 
-def audited_search(state: State, audit: AuditLog, index: Index, user: User, query: SearchQuery,
-                   interface: Interface, client: str = "local") -> tuple[QueryEvent, SearchPage]:
-    event = QueryEvent(id=uuid.uuid4().hex, at=utcnow(), user=user.name, role=user.role, tasking_id=query.tasking_id,
-                       query=query.text, filters=query.describe_filters(), client=client, interface=interface)
+def new_event(user: User, tasking_id: str, text: str, filters: dict, interface: Interface, client: str) -> QueryEvent:
+    return QueryEvent(id=uuid.uuid4().hex, at=utcnow(), user=user.name, role=user.role, tasking_id=tasking_id,
+                      query=text, filters=filters, client=client, interface=interface)
+
+
+def open_query(state: State, audit: AuditLog, user: User, event: QueryEvent) -> QueryEvent:
+    """Authorize and write the QueryEvent (every interface's gate); a refusal is logged as query.refused and raised."""
     try:
-        tasking = state.tasking(query.tasking_id)
+        tasking = state.tasking(event.tasking_id)
         authorize_search(user, tasking)
     except FcmonError as refusal:
-        audit.append("query.refused", user.name, {**event.model_dump(mode="json"), "refusal": str(refusal)})
+        refuse_query(audit, event, refusal)
         raise
     event = event.model_copy(update={"case_number": tasking.case_number})
     audit.append("query", user.name, event.model_dump(mode="json"))
+    return event
+
+
+def refuse_query(audit: AuditLog, event: QueryEvent, refusal: Exception) -> None:
+    audit.append("query.refused", event.user, {**event.model_dump(mode="json"), "refusal": str(refusal)})
+
+
+def close_query(audit: AuditLog, event: QueryEvent, hits_total: int, returned_ids: list[str]) -> None:
+    result = QueryResult(query_id=event.id, at=utcnow(), hits_total=hits_total, returned_ids=returned_ids)
+    audit.append("query.result", event.user, result.model_dump(mode="json"))
+
+
+def audited_search(state: State, audit: AuditLog, index: Index, user: User, query: SearchQuery,
+                   interface: Interface, client: str = "local") -> tuple[QueryEvent, SearchPage]:
+    event = open_query(state, audit, user, new_event(user, query.tasking_id, query.text, query.describe_filters(),
+                                                     interface, client))
     page = index.search(query)
-    result = QueryResult(query_id=event.id, at=utcnow(), hits_total=page.total, returned_ids=[h.record.id for h in page.hits])
-    audit.append("query.result", user.name, result.model_dump(mode="json"))
+    close_query(audit, event, page.total, [h.record.id for h in page.hits])
     return event, page

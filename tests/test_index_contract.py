@@ -10,7 +10,12 @@ from pipeline.errors import FcmonError
 from pipeline.index import FILTER_FIELDS, Index, InvalidQuery, SearchPage, SearchQuery
 from tests.factories import make_record
 
-ADAPTERS = ["local"]
+import os
+import uuid
+
+# The Elasticsearch tier runs whenever a cluster is named: `docker compose up elasticsearch`, then
+# FCMON_ELASTICSEARCH_URL=http://127.0.0.1:9200 .venv/bin/pytest tests/test_index_contract.py
+ADAPTERS = ["local"] + (["elasticsearch"] if os.environ.get("FCMON_ELASTICSEARCH_URL") else [])
 T1, T2 = "T-1", "T-2"
 QUERY_HINT = 'use words, "phrases", AND/OR/NOT, parentheses and field:value'
 
@@ -51,7 +56,28 @@ def open_local(tmp_path) -> Iterator[Callable[[], Index]]:
         index.close()
 
 
-OPENERS = {"local": open_local}
+def open_elasticsearch(tmp_path) -> Iterator[Callable[[], Index]]:
+    """A fresh alias (and index template) per test, wiped afterwards."""
+    from elasticsearch import Elasticsearch
+
+    from pipeline.index.elasticsearch import ElasticsearchIndex
+    url = os.environ["FCMON_ELASTICSEARCH_URL"]
+    auth = (os.environ.get("FCMON_ELASTICSEARCH_USERNAME", "elastic"), os.environ["FCMON_ELASTICSEARCH_PASSWORD"]) \
+        if os.environ.get("FCMON_ELASTICSEARCH_PASSWORD") else None
+    alias = f"fcmon-test-{uuid.uuid4().hex[:12]}"
+    client = Elasticsearch(url, basic_auth=auth)
+    ElasticsearchIndex(client, alias).ensure()
+
+    def opener() -> Index:
+        return ElasticsearchIndex(Elasticsearch(url, basic_auth=auth), alias)
+
+    yield opener
+    client.indices.delete(index=f"{alias}-*", ignore_unavailable=True)
+    client.indices.delete_index_template(name=alias)
+    client.close()
+
+
+OPENERS = {"local": open_local, "elasticsearch": open_elasticsearch}
 
 
 @pytest.fixture(params=ADAPTERS)

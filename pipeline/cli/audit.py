@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import json
+
 import click
 
 from pipeline.cli import app_options, cli, emit, get_app
+from pipeline.errors import FcmonError
+from pipeline.periods import date_range, parse_bound
+from pipeline.review import QUERY_KINDS, QueryRow, in_period, ledger_csv, ledger_rows, mark, query_rows
 
 AUDIT_READERS = ("supervisor", "admin")
 
@@ -30,22 +35,86 @@ def verify(ctx: click.Context, data_dir: str | None, acting_user: str | None, as
 
 @audit.command("list")
 @app_options
-@click.option("--kind", "kinds", multiple=True, help="Only entries of this kind (query, query.result, tasking.approve, ...).")
+@click.option("--kind", "kinds", multiple=True, help="Only entries of this kind (query, query.refused, query.review, tasking.approve, ...).")
 @click.option("--user", "user_name", help="Only entries by this user.")
 @click.option("--tasking", "tasking_id", help="Only entries about this tasking.")
+@click.option("--from", "time_from", metavar="DATE", help="Only entries at or after this date/time (UTC unless stated).")
+@click.option("--to", "time_to", metavar="DATE", help="Only entries before this time, or during this date.")
+@click.option("--unreviewed", is_flag=True, help="Only queries no supervisor has marked yet.")
+@click.option("--flagged", is_flag=True, help="Only queries a supervisor flagged.")
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
 @click.pass_context
 def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, kinds: tuple[str, ...],
-          user_name: str | None, tasking_id: str | None, as_json: bool) -> None:
-    """List audit entries (supervisors and administrators)."""
+          user_name: str | None, tasking_id: str | None, time_from: str | None, time_to: str | None,
+          unreviewed: bool, flagged: bool, as_json: bool) -> None:
+    """List audit entries (supervisors and administrators).
+
+    Queries carry their review: status, note, hits, and highlights OFF-HOURS (outside the member's duty
+    hours), TASKING-ENDED (its tasking has since expired or been revoked), FLAGGED and REFUSED."""
     app = get_app(ctx, data_dir, acting_user)
     app.acting_user(*AUDIT_READERS)
-    entries = [e for e in app.audit.entries(list(kinds) or None)
-               if (user_name is None or e.actor == user_name)
-               and (tasking_id is None or e.payload.get("tasking_id") == tasking_id)]
+    start = parse_bound(time_from, "--from") if time_from else None
+    end = parse_bound(time_to, "--to", end=True) if time_to else None
+    reviews = {row.query_id: row for row in query_rows(app.audit.entries(QUERY_KINDS), app.state, app.settings)}
+    wanted = {status for status, on in (("unreviewed", unreviewed), ("flagged", flagged)) if on}
+    listed = []
+    for e in app.audit.entries(list(kinds) or None):
+        if user_name is not None and e.actor != user_name or tasking_id is not None and e.payload.get("tasking_id") != tasking_id:
+            continue
+        if not in_period(e.at, start, end):
+            continue
+        row = reviews.get(e.payload.get("id", "")) if e.kind in ("query", "query.refused") else None
+        if wanted and (row is None or row.review_status not in wanted):
+            continue
+        listed.append((e, row))
+
+    def review_dict(row: QueryRow | None) -> dict | None:
+        if row is None:
+            return None
+        return {"status": row.review_status, "note": row.review_note, "by": row.reviewed_by, "hits_total": row.hits_total,
+                "off_hours": row.off_hours, "tasking_expired": row.tasking_expired, "highlights": row.highlights}
 
     def text() -> None:
-        for e in entries:
-            detail = e.payload.get("query") if e.kind == "query" else e.payload.get("tasking_id", "")
-            click.echo(f"{e.seq:>6} {e.at[:19]} {e.kind:<16} {e.actor:<14} {detail}")
-    emit([e.to_dict() for e in entries], as_json, text)
+        for e, row in listed:
+            detail = e.payload.get("query") if e.kind in ("query", "query.refused") else e.payload.get("tasking_id", "")
+            marks = f" [{' '.join(row.highlights)}] ({row.review_status})" if row else ""
+            click.echo(f"{e.seq:>6} {e.at[:19]} {e.kind:<16} {e.actor:<14} {detail}{marks}")
+    emit([{**e.to_dict(), **({"review": review_dict(row)} if row else {})} for e, row in listed], as_json, text)
+
+
+@audit.command("review")
+@app_options
+@click.argument("query_id")
+@click.option("--reviewed", "status", flag_value="reviewed", help="Mark the query reviewed.")
+@click.option("--flag", "status", flag_value="flagged", help="Flag the query (needs --note).")
+@click.option("--note", help="Why: required with --flag.")
+@click.option("--json", "as_json", is_flag=True, help="Print the mark as JSON.")
+@click.pass_context
+def review(ctx: click.Context, data_dir: str | None, acting_user: str | None, query_id: str, status: str | None,
+           note: str | None, as_json: bool) -> None:
+    """Mark a query reviewed or flag it (supervisors; the mark is itself an audit entry, query.review)."""
+    if status is None:
+        raise FcmonError("say what to mark", "pass --reviewed, or --flag --note TEXT")
+    app = get_app(ctx, data_dir, acting_user)
+    reviewer = app.acting_user("supervisor")
+    marked = mark(app.audit, app.state, app.settings, reviewer, query_id, status, note)
+    emit(marked, as_json, lambda: click.echo(f"query {query_id}: {status} by {reviewer.name}"))
+
+
+@audit.command("ledger")
+@app_options
+@click.option("--from", "time_from", required=True, metavar="DATE", help="First day (or time) of the period.")
+@click.option("--to", "time_to", required=True, metavar="DATE", help="Last day of the period (inclusive), or an exclusive time.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.pass_context
+def ledger(ctx: click.Context, data_dir: str | None, acting_user: str | None, time_from: str, time_to: str, fmt: str) -> None:
+    """Export every search term entered in the period by any user through any interface (run or refused)."""
+    app = get_app(ctx, data_dir, acting_user)
+    user = app.acting_user(*AUDIT_READERS)
+    start, end = date_range(time_from, time_to)
+    rows = ledger_rows(app.audit.entries(["query", "query.refused"]), start, end)
+    app.audit.append("audit.ledger", user.name, {"from": start.isoformat(), "to": end.isoformat(), "rows": len(rows), "format": fmt})
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        click.echo(ledger_csv(rows), nl=False)

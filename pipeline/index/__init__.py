@@ -60,6 +60,18 @@ class InvalidQuery(FcmonError):
     pass
 
 
+QUERY_HINT = 'use words, "phrases", AND/OR/NOT, parentheses and field:value'
+MAX_WINDOW = 10_000  # offset + limit, as Elasticsearch's index.max_result_window
+
+
+def check_window(query: SearchQuery) -> None:
+    """The paging bounds every adapter enforces."""
+    if query.offset < 0 or query.limit < 0:
+        raise InvalidQuery("invalid query: offset and limit must not be negative", "use offset >= 0 and limit >= 1")
+    if query.offset + query.limit > MAX_WINDOW:
+        raise InvalidQuery(f"invalid query: offset + limit exceeds {MAX_WINDOW}", "narrow the query instead of paging further")
+
+
 class Index(Protocol):
     def upsert(self, records: list[IndexedRecord]) -> None:
         """Add or replace records by id; durable when it returns."""
@@ -87,4 +99,7 @@ def open_index(settings: Settings, data_dir: DataDir) -> Index:
     if settings.index == "local":
         from pipeline.index.local import LocalIndex
         return LocalIndex(data_dir.index_dir)
+    if settings.index == "elasticsearch":
+        from pipeline.index.elasticsearch import ElasticsearchIndex
+        return ElasticsearchIndex.from_settings(settings)
     raise FcmonError(f"index backend {settings.index!r} is not available in this version", "set FCMON_INDEX=local")

@@ -16,7 +16,7 @@ import tantivy
 from tantivy import Document, FieldType, Occur, Query
 
 from pipeline.errors import FcmonError
-from pipeline.index import FILTER_FIELDS, Hit, InvalidQuery, SearchPage, SearchQuery
+from pipeline.index import FILTER_FIELDS, QUERY_HINT, Hit, InvalidQuery, SearchPage, SearchQuery, check_window
 from pipeline.models import IndexedRecord
 
 LOWER_RAW = "fcmon_lower_raw"
@@ -24,8 +24,6 @@ SEARCH_FIELDS = ["title", "text"]
 RAW_FIELDS = ("tasking_id", "source_kind", "source_id", "sensitivity", "source_reliability",
               "content_validity", "review_status", "criminal_intelligence", "url")
 LOWERCASED_FILTERS = frozenset({"author", "criminal_intelligence"})
-QUERY_HINT = 'use words, "phrases", AND/OR/NOT, parentheses and field:value'
-MAX_WINDOW = 10_000  # offset + limit, as Elasticsearch's index.max_result_window
 
 BIG_BATCH = 5_000
 SMALL_WRITER = (64_000_000, 1)
@@ -156,10 +154,7 @@ class LocalIndex:
         return sorted(searcher.doc(address).get_first("id") for _, address in hits)
 
     def search(self, query: SearchQuery) -> SearchPage:
-        if query.offset < 0 or query.limit < 0:
-            raise InvalidQuery("invalid query: offset and limit must not be negative", "use offset >= 0 and limit >= 1")
-        if query.offset + query.limit > MAX_WINDOW:
-            raise InvalidQuery(f"invalid query: offset + limit exceeds {MAX_WINDOW}", "narrow the query instead of paging further")
+        check_window(query)
         index = self._open()
         user_query = self._parse(query.text)
         clauses = [(Occur.Must, _unscored(Query.term_query(self._schema, "tasking_id", query.tasking_id)))]

@@ -1,0 +1,42 @@
+"""Duty hours (D1.VI.B.2, D3.IV.A.11.f): a daily HH:MM-HH:MM window in one time zone; queries outside it are highlighted."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.errors import FcmonError
+
+WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+HINT = "write the window as HH:MM-HH:MM in 24-hour time, e.g. 08:00-16:00 (22:00-06:00 spans midnight)"
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    match = WINDOW.match(text.strip())
+    try:
+        if not match:
+            raise ValueError(text)
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        start, end = time(h1, m1), time(h2, m2)
+    except ValueError as exc:
+        raise FcmonError(f"bad duty hours {text!r}", HINT) from exc
+    if start == end:
+        raise FcmonError(f"bad duty hours {text!r}: the window is empty", HINT)
+    return start, end
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise FcmonError(f"unknown time zone {name!r}", "set FCMON_DUTY_TIMEZONE to an IANA name, e.g. America/Chicago") from exc
+
+
+def off_hours(moment: datetime, window: str | None, tz: ZoneInfo) -> bool | None:
+    """True outside the window, False inside, None when the user has no duty hours (nothing to highlight)."""
+    if not window:
+        return None
+    start, end = parse_window(window)
+    local = moment.astimezone(tz).time()
+    inside = start <= local < end if start < end else (local >= start or local < end)
+    return not inside

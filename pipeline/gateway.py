@@ -1,0 +1,457 @@
+"""`fcmon gateway`: the one audited door between Kibana and Elasticsearch.
+
+Kibana uses the gateway as its Elasticsearch host. Every request is authenticated against fcmon's
+users (the Basic credentials Kibana forwards). What happens next depends on what the request is:
+
+- data reads (`_search`, `_msearch`, `_async_search`, `_count`, `_field_caps`, `_terms_enum`, `_mget`,
+  document and source GETs, scroll and point-in-time): need the tasking in `X-Fcmon-Tasking`, may only
+  target the records alias, are authorized as any search is (pipeline.search), written to the audit
+  log as a QueryEvent with interface "kibana" BEFORE they are forwarded, restricted to the tasking
+  (a filter on fcm.tasking_id is added to every query; documents of other taskings come back as not
+  found), and their hit counts and returned ids are appended after;
+- reads of the audit index: supervisors and administrators only, logged as `audit.read` first;
+- Kibana's housekeeping (cluster info, nodes, license, privileges, mappings, index resolution): forwarded
+  for any authenticated user, since it carries no record content;
+- Kibana's own work in its system indices (`.kibana*`, ...): only for Kibana's account (gateway_kibana_account,
+  an fcmon user with the password Kibana logs in with), forwarded with Kibana's own credentials;
+- writes and deletes anywhere else: only for fcmon's service account; anything else is refused with 403.
+- `_security/_authenticate` is answered by the gateway for fcmon's users (they have no Elasticsearch account).
+
+If the audit log cannot be written the answer is 503 and nothing is forwarded. Upstream, the gateway
+authenticates as fcmon's Elasticsearch service account, never with the user's credentials.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from pipeline.audit import AuditLog
+from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
+from pipeline.passwords import verify_password
+from pipeline.search import SEARCH_ROLES, close_query, new_event, open_query, refuse_query
+from pipeline.state import State, User
+
+log = logging.getLogger(__name__)
+
+TASKING_HEADER = "X-Fcmon-Tasking"
+AUDIT_READERS = ("supervisor", "admin")
+READ_ENDPOINTS = ("_search", "_msearch", "_async_search", "_count", "_field_caps", "_terms_enum", "_mget",
+                  "_doc", "_source", "_pit", "_termvectors", "_mtermvectors", "_explain", "_validate", "_sql",
+                  "_eql", "_query", "_knn_search", "_rank_eval", "_graph", "_rollup_search")
+GET_ONLY = frozenset({"_doc", "_source"})
+CLEANUP = re.compile(r"^/(_async_search/[^/]+|_pit|_search/scroll(/[^/]+)?)/?$")
+HOUSEKEEPING = re.compile(r"^/(|_nodes(/.*)?|_cluster/health(/.*)?|_xpack(/.*)?|_license|_security/_authenticate"
+                          r"|_security/user/_has_privileges|_security/user/_privileges|_resolve/index/[^/]+"
+                          r"|([^/_][^/]*/)?_mapping(/.*)?|_alias(/.*)?|[^/_][^/]*/_alias(/.*)?|_cat/indices(/.*)?)$")
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+              "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding", "authorization",
+              TASKING_HEADER.lower()}
+CREDENTIAL_CACHE_SECONDS = 60
+MAX_LOGGED_BODY = 16_384
+TERM_KEYS = ("query_string", "simple_query_string", "multi_match", "match", "match_phrase", "match_phrase_prefix",
+             "match_bool_prefix", "term", "terms", "wildcard", "prefix", "fuzzy", "regexp", "combined_fields")
+
+
+# -- pure: what a request is ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Route:
+    kind: str  # "read", "audit-read", "housekeeping", "system", "other"
+    endpoint: str | None
+    indices: tuple[str, ...]
+
+
+def route(method: str, path: str, records_alias: str, audit_alias: str = "fcmon-audit") -> Route:
+    parts = [p for p in urlsplit(path).path.split("/") if p]
+    indices = tuple(parts[0].split(",")) if parts and not parts[0].startswith("_") else ()
+    endpoint = next((p for p in parts if p in READ_ENDPOINTS), None)
+    if endpoint in GET_ONLY and method not in ("GET", "HEAD"):
+        endpoint = None  # POST /index/_doc indexes a document: a write, not a read
+    if indices and all(i.startswith(".") for i in indices):
+        return Route("system", endpoint, indices)
+    if endpoint and method in ("GET", "POST", "HEAD"):
+        if indices and all(_matches(i, audit_alias) for i in indices):
+            return Route("audit-read", endpoint, indices)
+        return Route("read", endpoint, indices)
+    if method == "DELETE" and CLEANUP.match(urlsplit(path).path):
+        return Route("housekeeping", None, indices)  # freeing a search context deletes no data
+    if method in ("GET", "HEAD") and HOUSEKEEPING.match(urlsplit(path).path.rstrip("/") or "/"):
+        return Route("housekeeping", None, indices)
+    return Route("other", endpoint, indices)
+
+
+def _matches(index: str, alias: str) -> bool:
+    return re.fullmatch(re.escape(alias) + r"(-[\w.*-]*|\*)?", index) is not None
+
+
+def is_scroll(path: str) -> bool:
+    return "/_search/scroll" in urlsplit(path).path
+
+
+def continuation(endpoint: str | None, path: str, method: str, body: bytes) -> bool:
+    """Requests without an index that continue an earlier, gated search rather than start one."""
+    if is_scroll(path) or (endpoint == "_async_search" and method == "GET"):
+        return True
+    if endpoint == "_search":
+        parsed = _json(body) if body.strip() else None
+        return isinstance(parsed, dict) and "pit" in parsed
+    return False
+
+
+def kibana_cluster_call(where: Route, path: str, body: bytes) -> bool:
+    """A call of Kibana's own that names no index (templates, tasks, _bulk into its system indices only)."""
+    if where.kind != "other" or where.indices:
+        return False
+    parts = [p for p in urlsplit(path).path.split("/") if p]
+    if parts and parts[0] in ("_reindex", "_update_by_query", "_delete_by_query", "_aliases"):
+        return False
+    if parts and parts[0] == "_bulk":
+        try:
+            actions = msearch_lines(body)
+        except ValueError:
+            return False
+        targets = [next(iter(line.values())).get("_index", "") for line in actions
+                   if len(line) == 1 and next(iter(line)) in ("index", "create", "update", "delete")
+                   and isinstance(next(iter(line.values())), dict)]
+        return bool(targets) and all(t.startswith(".") for t in targets)
+    return True
+
+
+def msearch_lines(body: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+
+
+def restrict_query(query: dict[str, Any] | None, tasking_id: str) -> dict[str, Any]:
+    """The query, ANDed with the tasking filter (the filter is ours, never taken from the request)."""
+    return {"bool": {"filter": [{"term": {"fcm.tasking_id": tasking_id}}], "must": [query or {"match_all": {}}]}}
+
+
+def restrict_body(endpoint: str, body: bytes, tasking_id: str) -> bytes:
+    """Add the tasking filter to every query a read carries."""
+    if endpoint == "_msearch":
+        lines = msearch_lines(body)
+        for position in range(1, len(lines), 2):
+            lines[position]["query"] = restrict_query(lines[position].get("query"), tasking_id)
+        return ("\n".join(json.dumps(line) for line in lines) + "\n").encode()
+    if endpoint in ("_search", "_async_search", "_count", "_explain", "_validate"):
+        parsed = json.loads(body) if body.strip() else {}
+        parsed["query"] = restrict_query(parsed.get("query"), tasking_id)
+        return json.dumps(parsed).encode()
+    if endpoint in ("_terms_enum", "_field_caps"):
+        parsed = json.loads(body) if body.strip() else {}
+        parsed["index_filter"] = restrict_query(parsed.get("index_filter"), tasking_id)
+        return json.dumps(parsed).encode()
+    return body
+
+
+def search_terms(value: Any) -> list[str]:
+    """What the user typed, as far as Kibana's query DSL shows it: query strings, matched and filtered values."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, inner in node.items():
+                if key in TERM_KEYS:
+                    leaf(inner)
+                else:
+                    walk(inner)
+        elif isinstance(node, list):
+            for inner in node:
+                walk(inner)
+
+    def leaf(inner: Any) -> None:
+        if isinstance(inner, dict) and "query" in inner and not isinstance(inner["query"], (dict, list)):
+            found.append(str(inner["query"]))
+            return
+        if isinstance(inner, dict):
+            for field, spec in inner.items():
+                if isinstance(spec, dict):
+                    for k in ("query", "value"):
+                        if k in spec and not isinstance(spec[k], (dict, list)):
+                            found.append(f"{field}:{spec[k]}")
+                elif isinstance(spec, list):
+                    found.extend(f"{field}:{v}" for v in spec if not isinstance(v, (dict, list)))
+                elif not field.startswith("_") and field not in ("boost", "case_insensitive"):
+                    found.append(f"{field}:{spec}")
+
+    walk(value)
+    return found
+
+
+def request_terms(endpoint: str | None, body: bytes) -> list[str]:
+    if not body.strip():
+        return []
+    try:
+        if endpoint == "_msearch":
+            return [t for position, line in enumerate(msearch_lines(body)) if position % 2 for t in search_terms(line.get("query"))]
+        parsed = json.loads(body)
+        return search_terms(parsed.get("query") if isinstance(parsed, dict) else parsed) + (
+            [str(parsed["string"])] if isinstance(parsed, dict) and parsed.get("string") else [])
+    except (ValueError, AttributeError):
+        return []
+
+
+def response_hits(endpoint: str | None, payload: Any) -> tuple[int, list[str]]:
+    """(hits total, ids returned) as the upstream answer shows them."""
+    if not isinstance(payload, dict):
+        return 0, []
+    if endpoint == "_msearch":
+        total, ids = 0, []
+        for answer in payload.get("responses", []):
+            t, i = response_hits("_search", answer)
+            total, ids = total + t, ids + i
+        return total, ids
+    if endpoint == "_count":
+        return int(payload.get("count", 0)), []
+    if endpoint in ("_doc", "_source"):
+        return (1, [str(payload.get("_id"))]) if payload.get("found", True) and payload.get("_id") else (0, [])
+    if endpoint == "_mget":
+        ids = [str(d["_id"]) for d in payload.get("docs", []) if d.get("found")]
+        return len(ids), ids
+    hits = (payload.get("response") or payload).get("hits") or {}
+    total = hits.get("total", 0)
+    total = total.get("value", 0) if isinstance(total, dict) else int(total or 0)
+    return total, [str(h.get("_id")) for h in hits.get("hits", [])]
+
+
+def foreign_docs(endpoint: str | None, payload: Any, tasking_id: str) -> Any:
+    """Documents of other taskings, answered as not found (doc and source GETs, _mget)."""
+    def own(doc: dict[str, Any]) -> bool:
+        source = doc.get("_source") if "_source" in doc else doc
+        return isinstance(source, dict) and (source.get("fcm") or {}).get("tasking_id") == tasking_id
+
+    if endpoint == "_doc" and isinstance(payload, dict) and payload.get("found") and not own(payload):
+        return {"_index": payload.get("_index"), "_id": payload.get("_id"), "found": False}
+    if endpoint == "_source" and isinstance(payload, dict) and not own(payload):
+        return None
+    if endpoint == "_mget" and isinstance(payload, dict):
+        payload["docs"] = [d if not d.get("found") or own(d) else {"_index": d.get("_index"), "_id": d.get("_id"), "found": False}
+                           for d in payload.get("docs", [])]
+    return payload
+
+
+# -- the server -----------------------------------------------------------------------------------
+
+class Refusal(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Gateway:
+    def __init__(self, state: State, audit: AuditLog, upstream: str, *, records_alias: str, service_account: str,
+                 kibana_account: str = "kibana_system", upstream_auth: tuple[str, str] | None = None,
+                 audit_alias: str = "fcmon-audit", timeout: float = 60):
+        self.state, self.audit = state, audit
+        self.upstream = upstream.rstrip("/")
+        self.records_alias, self.audit_alias = records_alias, audit_alias
+        self.service_account, self.kibana_account = service_account, kibana_account
+        self.upstream_auth = "Basic " + base64.b64encode(":".join(upstream_auth).encode()).decode() if upstream_auth else None
+        self.timeout = timeout
+        self.lock = threading.Lock()  # one SQLite connection each for state and audit, shared by the handler threads
+        self._verified: dict[str, tuple[str, float]] = {}
+
+    # authentication
+    def authenticate(self, header: str | None) -> User:
+        if not header or not header.startswith("Basic "):
+            raise Refusal(401, "authentication required: Kibana must forward the user's Basic credentials")
+        key = hashlib.sha256(header.encode()).hexdigest()
+        cached = self._verified.get(key)
+        with self.lock:
+            if cached and cached[1] > time.monotonic():
+                return self.state.user(cached[0])
+            try:
+                name, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                stored = self.state.password_hash(name)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise Refusal(401, "malformed Basic credentials") from exc
+            if not verify_password(password, stored):
+                raise Refusal(401, "unknown user or wrong password (set one with `fcmon user set-password NAME`)")
+            self._verified[key] = (name, time.monotonic() + CREDENTIAL_CACHE_SECONDS)
+            return self.state.user(name)
+
+    # the decision for one request
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes, client: str
+               ) -> tuple[int, dict[str, str], bytes]:
+        user = self.authenticate(headers.get("authorization"))
+        where = route(method, path, self.records_alias, self.audit_alias)
+        service, kibana = user.name == self.service_account, user.name == self.kibana_account
+        if kibana and (where.kind in ("system", "housekeeping") or kibana_cluster_call(where, path, body)):
+            return self.forward(method, path, headers, body, own_credentials=True)
+        if where.kind == "housekeeping" and urlsplit(path).path.rstrip("/") == "/_security/_authenticate":
+            return 200, {"Content-Type": "application/json"}, json.dumps(authenticate_answer(user)).encode()
+        if where.kind == "read":
+            return self._read(user, where, method, path, headers, body, client)
+        if where.kind == "audit-read":
+            if user.role not in AUDIT_READERS:
+                raise Refusal(403, f"{user.name} is {user.role}; the audit index is for supervisors and administrators")
+            self._append("audit.read", user.name, {"method": method, "path": path, "client": client,
+                                                   "terms": request_terms(where.endpoint, body)})
+            return self.forward(method, path, headers, body)
+        if where.kind == "system":
+            raise Refusal(403, f"{', '.join(where.indices)}: Kibana's system indices are for Kibana's own account only")
+        if where.kind == "housekeeping" or service:
+            return self.forward(method, path, headers, body)
+        if method in ("GET", "HEAD"):
+            raise Refusal(403, f"{method} {urlsplit(path).path} is not something Kibana needs through fcmon's gateway")
+        raise Refusal(403, f"{method} {urlsplit(path).path}: writes and deletes are for fcmon's service account only")
+
+    def _read(self, user: User, where: Route, method: str, path: str, headers: dict[str, str], body: bytes,
+              client: str) -> tuple[int, dict[str, str], bytes]:
+        tasking_id = headers.get(TASKING_HEADER.lower(), "").strip()
+        terms = request_terms(where.endpoint, body)
+        filters = {"method": method, "path": path, "endpoint": where.endpoint, "terms": terms,
+                   "body": body[:MAX_LOGGED_BODY].decode(errors="replace")}
+        event = new_event(user, tasking_id, " ".join(terms), filters, "kibana", client)
+        try:
+            if user.role not in SEARCH_ROLES:
+                raise Forbidden(f"{user.name} is {user.role}; searching needs the role analyst, detective or supervisor")
+            if not tasking_id:
+                raise Forbidden(f"no tasking: Kibana must send the {TASKING_HEADER} header",
+                                "set it per space or per user in Kibana's custom headers")
+            self._check_targets(where, path, method, body)
+        except Forbidden as refusal:
+            self._locked(refuse_query, self.audit, event, refusal)
+            raise Refusal(403, str(refusal)) from refusal
+        try:
+            event = self._locked(open_query, self.state, self.audit, user, event)
+        except AuditUnavailable:
+            raise
+        except FcmonError as refusal:
+            raise Refusal(403, str(refusal)) from refusal
+        try:
+            restricted = body if is_scroll(path) else restrict_body(where.endpoint or "", body, tasking_id)
+        except (ValueError, AttributeError) as exc:
+            self._locked(close_query, self.audit, event, 0, [])
+            raise Refusal(400, f"the request body is not valid JSON ({exc})") from exc
+        status, out_headers, payload = self.forward(method, path, headers, restricted)
+        parsed = _json(payload)
+        if where.endpoint in ("_doc", "_source", "_mget") and parsed is not None and status < 300:
+            parsed = foreign_docs(where.endpoint, parsed, tasking_id)
+            if parsed is None or (where.endpoint == "_doc" and parsed.get("found") is False):
+                status = 404
+            payload = json.dumps(parsed if parsed is not None else {"found": False}).encode()
+        total, ids = response_hits(where.endpoint, parsed) if status < 300 else (0, [])
+        self._locked(close_query, self.audit, event, total, ids)
+        return status, out_headers, payload
+
+    def _check_targets(self, where: Route, path: str, method: str, body: bytes) -> None:
+        targets = list(where.indices)
+        if where.endpoint == "_msearch":
+            try:
+                headers = msearch_lines(body)[0::2]
+            except ValueError:
+                raise Forbidden("the _msearch body is not NDJSON") from None
+            for header in headers:
+                named = [i for i in str(header.get("index", "")).split(",") if i]
+                if not named and not where.indices:
+                    raise Forbidden(f"every _msearch header must name the records index ({self.records_alias})")
+                targets += named
+        if not targets:
+            if continuation(where.endpoint, path, method, body):
+                return  # scroll, async-search results, point-in-time searches: continuations of a gated search
+            raise Forbidden(f"name the records index ({self.records_alias}) in the request",
+                            "searches across every index are not forwarded")
+        outside = [i for i in targets if not _matches(i, self.records_alias)]
+        if outside:
+            raise Forbidden(f"{', '.join(outside)}: only {self.records_alias} may be searched through the gateway")
+
+    def _append(self, kind: str, actor: str, payload: dict[str, Any]) -> None:
+        self._locked(self.audit.append, kind, actor, payload)
+
+    def _locked(self, fn: Any, *args: Any) -> Any:
+        with self.lock:
+            return fn(*args)
+
+    # forwarding
+    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes, *, own_credentials: bool = False
+                ) -> tuple[int, dict[str, str], bytes]:
+        out = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
+        if own_credentials and headers.get("authorization"):
+            out["Authorization"] = headers["authorization"]
+        elif self.upstream_auth:
+            out["Authorization"] = self.upstream_auth
+        request = urllib.request.Request(self.upstream + path, data=body if body or method in ("POST", "PUT") else None,
+                                         method=method, headers=out)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                return answer.status, dict(answer.headers.items()), answer.read()
+        except urllib.error.HTTPError as answer:
+            return answer.code, dict(answer.headers.items()), answer.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise Refusal(502, f"Elasticsearch at {self.upstream} did not answer ({exc})") from exc
+
+
+def authenticate_answer(user: User) -> dict[str, Any]:
+    """What Elasticsearch's _security/_authenticate says, for an fcmon user (Kibana shows and checks it)."""
+    realm = {"name": "fcmon", "type": "fcmon-gateway"}
+    return {"username": user.name, "roles": [f"fcmon_{user.role}"], "full_name": None, "email": None,
+            "metadata": {"fcmon_role": user.role}, "enabled": True, "authentication_realm": realm, "lookup_realm": realm,
+            "authentication_type": "realm"}
+
+
+def _json(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
+
+
+def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            method = self.command
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            client = self.client_address[0]
+            try:
+                status, out_headers, payload = gateway.handle(method, self.path, headers, body, client)
+            except Refusal as refusal:
+                status, out_headers, payload = refusal.status, {}, _error(refusal.status, str(refusal))
+                if refusal.status == 401:
+                    out_headers["WWW-Authenticate"] = 'Basic realm="fcmon", charset="UTF-8"'
+            except AuditUnavailable as exc:
+                status, out_headers, payload = 503, {}, _error(503, str(exc))
+            except FcmonError as exc:
+                status, out_headers, payload = 403, {}, _error(403, str(exc))
+            log.info("event=gateway.request client=%s method=%s path=%s status=%d", client, method, self.path, status)
+            self.send_response(status)
+            for name, value in out_headers.items():
+                if name.lower() not in HOP_BY_HOP:
+                    self.send_header(name, value)
+            if "content-type" not in {n.lower() for n in out_headers}:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _serve
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def _error(status: int, message: str) -> bytes:
+    return json.dumps({"error": {"type": "fcmon_gateway", "reason": message}, "status": status}).encode()
+
+
+def serve(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), make_handler(gateway))
+    server.daemon_threads = True
+    return server

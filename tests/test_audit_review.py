@@ -1,0 +1,238 @@
+"""Supervisor review, the search-term ledger and the transparency report, through the real `fcmon` command."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pipeline.app import App
+from pipeline.duty import off_hours, parse_window
+from pipeline.errors import FcmonError
+from pipeline.index import SearchQuery
+from pipeline.models import GuardDecision, Interface, Reason
+from pipeline.passwords import verify_password
+from pipeline.periods import date_range, parse_period
+from pipeline.search import audited_search
+from pipeline.settings import Settings
+from tests.datadirs import fcmon, make_app
+from tests.factories import make_record
+from tests.factories_gateway import LIVE, NOW, call, setup  # noqa: F401  (setup is a fixture)
+from tests.factories_pipeline import make_tasking
+
+UTC = ZoneInfo("UTC")
+TODAY = NOW.date().isoformat()
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, 2, hour, minute, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("window,moment,expected", [
+    ("08:00-16:00", at(9), False), ("08:00-16:00", at(16), True), ("08:00-16:00", at(7, 59), True),
+    ("22:00-06:00", at(23), False), ("22:00-06:00", at(5), False), ("22:00-06:00", at(12), True),
+    (None, at(3), None),
+])
+def test_off_hours(window, moment, expected):
+    assert off_hours(moment, window, UTC) is expected
+
+
+def test_duty_hours_are_read_in_the_duty_timezone():
+    assert off_hours(at(15), "08:00-16:00", ZoneInfo("America/Chicago")) is False  # 09:00 in Chicago
+    assert off_hours(at(9), "08:00-16:00", ZoneInfo("America/Chicago")) is True  # 03:00 in Chicago
+
+
+@pytest.mark.parametrize("bad", ["8-16", "08:00-08:00", "25:00-26:00", "08:00 16:00"])
+def test_bad_duty_hours(bad):
+    with pytest.raises(FcmonError, match="duty hours"):
+        parse_window(bad)
+
+
+def test_periods():
+    assert parse_period("2026-Q4") == (datetime(2026, 10, 1, tzinfo=timezone.utc), datetime(2027, 1, 1, tzinfo=timezone.utc))
+    assert parse_period("2026-02")[1] == datetime(2026, 3, 1, tzinfo=timezone.utc)
+    assert date_range("2026-11-01", "2026-11-30")[1] == datetime(2026, 12, 1, tzinfo=timezone.utc)
+    for bad in ("2026-Q5", "2026-13", "Q4-2026", "26"):
+        with pytest.raises(FcmonError, match="bad period"):
+            parse_period(bad)
+
+
+def window_excluding_now() -> str:
+    start, end = NOW + timedelta(hours=2), NOW + timedelta(hours=3)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+def window_including_now() -> str:
+    start, end = NOW - timedelta(hours=1), NOW + timedelta(hours=1)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+@pytest.fixture
+def data(tmp_path):
+    app = make_app(tmp_path / "d", make_tasking(**LIVE, team=["dana"]))
+    app.state.set_duty_hours("alice", window_excluding_now())
+    app.state.set_duty_hours("dana", window_including_now())
+    app.index.upsert([make_record(url="https://forum.example/p/1", text="catalytic converter")])
+    app.close()
+    return tmp_path / "d"
+
+
+def cli(root, *args, user="sam"):
+    return fcmon("--data-dir", str(root), "--as", user, *args)
+
+
+def listed(root, *args) -> list[dict]:
+    result = cli(root, "audit", "list", "--kind", "query", "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_review_marks_highlights_and_filters(data):
+    for user, term in (("alice", "converter"), ("dana", "catalytic")):
+        assert cli(data, "search", term, "--tasking", "T-1", user=user).returncode == 0
+    queries = {q["payload"]["query"]: q for q in listed(data)}
+    assert queries["converter"]["review"]["off_hours"] is True and "OFF-HOURS" in queries["converter"]["review"]["highlights"]
+    assert queries["catalytic"]["review"]["off_hours"] is False and queries["catalytic"]["review"]["hits_total"] == 1
+    alice_query = queries["converter"]["payload"]["id"]
+
+    flagged = cli(data, "audit", "review", alice_query, "--flag", "--note", "search outside duty hours", "--json")
+    assert flagged.returncode == 0, flagged.stderr
+    assert [q["payload"]["query"] for q in listed(data, "--flagged")] == ["converter"]
+    assert [q["payload"]["query"] for q in listed(data, "--unreviewed")] == ["catalytic"]
+    review = listed(data, "--flagged")[0]["review"]
+    assert review == {**review, "status": "flagged", "note": "search outside duty hours", "by": "sam"}
+    (mark,) = json.loads(cli(data, "audit", "list", "--kind", "query.review", "--json").stdout)
+    assert mark["actor"] == "sam" and mark["payload"]["query_id"] == alice_query  # the mark is audited
+
+    text = cli(data, "audit", "list", "--kind", "query", "--user", "alice").stdout
+    assert "OFF-HOURS" in text and "FLAGGED" in text
+    assert listed(data, "--user", "dana", "--tasking", "T-1")[0]["payload"]["query"] == "catalytic"
+    assert listed(data, "--from", "2000-01-01", "--to", "2000-01-02") == []
+    assert len(listed(data, "--from", TODAY, "--to", TODAY)) == 2
+
+
+def test_review_refusals(data):
+    assert cli(data, "search", "converter", "--tasking", "T-1", user="sam").returncode == 0
+    own = listed(data)[0]["payload"]["id"]
+    cases = [
+        (("audit", "review", own, "--reviewed"), "sam", "another supervisor must review it"),
+        (("audit", "review", own, "--reviewed"), "alice", "needs the role supervisor"),
+        (("audit", "review", own, "--flag"), "sue", "a flag needs a note"),
+        (("audit", "review", "nope", "--reviewed"), "sue", "no query 'nope'"),
+        (("audit", "review", own), "sue", "pass --reviewed, or --flag"),
+    ]
+    for args, user, message in cases:
+        result = cli(data, *args, user=user)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    assert cli(data, "audit", "review", own, "--reviewed", user="sue").returncode == 0
+    assert listed(data, "--unreviewed") == []
+
+
+def test_a_tasking_that_has_since_ended_is_highlighted(data):
+    assert cli(data, "search", "converter", "--tasking", "T-1", user="dana").returncode == 0
+    app = App(Settings(data_dir=data))
+    tasking = app.state.tasking("T-1")
+    app.state.put_tasking(tasking.model_copy(update={"revoked": True, "revoked_by": "sam", "revoked_at": NOW}))
+    app.close()
+    (query,) = listed(data)
+    assert query["review"]["tasking_expired"] is True and "TASKING-ENDED" in query["review"]["highlights"]
+
+
+# Every interface that exists; the web console and its API join COVERED when they are built.
+COVERED = {"cli", "kibana"}
+NOT_BUILT_YET = {"web", "api"}
+
+
+def test_the_ledger_holds_every_search_term_from_every_interface(setup):
+    app, base, tmp_path = setup
+    root = tmp_path / "d"
+    assert COVERED | NOT_BUILT_YET == set(Interface.__args__)  # a new interface must be added to this test
+    app.state.set_password_hash("dana", app.state.password_hash("alice"))
+    entered = {
+        "cli": cli(root, "search", "converter AND cash", "--tasking", "T-1", user="alice"),
+        "cli-refused": cli(root, "search", "wrenchman", "--tasking", "T-2", user="alice"),
+    }
+    assert entered["cli"].returncode == 0 and entered["cli-refused"].returncode == 2
+    assert call(base, "POST", "/fcmon-records/_search", {"query": {"query_string": {"query": "stolen pallets"}}})[0] == 200
+    assert call(base, "POST", "/fcmon-records/_search", {"query": {"match": {"message": "docks"}}}, tasking="T-2")[0] == 403
+    assert call(base, "POST", "/fcmon-records/_search", {"query": {"match": {"message": "ledger-term"}}}, tasking=None)[0] == 403
+
+    result = cli(root, "audit", "ledger", "--from", TODAY, "--to", TODAY, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    terms = {(r["interface"], r["outcome"], r["search_terms"]) for r in rows}
+    assert terms == {("cli", "run", "converter AND cash"), ("cli", "refused", "wrenchman"),
+                     ("kibana", "run", "stolen pallets"), ("kibana", "refused", "message:docks"),
+                     ("kibana", "refused", "message:ledger-term")}
+    assert {r["interface"] for r in rows} == COVERED
+    assert all(r["user"] == "alice" and r["at"].startswith(TODAY) for r in rows)
+
+    as_csv = list(csv.DictReader(io.StringIO(cli(root, "audit", "ledger", "--from", TODAY, "--to", TODAY).stdout)))
+    assert sorted(r["search_terms"] for r in as_csv) == sorted(t for _, _, t in terms)
+    assert cli(root, "audit", "ledger", "--from", "2000-01-01", "--to", "2000-01-31", "--format", "json").stdout.strip() == "[]"
+    assert cli(root, "audit", "ledger", "--from", TODAY, "--to", TODAY, user="alice").returncode == 2
+    bad = cli(root, "audit", "ledger", "--from", "yesterday", "--to", TODAY)
+    assert bad.returncode == 2 and "ISO 8601" in bad.stderr
+    assert [e.payload["rows"] for e in app.audit.entries(["audit.ledger"])][:2] == [5, 5]  # exports are audited
+
+
+def test_transparency_report(tmp_path):
+    app = make_app(tmp_path / "d", make_tasking(**LIVE), make_tasking(id="T-9", kind="public_safety", case_number=None,
+                                                                      predicate=None, criminal_activity=None, **LIVE))
+    app.index.upsert([make_record(url=f"https://forum.example/p/{i}") for i in range(3)])
+    app.audit.append("crawl.end", "alice", {"tasking_id": "T-1", "items": 7})
+    app.audit.append("crawl.end", "alice", {"tasking_id": "T-1", "items": 5})
+    app.audit.append("quarantine.purge", "sam", {"item_id": "x"})
+    for n, rule in enumerate(("first_amendment", "first_amendment", "public_provenance")):
+        app.state.reject(GuardDecision(item_id=f"item-{n}", decision="rejected",
+                                       reasons=[Reason(rule=rule, clause="28CFR23.20(b)", message="m")]))
+    audited_search(app.state, app.audit, app.index, app.state.user("alice"), SearchQuery(text="x", tasking_id="T-1"), "cli")
+    app.close()
+    month = NOW.strftime("%Y-%m")
+    result = fcmon("--data-dir", str(tmp_path / "d"), "--as", "sam", "report", "transparency", "--period", month, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["taskings_approved_by_kind"] == {"criminal_predicate": 1, "public_safety": 1}
+    assert report["items_collected"] == 12 and report["crawls"] == 2
+    assert report["records_indexed_now"] == 3 and report["records_purged"] == 1
+    assert report["rejected_by_rule"] == {"first_amendment": 2, "public_provenance": 1} and report["rejected_total"] == 3
+    assert report["queries"] == 1 and report["queries_by_interface"] == {"cli": 1}
+    assert report["packets_disseminated"] == 0 and any("packets are not built" in n for n in report["notes"])
+    last_year = fcmon("--data-dir", str(tmp_path / "d"), "--as", "sam", "report", "transparency", "--period", "2001", "--json")
+    assert json.loads(last_year.stdout)["items_collected"] == 0
+    bad = fcmon("--data-dir", str(tmp_path / "d"), "--as", "sam", "report", "transparency", "--period", "2026-Q7")
+    assert bad.returncode == 2 and "2026-Q4" in bad.stderr
+    text = fcmon("--data-dir", str(tmp_path / "d"), "--as", "sam", "report", "transparency", "--period", month)
+    assert "items collected: 12" in text.stdout
+
+
+def test_user_duty_hours_and_password_commands(tmp_path):
+    root = str(tmp_path / "d")
+    assert fcmon("--data-dir", root, "init").returncode == 0
+    added = fcmon("--data-dir", root, "user", "add", "kim", "--role", "analyst", "--duty-hours", "22:00-06:00", "--json")
+    assert added.returncode == 0 and json.loads(added.stdout)["duty_hours"] == "22:00-06:00"
+    assert fcmon("--data-dir", root, "user", "add", "lee", "--role", "analyst").returncode == 0  # unchanged contract
+    bad = fcmon("--data-dir", root, "user", "add", "max", "--role", "analyst", "--duty-hours", "9-5")
+    assert bad.returncode == 2 and "HH:MM-HH:MM" in bad.stderr
+    cleared = fcmon("--data-dir", root, "user", "set-duty-hours", "kim", "none", "--json")
+    assert json.loads(cleared.stdout)["duty_hours"] is None
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FCMON_")}
+    short = subprocess.run([sys.executable, "-m", "pipeline", "--data-dir", root, "user", "set-password", "kim"],
+                           input="short\n", capture_output=True, text=True, env=env)
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr
+    secret = "a long enough passphrase"
+    ok = subprocess.run([sys.executable, "-m", "pipeline", "--data-dir", root, "user", "set-password", "kim"],
+                        input=secret + "\n", capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    app = App(Settings(data_dir=root))
+    stored = app.state.password_hash("kim")
+    assert stored.startswith("scrypt$") and verify_password(secret, stored) and not verify_password("wrong", stored)
+    assert secret not in (tmp_path / "d" / "audit.db").read_bytes().decode(errors="replace")
+    assert [e.kind for e in app.audit.entries()][-2:] == ["user.duty_hours", "user.password"]

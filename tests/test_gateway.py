@@ -1,0 +1,183 @@
+"""`fcmon gateway` against a recording upstream on 127.0.0.1: audited before forwarding, restricted, fail closed."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from pipeline.gateway import request_terms, route
+from tests.factories_gateway import PASSWORD, Upstream, call, setup  # noqa: F401  (setup is a fixture)
+
+
+def kinds(app) -> list[str]:
+    return [e.kind for e in app.audit.entries()]
+
+
+KQL_BODY = {"size": 10, "query": {"bool": {"filter": [
+    {"multi_match": {"type": "best_fields", "query": "converter", "lenient": True}},
+    {"match_phrase": {"user.name": "wrenchman"}},
+    {"range": {"@timestamp": {"gte": "2026-01-01"}}}]}}}
+
+
+def test_a_search_is_logged_before_it_is_forwarded_restricted_and_counted(setup):
+    app, base, _ = setup
+    status, answer = call(base, "POST", "/fcmon-records/_search", KQL_BODY)
+    assert status == 200 and answer["hits"]["total"]["value"] == 2
+    (seen,) = Upstream.received
+    assert seen["queries_logged"] == 1  # the QueryEvent was durable before the upstream saw anything
+    forwarded = json.loads(seen["body"])
+    assert forwarded["query"]["bool"]["filter"] == [{"term": {"fcm.tasking_id": "T-1"}}]
+    assert forwarded["query"]["bool"]["must"] == [KQL_BODY["query"]]
+    assert seen["headers"]["Authorization"] == "Basic " + base64.b64encode(b"fcmon-es:es-secret").decode()
+    assert "X-Fcmon-Tasking" not in seen["headers"]
+    query, result = [e for e in app.audit.entries() if e.kind in ("query", "query.result")]
+    assert query.payload["interface"] == "kibana" and query.payload["client"] == "127.0.0.1"
+    assert query.payload["user"] == "alice" and query.payload["tasking_id"] == "T-1"
+    assert query.payload["case_number"] == "2026-CR-1"
+    assert query.payload["filters"]["terms"] == ["converter", "user.name:wrenchman"]
+    assert result.payload == {**result.payload, "query_id": query.payload["id"], "hits_total": 2, "returned_ids": ["r1", "r2"]}
+    assert app.audit.verify().ok
+
+
+def test_msearch_and_count_are_restricted_and_counted(setup):
+    app, base, _ = setup
+    lines = [{"index": "fcmon-records"}, {"query": {"match": {"message": "pallets"}}},
+             {"index": "fcmon-records*"}, {"query": {"query_string": {"query": "docks"}}}]
+    status, _ = call(base, "POST", "/_msearch", lines, ndjson=True)
+    assert status == 200
+    bodies = [json.loads(line) for line in Upstream.received[0]["body"].splitlines()]
+    assert all(b["query"]["bool"]["filter"] == [{"term": {"fcm.tasking_id": "T-1"}}] for b in bodies[1::2])
+    assert call(base, "GET", "/fcmon-records/_count")[0] == 200
+    results = [e.payload for e in app.audit.entries(["query.result"])]
+    assert [r["hits_total"] for r in results] == [4, 5] and results[0]["returned_ids"] == ["a", "b"]
+    assert [e.payload["query"] for e in app.audit.entries(["query"])] == ["message:pallets docks", ""]
+
+
+def test_documents_of_other_taskings_are_not_found(setup):
+    app, base, _ = setup
+    assert call(base, "GET", "/fcmon-records/_doc/own")[0] == 200
+    status, answer = call(base, "GET", "/fcmon-records/_doc/foreign")
+    assert status == 404 and answer["found"] is False and "_source" not in answer
+    assert [e.payload["hits_total"] for e in app.audit.entries(["query.result"])] == [1, 0]
+
+
+@pytest.mark.parametrize("kwargs,status,reason", [
+    ({"user": None}, 401, "authentication required"),
+    ({"password": "wrong password!"}, 401, "wrong password"),
+    ({"user": "dana"}, 401, "wrong password"),  # no password set
+    ({"tasking": None}, 403, "no tasking"),
+    ({"tasking": "T-2"}, 403, "neither the requester nor on the team"),
+    ({"tasking": "T-old"}, 403, "expired"),
+    ({"tasking": "T-nope"}, 403, "unknown tasking"),
+    ({"path": "/fcmon-audit/_search"}, 403, "supervisors"),
+    ({"path": "/_search"}, 403, "name the records index"),
+    ({"path": "/*/_search"}, 403, "only fcmon-records may be searched"),
+    ({"path": "/fcmon-*/_search"}, 403, "only fcmon-records may be searched"),
+    ({"path": "/.kibana/_search"}, 403, "Kibana's own account"),
+])
+def test_refused_reads_forward_nothing(setup, kwargs, status, reason):
+    app, base, _ = setup
+    path = kwargs.pop("path", "/fcmon-records/_search")
+    got, answer = call(base, "POST", path, KQL_BODY, **kwargs)
+    assert got == status and reason in answer["error"]["reason"]
+    assert Upstream.received == []
+    assert "query" not in kinds(app)
+    if status == 403 and "_search" in path and not path.startswith(("/fcmon-audit", "/.kibana")):
+        (refused,) = app.audit.entries(["query.refused"])
+        assert refused.payload["interface"] == "kibana" and refused.payload["query"]  # the terms entered are kept
+
+
+def test_writes_only_from_the_service_account(setup):
+    app, base, _ = setup
+    record = {"message": "planted"}
+    for method, path in (("PUT", "/fcmon-records/_doc/x"), ("POST", "/fcmon-records/_doc"), ("POST", "/fcmon-records/_doc/x"),
+                         ("DELETE", "/fcmon-records/_doc/x"), ("POST", "/fcmon-records/_bulk"), ("POST", "/fcmon-records/_update/x"),
+                         ("DELETE", "/fcmon-records"), ("POST", "/fcmon-records/_delete_by_query")):
+        assert call(base, method, path, record)[0] == 403
+    assert call(base, "PUT", "/fcmon-records/_doc/x", record, user="sam")[0] == 403  # a supervisor is no exception
+    assert Upstream.received == []
+    assert call(base, "PUT", "/fcmon-records/_doc/x", record, user="kibana_system", tasking=None)[0] == 403
+    assert call(base, "POST", "/.kibana_8.15.0/_doc/config", record, user="fcmon", tasking=None)[0] == 403
+    assert Upstream.received == []
+    assert call(base, "PUT", "/fcmon-records/_doc/x", record, user="fcmon", tasking=None)[0] == 200
+    assert Upstream.received[-1]["headers"]["Authorization"] == "Basic " + base64.b64encode(b"fcmon-es:es-secret").decode()
+    assert call(base, "POST", "/.kibana_8.15.0/_doc/config", record, user="kibana_system", tasking=None)[0] == 200
+    own = "Basic " + base64.b64encode(f"kibana_system:{PASSWORD}".encode()).decode()
+    assert Upstream.received[-1]["headers"]["Authorization"] == own  # Kibana's own work, with Kibana's own login
+    assert [r["method"] for r in Upstream.received] == ["PUT", "POST"]
+
+
+def test_kibanas_own_cluster_calls(setup):
+    _, base, _ = setup
+    to_system = [{"index": {"_index": ".kibana_8.15.0", "_id": "a"}}, {"x": 1}]
+    to_records = [{"index": {"_index": ".kibana_8.15.0", "_id": "a"}}, {"x": 1}, {"delete": {"_index": "fcmon-records", "_id": "r1"}}]
+    assert call(base, "POST", "/_bulk", to_system, user="kibana_system", tasking=None, ndjson=True)[0] == 200
+    assert call(base, "POST", "/_bulk", to_records, user="kibana_system", tasking=None, ndjson=True)[0] == 403
+    assert call(base, "POST", "/_reindex", {"source": {"index": "fcmon-records"}, "dest": {"index": ".x"}},
+                user="kibana_system", tasking=None)[0] == 403
+    assert call(base, "PUT", "/_index_template/kibana", {}, user="kibana_system", tasking=None)[0] == 200
+    assert call(base, "PUT", "/_index_template/kibana", {}, user="alice", tasking=None)[0] == 403
+    assert [r["path"] for r in Upstream.received] == ["/_bulk", "/_index_template/kibana"]
+
+
+def test_kibanas_account_reads_no_records(setup):
+    app, base, _ = setup
+    assert call(base, "POST", "/fcmon-records/_search", KQL_BODY, user="kibana_system")[0] == 403
+    assert Upstream.received == []
+    (refused,) = app.audit.entries(["query.refused"])
+    assert refused.actor == "kibana_system"
+
+
+def test_authenticate_is_answered_for_fcmon_users(setup):
+    _, base, _ = setup
+    status, answer = call(base, "GET", "/_security/_authenticate", tasking=None)
+    assert status == 200 and answer["username"] == "alice" and answer["roles"] == ["fcmon_analyst"]
+    assert Upstream.received == []
+
+
+def test_housekeeping_is_forwarded_without_a_tasking(setup):
+    _, base, _ = setup
+    status, answer = call(base, "GET", "/", tasking=None)
+    assert status == 200 and answer["version"]["number"] == "8.15.0"
+    assert call(base, "GET", "/_snapshot", tasking=None)[0] == 403  # not needed by Kibana through the gateway
+    assert [r["path"] for r in Upstream.received] == ["/"]
+
+
+def test_supervisors_read_the_audit_index_logged(setup):
+    app, base, _ = setup
+    assert call(base, "POST", "/fcmon-audit/_search", {"query": {"match_all": {}}}, user="sam", tasking=None)[0] == 200
+    (read,) = app.audit.entries(["audit.read"])
+    assert read.actor == "sam" and read.payload["path"] == "/fcmon-audit/_search"
+
+
+def test_no_audit_log_no_forwarding(setup):
+    app, base, tmp_path = setup
+    assert call(base, "GET", "/fcmon-records/_count")[0] == 200  # the head file is open now
+    Upstream.received.clear()
+    head = tmp_path / "d" / "audit.head"
+    head.unlink()
+    head.mkdir()  # the log opens, but no entry can be completed
+    status, answer = call(base, "POST", "/fcmon-records/_search", KQL_BODY)
+    assert status == 503 and "audit log cannot be written" in answer["error"]["reason"]
+    assert Upstream.received == []
+
+
+@pytest.mark.parametrize("method,path,kind", [
+    ("POST", "/fcmon-records/_search", "read"), ("GET", "/fcmon-records/_doc/1", "read"),
+    ("POST", "/fcmon-records/_async_search", "read"), ("GET", "/_async_search/abc", "read"),
+    ("POST", "/fcmon-records/_field_caps", "read"), ("GET", "/", "housekeeping"),
+    ("GET", "/_nodes?filter_path=nodes.*.version", "housekeeping"), ("GET", "/.kibana/_doc/x", "system"),
+    ("DELETE", "/fcmon-records/_doc/1", "other"), ("POST", "/fcmon-records/_doc", "other"),
+    ("DELETE", "/_pit", "housekeeping"), ("DELETE", "/_async_search/abc", "housekeeping"),
+    ("DELETE", "/fcmon-records", "other"), ("GET", "/fcmon-audit-1/_search", "audit-read"),
+])
+def test_routes(method, path, kind):
+    assert route(method, path, "fcmon-records").kind == kind
+
+
+def test_terms_from_kibana_bodies():
+    assert request_terms("_search", json.dumps({"query": {"query_string": {"query": "a AND b"}}}).encode()) == ["a AND b"]
+    assert request_terms("_search", json.dumps({"query": {"terms": {"fcm.source_kind": ["x", "y"]}}}).encode()) == \
+        ["fcm.source_kind:x", "fcm.source_kind:y"]
+    assert request_terms("_search", b"") == []
