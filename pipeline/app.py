@@ -35,7 +35,11 @@ class App:
 
     @cached_property
     def audit(self) -> AuditLog:
-        return LocalAuditLog(self.data_dir.audit_db, self.data_dir.audit_head)
+        local = LocalAuditLog(self.data_dir.audit_db, self.data_dir.audit_head)
+        if self.settings.bus == "kafka":  # every entry is mirrored to fcm.audit (pipeline/audit_mirror.py)
+            from pipeline.audit_mirror import MirroredAuditLog
+            return MirroredAuditLog(local, lambda: self.bus)
+        return local
 
     def acting_user(self, *roles: str) -> User:
         """The user this command acts as, who must hold one of `roles` (any role when none are given)."""

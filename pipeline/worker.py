@@ -6,6 +6,7 @@ deterministic record ids make the replay of an uncommitted batch harmless.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import signal
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from guards.base import GuardContext
 from guards.chain import GuardChain
-from pipeline.bus import COLLECTED, DEAD_LETTER, DECISIONS, REJECTED, Bus, Message
+from pipeline.bus import COLLECTED, DEAD_LETTER, DECISIONS, REJECTED, Bus, Consumer, Message
 from pipeline.index import Index
 from pipeline.models import SCHEMA_VERSION, CollectedItem, GuardDecision, IndexedRecord, utcnow
 from pipeline.settings import Settings
@@ -27,6 +28,8 @@ from pipeline.state import State
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS_S = (0.5, 1, 2, 4, 8, 15, 30)
+GIVE_UP_AFTER = 3
+PROGRESS_EVERY_S = 1.0
 
 
 @dataclass
@@ -53,7 +56,8 @@ def to_record(item: CollectedItem, decision: GuardDecision) -> IndexedRecord:
         id=item.id, tasking_id=item.tasking_id, source_kind=item.source_kind, source_id=item.source_id,
         url=item.url, final_url=item.final_url, title=item.title, text=item.text, author=item.author,
         published_at=item.published_at, fetched_at=item.fetched_at, content_sha256=item.content_sha256,
-        labels=decision.labels, predicate=decision.predicate)
+        labels=decision.labels, predicate=decision.predicate,
+        pii_masked=decision.pii_masked, non_subject_identifiers=decision.non_subject_identifiers)
 
 
 class Worker:
@@ -71,16 +75,20 @@ class Worker:
         """Process batches until idle (until_idle) or until SIGTERM/SIGINT; each batch is committed when durable."""
         consumer = self.bus.consumer(self.settings.work_group, [COLLECTED])
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        last_report = 0.0
         try:
             while not self.stopping:
                 batch = consumer.poll(self.settings.work_batch_size, timeout_s=0.2 if until_idle else 1.0)
                 if not batch:
-                    if until_idle:
+                    if until_idle and consumer.lag() == 0:
                         break
                     continue
-                self._with_retries(lambda: self.process(batch), give_up=until_idle)
-                consumer.commit()
-                if self.progress:
+                if not self._with_retries(lambda: self.process(batch), consumer, give_up=until_idle):
+                    break  # stopped while the store was down: the batch stays uncommitted and is redelivered
+                if not self._with_retries(consumer.commit, consumer, give_up=until_idle):
+                    break
+                if self.progress and time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                    last_report = time.monotonic()
                     self.progress({**self.stats.to_dict(), "lag": consumer.lag()})
         finally:
             for sig, handler in previous.items():
@@ -88,18 +96,27 @@ class Worker:
             consumer.close()
         return self.stats
 
-    def _with_retries(self, action: Callable[[], None], *, give_up: bool) -> None:
-        for attempt, delay in enumerate(RETRY_DELAYS_S, start=1):
+    def _with_retries(self, action: Callable[[], None], consumer: Consumer, *, give_up: bool) -> bool:
+        """Run action until it succeeds, backing off while staying in the group; False when stopped meanwhile.
+
+        Until idle it gives up (raises) after GIVE_UP_AFTER attempts; a long-running worker retries for as long as
+        the store is down, committing nothing, and resumes when it is back.
+        """
+        for attempt in itertools.count(1):
             try:
-                return action()
-            except Exception as exc:  # the store is down: keep the batch uncommitted and try again
-                if give_up and attempt >= 3:
+                action()
+                if attempt > 1:
+                    log.warning("event=store_recovered attempts=%d", attempt)
+                return True
+            except Exception as exc:  # the store or the bus is down: keep the batch uncommitted and try again
+                if give_up and attempt >= GIVE_UP_AFTER:
                     raise
-                log.warning("batch failed attempt=%d retry_in_s=%s error=%r", attempt, delay, exc)
-                time.sleep(delay)
+                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S)) - 1]
+                log.warning("event=batch_failed attempt=%d retry_in_s=%s error=%r", attempt, delay, str(exc))
+                consumer.wait(delay)
                 if self.stopping:
-                    raise
-        action()
+                    return False
+        raise AssertionError("unreachable")
 
     def process(self, batch: list[Message]) -> None:
         context = GuardContext(taskings={t.id: t for t in self.state.taskings()}, roles=self.state.roles(),
@@ -110,12 +127,12 @@ class Worker:
             item = self._parse(message, stats)
             if item is None:
                 continue
-            decision = self.chain.decide(item, context)
+            decision, stored = self.chain.apply(item, context)  # stored: as masked/labelled by the guards
             if decision.decision == "indexed":
-                records.append(to_record(item, decision))
+                records.append(to_record(stored, decision))
                 stats.indexed += 1
             elif decision.decision == "quarantined":
-                self.state.hold(item, decision, self.settings.quarantine_days)
+                self.state.hold(stored, decision, self.settings.quarantine_days)
                 stats.quarantined += 1
             else:
                 self.state.reject(decision)

@@ -38,6 +38,9 @@ class Consumer(Protocol):
     def lag(self) -> int:
         """Messages in the subscribed topics that the group has not committed."""
 
+    def wait(self, seconds: float) -> None:
+        """Take no messages for `seconds` but stay a live member of the group (back-off while a store is down)."""
+
     def close(self) -> None:
         """Release the consumer without committing."""
 
@@ -60,4 +63,7 @@ def open_bus(settings: Settings, data_dir: DataDir) -> Bus:
     if settings.bus == "local":
         from pipeline.bus.local import LocalBus
         return LocalBus(data_dir.bus_db)
-    raise FcmonError(f"bus backend {settings.bus!r} is not available in this version", "set FCMON_BUS=local")
+    if settings.bus == "kafka":
+        from pipeline.bus.kafka import KafkaBus
+        return KafkaBus(settings)
+    raise FcmonError(f"bus backend {settings.bus!r} is not available in this version", "set FCMON_BUS=local or kafka")

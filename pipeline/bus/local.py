@@ -94,5 +94,8 @@ class LocalConsumer:
             total += max(0, last + 1 - self._committed(topic))
         return total
 
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
+
     def close(self) -> None:
         pass

@@ -1,0 +1,15 @@
+# fcmon: one image for the crawler, the worker and the gateway (see docker-compose.yml).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 FCMON_DATA_DIR=/data
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY pipeline ./pipeline
+COPY guards ./guards
+COPY crawlers ./crawlers
+COPY config ./config
+RUN pip install --no-cache-dir '.[kafka,elasticsearch]' \
+    && useradd --system --uid 10001 --home-dir /data fcmon && mkdir -p /data && chown fcmon /data
+USER fcmon
+VOLUME ["/data"]
+ENTRYPOINT ["fcmon"]
+CMD ["--help"]

@@ -1,0 +1,117 @@
+"""Benchmark the bus: Kafka producer throughput and the worker end to end, Kafka against the local bus, in one run.
+
+    .venv/bin/python bench/bench_bus.py --n 20000 [--profile]
+
+Starts a Tansu broker (tests/broker.py) on 127.0.0.1. Items are ~1 KB CollectedItems over 24 sources under one
+approved tasking, all of which pass the guards (the worst case: every item is written to the index).
+- producer: KafkaBus.produce of N items + flush (settings as shipped: acks=all, idempotent, linger/batch from
+  Settings), once uncompressed and once with gzip;
+- worker: the Worker with the default guard chain from fcm.collected into a fresh local index, until idle, on
+  Kafka and on the local bus; the rate is counted from the first batch (the Kafka group join is reported apart).
+--profile prints the top functions of the local-bus worker run (cProfile, cumulative).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from guards.chain import GuardChain  # noqa: E402
+from pipeline.bus import COLLECTED  # noqa: E402
+from pipeline.bus.kafka import KafkaBus  # noqa: E402
+from pipeline.models import utcnow  # noqa: E402
+from pipeline.worker import Worker  # noqa: E402
+from tests.broker import Broker  # noqa: E402
+from tests.datadirs import make_app  # noqa: E402
+from tests.factories_pipeline import make_item, make_tasking  # noqa: E402
+
+FILLER = ("Six catalytic converters cut last night, $150 each, cash only, pick up behind the yard on 5th. "
+          "Ask for the guy with the blue truck; no questions, no receipts. ") * 3
+
+
+def items(n: int) -> list[bytes]:
+    now = utcnow()
+    return [make_item(url=f"https://forum.example/post/{i}", source_id=f"forum.example/u{i % 24}",
+                      text=f"Converter lot {i}. {FILLER}", fetched_at=now - timedelta(minutes=1)).model_dump_json().encode()
+            for i in range(n)]
+
+
+def tasking():
+    now = utcnow()
+    return make_tasking(approved_at=now - timedelta(days=1), expires_at=now + timedelta(days=30))
+
+
+class TimedWorker(Worker):
+    first_batch_at: float | None = None
+
+    def process(self, batch):
+        if self.first_batch_at is None:
+            self.first_batch_at = time.perf_counter()
+        super().process(batch)
+
+
+def produce(bus, values: list[bytes]) -> float:
+    start = time.perf_counter()
+    for i, value in enumerate(values):
+        bus.produce(COLLECTED, f"forum.example/u{i % 24}", value)
+    bus.flush()
+    return len(values) / (time.perf_counter() - start)
+
+
+def work(app, profile: bool = False) -> tuple[float, float]:
+    """(items/s from the first batch on, seconds before the first batch)."""
+    worker = TimedWorker(app.settings, app.bus, app.index, app.state, GuardChain.from_settings(app.settings))
+    profiler = cProfile.Profile() if profile else None
+    start = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    stats = worker.run(until_idle=True)
+    end = time.perf_counter()
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    assert stats.indexed == stats.consumed, stats.to_dict()
+    return stats.consumed / (end - worker.first_batch_at), worker.first_batch_at - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    values = items(args.n)
+    print(f"items={args.n} bytes_per_item={sum(map(len, values)) // len(values)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker().start()
+        try:
+            for compression in ("none", "gzip"):
+                app = make_app(Path(tmp) / f"p-{compression}", **broker.settings(kafka_compression_type=compression))
+                bus = KafkaBus(app.settings)
+                print(f"kafka producer compression={compression}: {produce(bus, values[: args.n // 2]):,.0f} items/s")
+                bus.close()
+            broker.stop()
+            broker = Broker().start()  # empty again: the worker reads exactly N
+            app = make_app(Path(tmp) / "kafka", tasking(), **broker.settings())
+            produce(app.bus, values)
+            kafka_rate, join_s = work(app)
+            print(f"worker kafka: {kafka_rate:,.0f} items/s (group join {join_s:.1f} s before the first batch)")
+            app.close()
+        finally:
+            broker.stop()
+        app = make_app(Path(tmp) / "local", tasking())
+        produce(app.bus, values)
+        local_rate, _ = work(app, profile=args.profile)
+        print(f"worker local: {local_rate:,.0f} items/s")
+        print(f"ratio kafka/local: {kafka_rate / local_rate:.2f}")
+        app.close()
+
+
+if __name__ == "__main__":
+    main()

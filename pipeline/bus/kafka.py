@@ -1,0 +1,254 @@
+"""Kafka bus (kafka-python): acks=all idempotent producer whose flush() raises on any failed send, and
+group consumers with manual commits. Topic layout and tuning are documented in docs/kafka.md.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.bus import AUDIT, COLLECTED, DEAD_LETTER, DECISIONS, REJECTED, Message
+from pipeline.errors import FcmonError
+from pipeline.settings import Settings
+
+try:
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+    from kafka.consumer.subscription_state import ConsumerRebalanceListener
+    from kafka.errors import (CommitFailedError, KafkaConfigurationError, KafkaError, TopicAlreadyExistsError,
+                              UnsupportedVersionError)
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise FcmonError("bus=kafka needs kafka-python", "pip install 'fcmon[kafka]' (kafka-python and crc32c)") from exc
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+BROKER_HINT = "check that the brokers in FCMON_KAFKA_BOOTSTRAP_SERVERS are up and reachable"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int  # -1 keeps messages forever
+
+    def new_topic(self) -> NewTopic:
+        return NewTopic(self.name, self.partitions, 1, topic_configs={"retention.ms": str(self.retention_ms)})
+
+
+# Partitions bound how many workers share a topic; retention bounds how long raw input (including content
+# the guards later reject) sits on the bus. The audit mirror has one partition so the chain's order holds.
+TOPICS = (
+    TopicSpec(COLLECTED, 6, 7 * DAY_MS),
+    TopicSpec(DECISIONS, 6, 30 * DAY_MS),
+    TopicSpec(REJECTED, 3, 30 * DAY_MS),
+    TopicSpec(AUDIT, 1, -1),
+    TopicSpec(DEAD_LETTER, 1, 7 * DAY_MS),
+)
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    # A down broker must fail within the delivery timeout, not after kafka-python's 30 s backoff ladder.
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers.split(","), "client_id": settings.kafka_client_id,
+            "bootstrap_timeout_ms": settings.kafka_delivery_timeout_ms, "reconnect_backoff_max_ms": 1000}
+
+
+def _request_timeout_ms(settings: Settings) -> int:
+    """Short enough that a delivery (linger + request + retries) fits in kafka_delivery_timeout_ms."""
+    return max(500, min(30000, (settings.kafka_delivery_timeout_ms - settings.kafka_linger_ms) // 2))
+
+
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> dict[str, str]:
+    """Create the topics that are missing (idempotent): {name: "created" | "exists"}."""
+    try:
+        admin = KafkaAdminClient(**_common(settings), request_timeout_ms=_request_timeout_ms(settings))
+    except KafkaError as exc:
+        raise FcmonError(f"Kafka at {settings.kafka_bootstrap_servers} is not reachable ({exc})", BROKER_HINT) from exc
+    try:
+        existing = set(admin.list_topics())
+        result = {spec.name: "exists" for spec in specs if spec.name in existing}
+        for spec in specs:
+            if spec.name in existing:
+                continue
+            try:
+                admin.create_topics([spec.new_topic()])
+                log.info("event=kafka_topic_created topic=%s partitions=%d retention_ms=%d", spec.name, spec.partitions, spec.retention_ms)
+                result[spec.name] = "created"
+            except TopicAlreadyExistsError:  # another process created it meanwhile
+                result[spec.name] = "exists"
+        return result
+    except KafkaError as exc:
+        raise FcmonError(f"Kafka topics could not be created ({exc})", BROKER_HINT) from exc
+    finally:
+        admin.close()
+
+
+class KafkaBus:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._producer: KafkaProducer | None = None
+        self._pending: list[Any] = []
+        if settings.kafka_create_topics:
+            create_topics(settings)
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = self._new_producer()
+        return self._producer
+
+    def _new_producer(self) -> KafkaProducer:
+        s = self.settings
+        config = {**_common(s), "acks": "all", "linger_ms": s.kafka_linger_ms, "batch_size": s.kafka_batch_size,
+                  "compression_type": None if s.kafka_compression_type == "none" else s.kafka_compression_type,
+                  "delivery_timeout_ms": s.kafka_delivery_timeout_ms, "max_block_ms": s.kafka_delivery_timeout_ms,
+                  "request_timeout_ms": _request_timeout_ms(s), "retries": 2**31 - 1}
+        try:
+            if s.kafka_idempotence:
+                try:
+                    return KafkaProducer(**config, enable_idempotence=True)
+                except UnsupportedVersionError as exc:
+                    log.warning("event=kafka_idempotence_unavailable error=%r fallback=acks_all_one_in_flight", str(exc))
+            return KafkaProducer(**config, enable_idempotence=False, max_in_flight_requests_per_connection=1)
+        except KafkaConfigurationError as exc:
+            raise FcmonError(f"invalid Kafka producer settings ({exc})", "fix the kafka_* settings (see docs/settings.md)") from exc
+        except KafkaError as exc:
+            raise FcmonError(f"Kafka at {s.kafka_bootstrap_servers} is not reachable ({exc})", BROKER_HINT) from exc
+
+    def produce(self, topic: str, key: str | None, value: bytes) -> None:
+        try:
+            self._pending.append(self.producer.send(topic, key=key.encode() if key is not None else None, value=value))
+        except KafkaError as exc:
+            raise FcmonError(f"Kafka refused a message for {topic} ({exc})", BROKER_HINT) from exc
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        try:
+            self.producer.flush(timeout=self.settings.kafka_delivery_timeout_ms / 1000 + 5)
+        except KafkaError as exc:
+            raise FcmonError(f"{len(pending)} message(s) not confirmed by Kafka ({exc})", BROKER_HINT) from exc
+        failed = [f for f in pending if not f.succeeded()]
+        if failed:
+            first = failed[0].exception if failed[0].is_done else "not acknowledged in time"
+            raise FcmonError(f"{len(failed)} of {len(pending)} message(s) were not written to Kafka ({first})", BROKER_HINT)
+
+    def consumer(self, group: str, topics: list[str]) -> KafkaBusConsumer:
+        return KafkaBusConsumer(self.settings, group, topics)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None
+
+
+class _LogAssignments(ConsumerRebalanceListener):
+    def __init__(self, group: str):
+        self.group = group
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("event=kafka_revoked group=%s partitions=%s", self.group, _names(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("event=kafka_assigned group=%s partitions=%s", self.group, _names(assigned))
+
+
+def _names(partitions: Any) -> str:
+    return ",".join(sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)) or "none"
+
+
+class KafkaBusConsumer:
+    """A group member. poll() returns [] only once the member holds an assignment and has fetched it."""
+
+    def __init__(self, settings: Settings, group: str, topics: list[str]):
+        self.group, self.topics = group, topics
+        self.join_timeout_s = 2 * settings.kafka_session_timeout_ms / 1000 + 10
+        try:
+            self._consumer = KafkaConsumer(
+                **_common(settings), group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+                session_timeout_ms=settings.kafka_session_timeout_ms, heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+                max_poll_interval_ms=settings.kafka_max_poll_interval_ms, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
+        except KafkaError as exc:
+            raise FcmonError(f"Kafka at {settings.kafka_bootstrap_servers} is not reachable ({exc})", BROKER_HINT) from exc
+        self._consumer.subscribe(topics, listener=_LogAssignments(group))
+        self._probe: KafkaConsumer | None = None
+        self._probe_config = {**_common(settings), "enable_auto_commit": False, "fetch_max_wait_ms": 10}  # Tansu never answers a 0 ms fetch
+        self._created = time.monotonic()
+
+    def _settled(self) -> bool:
+        assignment = self._consumer.assignment()
+        return bool(assignment) and all(self._consumer.highwater(tp) is not None for tp in assignment)
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                records = self._consumer.poll(timeout_ms=int(remaining * 1000) or 1, max_records=max_records)
+            except KafkaError as exc:
+                raise FcmonError(f"Kafka poll failed ({exc})", BROKER_HINT) from exc
+            if records:
+                return [Message(r.topic, r.partition, r.offset, r.key.decode() if r.key is not None else None, r.value)
+                        for batch in records.values() for r in batch]
+            if time.monotonic() >= deadline and (self._settled() or time.monotonic() - self._created > self.join_timeout_s):
+                return []
+
+    def commit(self) -> None:
+        try:
+            self._consumer.commit()
+        except CommitFailedError as exc:  # the group rebalanced: the new owner re-reads; ids make that harmless
+            log.warning("event=kafka_commit_failed group=%s error=%r redelivery=expected", self.group, str(exc))
+        except KafkaError as exc:
+            raise FcmonError(f"Kafka commit failed ({exc})", BROKER_HINT) from exc
+
+    def lag(self) -> int:
+        """End offsets minus the group's commits, over every partition of the topics."""
+        consumer = self._consumer
+        try:
+            partitions = [TopicPartition(t, p) for t in self.topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+            committed = {tp: consumer.committed(tp) or 0 for tp in partitions}
+            ends = self._ends(committed)
+            return sum(max(0, ends[tp] - committed[tp]) for tp in partitions)
+        except KafkaError as exc:
+            raise FcmonError(f"Kafka lag could not be read ({exc})", BROKER_HINT) from exc
+
+    def _ends(self, committed: dict[Any, int]) -> dict[Any, int]:
+        """The larger of ListOffsets and a fetch's high watermark per partition.
+
+        Tansu answers ListOffsets with the last batch's first offset + 1, which under-counts after batched
+        produces, so a group-less probe fetches from each committed offset and reads the high watermark.
+        """
+        partitions = list(committed)
+        ends = {tp: end or 0 for tp, end in self._consumer.end_offsets(partitions).items()}
+        if self._probe is None:
+            self._probe = KafkaConsumer(**self._probe_config)
+        self._probe.assign([])
+        self._probe.assign(partitions)
+        for tp, offset in committed.items():
+            self._probe.seek(tp, offset)
+        deadline = time.monotonic() + 5
+        while any(self._probe.highwater(tp) is None for tp in partitions) and time.monotonic() < deadline:
+            self._probe.poll(timeout_ms=100, max_records=1)
+        return {tp: max(ends.get(tp, 0), self._probe.highwater(tp) or 0) for tp in partitions}
+
+    def wait(self, seconds: float) -> None:
+        assignment = list(self._consumer.assignment())
+        self._consumer.pause(*assignment)
+        try:
+            deadline = time.monotonic() + seconds
+            while (remaining := deadline - time.monotonic()) > 0:
+                records = self._consumer.poll(timeout_ms=int(min(remaining, 1.0) * 1000) or 1)
+                for tp, batch in records.items():  # a partition assigned meanwhile is not paused: give its records back
+                    self._consumer.seek(tp, batch[0].offset)
+        finally:
+            self._consumer.resume(*[tp for tp in assignment if tp in self._consumer.assignment()])
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+        if self._probe is not None:
+            self._probe.close(autocommit=False)
