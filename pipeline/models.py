@@ -95,12 +95,14 @@ class Tasking(Strict):
 class RequestRecord(Strict):
     method: str
     headers: dict[str, str] = Field(default_factory=dict, description="Headers exactly as sent on the wire.")
+    url: str = Field("", description="The URL this request was sent to (for an API post: the API call, not the post's permalink).")
 
 
 class ResponseRecord(Strict):
     status: int
     headers: dict[str, str] = Field(default_factory=dict)
     body_sha256: str | None = None
+    url: str = Field("", description="The URL that answered, after redirects.")
 
 
 class CollectedItem(Strict):
@@ -124,6 +126,8 @@ class CollectedItem(Strict):
     author: str | None = None
     published_at: AwareDatetime | None = None
     content_sha256: str = ""
+    handle: str | None = Field(None, description="The author's account handle where the source has one (e.g. @name@instance).")
+    engagement: dict[str, int] = Field(default_factory=dict, description="Public counts where the source shows them: replies, reposts, likes, views.")
 
     @model_validator(mode="after")
     def _derive_ids(self) -> CollectedItem:
@@ -185,6 +189,8 @@ class GuardDecision(Strict):
     predicate: RecordedPredicate | None = None
     content_sha256: str | None = None
     decided_at: AwareDatetime = Field(default_factory=utcnow)
+    pii_masked: dict[str, int] = Field(default_factory=dict, description="PII masked in the stored text, by kind (email, phone, address, account, author) (D3.IV.A.11.a).")
+    non_subject_identifiers: list[str] = Field(default_factory=list, description="Accounts mentioned who are not the subject: labelled, never counted toward a predicate.")
 
 
 class IndexedRecord(Strict):
@@ -205,6 +211,10 @@ class IndexedRecord(Strict):
     labels: Labels
     predicate: RecordedPredicate
     indexed_at: AwareDatetime = Field(default_factory=utcnow)
+    pii_masked: dict[str, int] = Field(default_factory=dict, description="PII masked in the stored text, by kind (D3.IV.A.11.a, D1.IV.B.6).")
+    non_subject_identifiers: list[str] = Field(default_factory=list, description="Accounts mentioned who are not the subject (never counted toward a predicate).")
+    released_by: str | None = Field(None, description="The supervisor who released this record from quarantine, if it was held.")
+    release_reason: str | None = Field(None, description="Why the supervisor kept the quarantined item.")
 
     @property
     def timestamp(self) -> datetime:
@@ -247,6 +257,12 @@ class DisseminationEvent(Strict):
     record_ids: list[str]
 
 
+class UserRole(Strict):
+    """One line of `fcmon guard-check --users U.jsonl`: who holds which role (proves a tasking's approver)."""
+    name: str
+    role: Role
+
+
 INTERCHANGE_MODELS: dict[str, type[BaseModel]] = {
     "tasking": Tasking,
     "collected-item": CollectedItem,
@@ -255,4 +271,5 @@ INTERCHANGE_MODELS: dict[str, type[BaseModel]] = {
     "query-event": QueryEvent,
     "query-result": QueryResult,
     "dissemination-event": DisseminationEvent,
+    "user-role": UserRole,
 }

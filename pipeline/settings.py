@@ -18,6 +18,9 @@ DEFAULT_GUARDS = {
     "guards.provenance.LawfullyObtained": 200,
     "guards.purpose.LawfulPurpose": 300,
     "guards.first_amendment.FirstAmendment": 400,
+    "guards.relevance.Relevance": 500,
+    "guards.pii.PiiMinimization": 600,
+    "guards.subjects.NonSubjects": 700,
 }
 
 CommaList = Annotated[list[str], NoDecode]
@@ -48,6 +51,10 @@ class Settings(BaseSettings):
     crawl_login_url_pattern: str = Field(
         r"(?i)/(log-?in|sign-?in|sign-?up|register|auth|oauth|session|account/(new|create))(/|\?|$|\.)",
         description="URL paths never requested: login and sign-up pages.")
+    crawl_sources_file: Path | None = Field(None, description="The sources file of `fcmon crawl SOURCE` and `--all` (default: <config_dir>/sources.toml).")
+    crawl_pages_per_domain: int = Field(500, ge=1, description="Pages fetched from one host per crawl at most (a crawl-trap limit).")
+    crawl_query_variants: int = Field(50, ge=1, description="Distinct query strings fetched per host and path at most (stops calendar and facet traps).")
+    crawl_max_query_params: int = Field(12, ge=0, description="Query parameters a URL may carry; URLs with more are refused.")
 
     work_batch_size: int = Field(500, ge=1, description="Messages the worker takes per batch before it commits.")
     work_group: str = Field("fcmon-worker", description="Consumer group of the guard/index worker.")
@@ -61,6 +68,25 @@ class Settings(BaseSettings):
     quarantine_days: int = Field(30, ge=1, description="Days a quarantined item is held for a supervisor before it is purged.")
 
     demo_site_port: int = Field(8741, ge=1, le=65535, description="Port of the demo's fixture site on 127.0.0.1 (fixed, so record ids repeat).")
+
+    elasticsearch_username: str = Field("fcmon", description="fcmon's Elasticsearch service account (index=elasticsearch; password: elasticsearch_password).")
+    elasticsearch_records_alias: str = Field("fcmon-records", description="Alias fcmon reads and writes records through; the first index behind it is <alias>-v1, so re-indexing is a new index and an alias swap.")
+    gateway_service_account: str = Field("fcmon", description="The only fcmon user whose writes and deletes the Kibana gateway forwards.")
+    gateway_kibana_account: str = Field("kibana_system", description="The user Kibana itself logs in as (an fcmon user with the same password): the only one whose requests on Kibana's system indices the gateway forwards, with its own credentials.")
+    duty_timezone: str = Field("UTC", description="Time zone (IANA name, e.g. America/Chicago) in which duty hours are read.")
+    duty_hours_default: str | None = Field(None, pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$", description="Duty window HH:MM-HH:MM for users without their own; unset: their queries are never highlighted as off-hours.")
+
+    kafka_client_id: str = Field("fcmon", description="Client id fcmon's Kafka producers and consumers send (bus=kafka).")
+    kafka_create_topics: bool = Field(True, description="Create missing fcm.* topics (partitions and retention as in docs/kafka.md) when the bus opens; off where ACLs forbid it (then run `fcmon bus create-topics` as an administrator).")
+    kafka_idempotence: bool = Field(True, description="Idempotent producer (no duplicates from producer retries); falls back with a log line when the broker cannot.")
+    kafka_compression_type: Literal["none", "gzip"] = Field("none", description="Producer compression (measured in docs/benchmarks.md; gzip saves bytes on slow links, costs CPU).")
+    kafka_linger_ms: int = Field(20, ge=0, description="Producer wait for a fuller batch (ms).")
+    kafka_batch_size: int = Field(262144, ge=1024, description="Producer batch size per partition (bytes).")
+    kafka_delivery_timeout_ms: int = Field(30000, ge=1000, description="A produced message not acknowledged by then fails flush() loudly (ms); also bounds the wait for broker metadata.")
+    kafka_session_timeout_ms: int = Field(6000, ge=1000, description="Consumer-group session timeout (ms): a dead worker's partitions move after this long; group joins take about half of it.")
+    kafka_heartbeat_interval_ms: int = Field(1000, ge=100, description="Consumer heartbeat interval (ms); at most a third of the session timeout.")
+    kafka_max_poll_interval_ms: int = Field(300000, ge=1000, description="A worker that does not poll for this long leaves the group (ms); the worker keeps polling while it backs off.")
+    kafka_fetch_max_wait_ms: int = Field(100, ge=0, description="Longest a fetch waits for new messages (ms): lower means lower latency, more requests.")
 
     @field_validator("crawl_allow_hosts", mode="before")
     @classmethod

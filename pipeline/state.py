@@ -33,32 +33,59 @@ class User:
     name: str
     role: str
     created_at: str
+    duty_hours: str | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "role": self.role, "created_at": self.created_at}
+    def to_dict(self) -> dict[str, str | None]:
+        return {"name": self.name, "role": self.role, "created_at": self.created_at, "duty_hours": self.duty_hours}
+
+
+USER_COLUMNS = "name, role, created_at, duty_hours"
+ADDED_USER_COLUMNS = {"duty_hours": "TEXT", "password_hash": "TEXT"}  # additive migration of older data directories
 
 
 class State:
     def __init__(self, path: Path):
         self.conn = connect(path)
         self.conn.executescript(SCHEMA)
+        self._add_user_columns()
+
+    def _add_user_columns(self) -> None:
+        with Transaction(self.conn) as tx:
+            present = {row[1] for row in tx.execute("PRAGMA table_info(users)")}
+            for column, kind in ADDED_USER_COLUMNS.items():
+                if column not in present:
+                    tx.execute(f"ALTER TABLE users ADD COLUMN {column} {kind}")
 
     # users
-    def add_user(self, name: str, role: str) -> User:
+    def add_user(self, name: str, role: str, duty_hours: str | None = None) -> User:
         if role not in ROLES:
             raise FcmonError(f"unknown role {role!r}", f"choose one of {', '.join(ROLES)}")
-        user = User(name, role, utcnow().isoformat())
+        user = User(name, role, utcnow().isoformat(), duty_hours)
         with Transaction(self.conn) as tx:
             if tx.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise FcmonError(f"user {name!r} already exists", "pick another name, or `fcmon user list` to see who exists")
-            tx.execute("INSERT INTO users VALUES (?, ?, ?)", (user.name, user.role, user.created_at))
+            tx.execute("INSERT INTO users (name, role, created_at, duty_hours) VALUES (?, ?, ?, ?)",
+                       (user.name, user.role, user.created_at, user.duty_hours))
         return user
 
+    def set_duty_hours(self, name: str, duty_hours: str | None) -> User:
+        self.user(name)
+        self.conn.execute("UPDATE users SET duty_hours = ? WHERE name = ?", (duty_hours, name))
+        return self.user(name)
+
+    def set_password_hash(self, name: str, password_hash: str) -> None:
+        self.user(name)
+        self.conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name))
+
+    def password_hash(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
     def users(self) -> list[User]:
-        return [User(*row) for row in self.conn.execute("SELECT name, role, created_at FROM users ORDER BY name")]
+        return [User(*row) for row in self.conn.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY name")]
 
     def user(self, name: str) -> User:
-        row = self.conn.execute("SELECT name, role, created_at FROM users WHERE name = ?", (name,)).fetchone()
+        row = self.conn.execute(f"SELECT {USER_COLUMNS} FROM users WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise NotFound(f"unknown user {name!r}", "an administrator adds users with `fcmon user add NAME --role ROLE`")
         return User(*row)
@@ -102,10 +129,37 @@ class State:
         rows = self.conn.execute("SELECT item_id, tasking_id, decision, held_at, purge_after FROM quarantine ORDER BY held_at")
         return [{"item_id": i, "tasking_id": t, "decision": json.loads(d), "held_at": h, "purge_after": p} for i, t, d, h, p in rows]
 
-    def rejections_by_rule(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT rule, count(*) FROM rejections GROUP BY rule ORDER BY rule"))
+    def rejections_by_rule(self, since: str | None = None, until: str | None = None) -> dict[str, int]:
+        """Rejection counts per rule, optionally for decisions in [since, until) (ISO 8601 UTC)."""
+        return dict(self.conn.execute(
+            "SELECT rule, count(*) FROM rejections WHERE decided_at >= ? AND decided_at < ? GROUP BY rule ORDER BY rule",
+            (since or "", until or "\uffff")))
 
     def counts(self) -> dict[str, int]:
         (held,) = self.conn.execute("SELECT count(*) FROM quarantine").fetchone()
         (rejected,) = self.conn.execute("SELECT count(*) FROM rejections").fetchone()
         return {"quarantined": held, "rejected": rejected}
+
+    # quarantine decisions (pipeline/quarantine.py)
+    def held(self, item_id: str) -> tuple[CollectedItem, GuardDecision, str, str]:
+        row = self.conn.execute("SELECT item, decision, held_at, purge_after FROM quarantine WHERE item_id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no quarantined item {item_id!r}", "see `fcmon quarantine list` for the items held")
+        return CollectedItem.model_validate_json(row[0]), GuardDecision.model_validate_json(row[1]), row[2], row[3]
+
+    def release(self, item_id: str) -> None:
+        """The held content leaves the quarantine (kept and indexed, or purged)."""
+        self.conn.execute("DELETE FROM quarantine WHERE item_id = ?", (item_id,))
+
+    def purge_held(self, decision: GuardDecision) -> None:
+        """Drop the held content, keeping only id, hash and reason as a rejection record, in one transaction."""
+        first = decision.reasons[0]
+        with Transaction(self.conn) as tx:
+            tx.execute("DELETE FROM quarantine WHERE item_id = ?", (decision.item_id,))
+            tx.execute("INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO UPDATE SET rule = excluded.rule, "
+                       "clause = excluded.clause, message = excluded.message, decided_at = excluded.decided_at",
+                       (decision.item_id, decision.tasking_id, decision.content_sha256, first.rule, first.clause,
+                        first.message, decision.decided_at.isoformat()))
+
+    def expired_holds(self, now_iso: str) -> list[str]:
+        return [i for (i,) in self.conn.execute("SELECT item_id FROM quarantine WHERE purge_after <= ? ORDER BY purge_after", (now_iso,))]
