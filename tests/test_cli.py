@@ -115,3 +115,11 @@ def test_audit_verify_reports_ok_and_is_for_supervisors(home):
     result = fcmon("audit", "verify", "--json", "--as", "sam", env=env, check=True)
     assert json.loads(result.stdout)["ok"] is True
     assert_one_line_error(fcmon("audit", "verify", "--as", "alice", env=env), "supervisor or admin")
+
+
+def test_crawled_text_cannot_drive_the_terminal():
+    from pipeline.cli import shown, shown_highlight
+    hostile = "Title\x1b[2J\x1b]0;pwned\x07 end\x9b"
+    assert "\x1b" not in shown(hostile) and "\x07" not in shown(hostile) and "\x9b" not in shown(hostile)
+    assert shown("line one\nline two\ttab") == "line one\nline two\ttab"
+    assert shown_highlight("a &lt;script&gt; <mark>converter</mark>\n\x1b[31m") == "a <script> [converter] \ufffd[31m"

@@ -4,9 +4,11 @@ Errors a user can act on print one line and exit 2; nothing prints a traceback u
 """
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any, Callable
 
@@ -56,6 +58,20 @@ def emit(data: Any, as_json: bool, text: Callable[[], None]) -> None:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
         text()
+
+
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(text: str | None) -> str:
+    """Crawled text made safe for a terminal: control characters (escape sequences could rewrite the screen) replaced."""
+    return CONTROL_CHARS.sub("\ufffd", text or "")
+
+
+def shown_highlight(fragment: str) -> str:
+    """An HTML highlight (escaped text, matches in <mark>) as one terminal line with matches in [brackets]."""
+    plain = html.unescape(fragment.replace("<mark>", "[").replace("</mark>", "]"))
+    return shown(" ".join(plain.split()))
 
 
 def progress(line: str) -> None:

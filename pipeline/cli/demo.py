@@ -7,7 +7,7 @@ import click
 
 from guards.chain import GuardChain
 from pipeline.app import App
-from pipeline.cli import app_options, build_app, cli, emit, progress
+from pipeline.cli import app_options, build_app, cli, emit, progress, shown
 from pipeline.cli.crawl import crawl_under_tasking
 from pipeline.cli.search import hit_dict
 from pipeline.cli.tasking import read_tasking
@@ -119,6 +119,6 @@ def print_summary(s: dict) -> None:
     sr = s["search"]
     click.echo(f"  search       {sr['query']!r} as {sr['user']} under {t['id']}: {sr['total']} hit(s), audited as query {sr['query_id'][:12]}")
     for h in sr["hits"]:
-        click.echo(f"      - {h['title'] or '(untitled)'} [{h['author'] or '?'}] {h['url']}")
+        click.echo(f"      - {shown(h['title']) or '(untitled)'} [{shown(h['author']) or '?'}] {shown(h['url'])}")
     v = s["audit_verify"]
     click.echo(f"audit verify: ok ({v['entries']} entries)" if v["ok"] else f"audit verify: BROKEN at entry {v['first_broken_seq']}: {v['problem']}")

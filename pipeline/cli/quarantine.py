@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli import app_options, cli, emit, get_app
+from pipeline.cli import app_options, cli, emit, get_app, shown
 from pipeline.errors import FcmonError
 from pipeline.quarantine import keep, purge, purge_expired, show
 
@@ -53,7 +53,7 @@ def show_(ctx: click.Context, data_dir: str | None, acting_user: str | None, ite
         click.echo(f"{held['item']['id']}  tasking={item['tasking_id']}  url={item['final_url']}  purge_after={held['purge_after']}")
         for r in held["decision"]["reasons"]:
             click.echo(f"  {r['rule']} [{r['clause']}]: {r['message']} ({', '.join(r['signals'])})")
-        click.echo(f"  title: {item['title']}\n  text: {item['text']}")
+        click.echo(f"  title: {shown(item['title'])}\n  text: {shown(item['text'])}")
     emit(held, as_json, text)
 
 

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import click
 
-from pipeline.cli import app_options, cli, emit, get_app
+from pipeline.cli import app_options, cli, emit, get_app, shown, shown_highlight
 from pipeline.errors import FcmonError
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
 from pipeline.search import SEARCH_ROLES, audited_search
@@ -41,9 +41,9 @@ def print_hits(page: SearchPage) -> None:
     click.echo(f"{page.total} hit(s)")
     for hit in page.hits:
         r = hit.record
-        click.echo(f"- {r.title or '(untitled)'}  [{r.author or 'unknown author'}]  {r.final_url}")
+        click.echo(f"- {shown(r.title) or '(untitled)'}  [{shown(r.author) or 'unknown author'}]  {shown(r.final_url)}")
         for fragment in hit.highlights[:1]:
-            click.echo(f"    {fragment}")
+            click.echo(f"    {shown_highlight(fragment)}")
 
 
 @cli.command()
