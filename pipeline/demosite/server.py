@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from pipeline.demosite.content import routes
@@ -13,8 +13,12 @@ from pipeline.errors import FcmonError
 HOST = "127.0.0.1"
 
 
-class DemoSite:
-    """`with DemoSite(port=0) as site:` serves the site at `site.url`; `site.requests` logs what arrived."""
+class RecordingServer:
+    """An HTTP server on 127.0.0.1 in a daemon thread that logs every request it receives (`requests`).
+
+    Handlers reach their server object as `self.server.owner` and call `owner.log(...)` first thing.
+    """
+    handler: type[BaseHTTPRequestHandler]
 
     def __init__(self, port: int = 0):
         self.port = port
@@ -22,23 +26,20 @@ class DemoSite:
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._routes = routes()
 
-    def start(self) -> DemoSite:
+    def start(self) -> Self:
         try:
-            server = ThreadingHTTPServer((HOST, self.port), _Handler)
+            server = ThreadingHTTPServer((HOST, self.port), self.handler)
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 raise FcmonError(f"port {self.port} on {HOST} is busy", "set FCMON_DEMO_SITE_PORT to a free port") from exc
             raise
         server.daemon_threads = True
-        server.site = self  # type: ignore[attr-defined]
+        server.owner = self  # type: ignore[attr-defined]
         self._server = server
         self.port = server.server_address[1]
         self.url = f"http://{HOST}:{self.port}"
-        self._thread = threading.Thread(target=server.serve_forever, name=f"demosite-{self.port}", daemon=True)
-        self._thread.start()
+        threading.Thread(target=server.serve_forever, name=f"{type(self).__name__}-{self.port}", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -47,7 +48,7 @@ class DemoSite:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> DemoSite:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -57,11 +58,6 @@ class DemoSite:
         with self._lock:
             self.requests.append({"method": method, "path": path, "headers": headers})
 
-    def paths(self, method: str | None = None) -> list[str]:
-        """Paths requested so far (only those with `method` when given)."""
-        with self._lock:
-            return [r["path"] for r in self.requests if method is None or r["method"] == method]
-
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "SouthsideNeighbors/1.0"
@@ -69,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def site(self) -> DemoSite:
-        return self.server.site  # type: ignore[attr-defined]
+        return self.server.owner  # type: ignore[attr-defined]
 
     def do_GET(self) -> None:
         self._serve(with_body=True)
@@ -108,3 +104,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # the request log is `DemoSite.requests`
         pass
+
+
+class DemoSite(RecordingServer):
+    """`with DemoSite(port=0) as site:` serves the site at `site.url`; `site.requests` logs what arrived."""
+    handler = _Handler
+
+    def __init__(self, port: int = 0):
+        super().__init__(port)
+        self._routes = routes()
