@@ -120,6 +120,7 @@ class KafkaBus:
         try:
             self._pending.append(self.producer.send(topic, key=key.encode() if key is not None else None, value=value))
         except KafkaError as exc:
+            self._drop_producer(exc)
             raise FcmonError(f"Kafka refused a message for {topic} ({exc})", BROKER_HINT) from exc
 
     def flush(self) -> None:
@@ -129,11 +130,25 @@ class KafkaBus:
         try:
             self.producer.flush(timeout=self.settings.kafka_delivery_timeout_ms / 1000 + 5)
         except KafkaError as exc:
+            self._drop_producer(exc)
             raise FcmonError(f"{len(pending)} message(s) not confirmed by Kafka ({exc})", BROKER_HINT) from exc
         failed = [f for f in pending if not f.succeeded()]
         if failed:
             first = failed[0].exception if failed[0].is_done else "not acknowledged in time"
+            self._drop_producer(first)
             raise FcmonError(f"{len(failed)} of {len(pending)} message(s) were not written to Kafka ({first})", BROKER_HINT)
+
+    def _drop_producer(self, error: object) -> None:
+        """Close the producer after a failed send: the next send starts a new one (and a new producer id).
+
+        A broker that lost its state (Tansu in memory restarted) no longer knows the idempotent producer's id
+        and refuses it for good (UnknownProducerId, then a fatal InitProducerId error), so a kept producer would
+        fail every later batch. The caller retries the whole batch; deterministic ids make any duplicate harmless.
+        """
+        if self._producer is not None:
+            log.warning("event=kafka_producer_reset error=%r", str(error))
+            self._producer.close(timeout=0)
+            self._producer = None
 
     def consumer(self, group: str, topics: list[str]) -> KafkaBusConsumer:
         return KafkaBusConsumer(self.settings, group, topics)
@@ -148,11 +163,12 @@ class KafkaBus:
 
 
 class _LogAssignments(ConsumerRebalanceListener):
-    def __init__(self, group: str):
-        self.group = group
+    def __init__(self, group: str, checked: set[Any]):
+        self.group, self.checked = group, checked
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("event=kafka_revoked group=%s partitions=%s", self.group, _names(revoked))
+        self.checked.difference_update(revoked)  # checked again when assigned again
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("event=kafka_assigned group=%s partitions=%s", self.group, _names(assigned))
@@ -175,10 +191,61 @@ class KafkaBusConsumer:
                 max_poll_interval_ms=settings.kafka_max_poll_interval_ms, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
         except KafkaError as exc:
             raise FcmonError(f"Kafka at {settings.kafka_bootstrap_servers} is not reachable ({exc})", BROKER_HINT) from exc
-        self._consumer.subscribe(topics, listener=_LogAssignments(group))
+        self._checked: set[Any] = set()  # assigned partitions whose commit was checked against the log end
+        self._consumer.subscribe(topics, listener=_LogAssignments(group, self._checked))
         self._probe: KafkaConsumer | None = None
         self._probe_config = {**_common(settings), "enable_auto_commit": False, "fetch_max_wait_ms": 10}  # Tansu never answers a 0 ms fetch
         self._created = time.monotonic()
+        self._topic_ids: dict[str, Any] = {}
+        self._recreated: set[str] = set()  # topics re-created while none of their partitions was assigned here
+        self._next: dict[Any, int] = {}  # partition -> offset after the last message poll() returned
+
+    def _check_logs(self) -> None:
+        """Notice loudly a broker that lost data, and read what it has from the start.
+
+        A topic with a new id (re-created: Tansu restarted from memory, or deleted and created again) or a commit
+        beyond a partition's end (a log truncated under the group) means positions point into a log that is gone;
+        a position below the new end would skip messages silently. Deterministic ids make the replay harmless.
+        """
+        assignment = self._consumer.assignment()
+        cluster = getattr(self._consumer, "_cluster", None)  # kafka-python keeps topic ids there only
+        for topic in self.topics:
+            topic_id, prior = cluster.topic_id(topic) if cluster is not None else None, self._topic_ids.get(topic)
+            if topic_id is None or topic_id == prior:
+                continue
+            self._topic_ids[topic] = topic_id
+            if prior is None:
+                continue
+            lost = sorted((tp for tp in self._next if tp.topic == topic), key=lambda tp: tp.partition)
+            log.error("event=kafka_log_lost group=%s topic=%s reason=topic_recreated old_id=%s new_id=%s positions=%s "
+                      "action=read_from_start", self.group, topic, prior, topic_id,
+                      ",".join(f"{tp.topic}:{tp.partition}@{self._next.pop(tp)}" for tp in lost) or "none")
+            if not self._rewind([tp for tp in assignment if tp.topic == topic]):
+                self._recreated.add(topic)  # mid-rebalance: rewind what this member is assigned next
+        fresh = assignment - self._checked
+        if not fresh:
+            return
+        if again := [tp for tp in fresh if tp.topic in self._recreated]:
+            self._recreated -= {tp.topic for tp in again}
+            self._rewind(again)
+        committed = {tp: offset for tp in fresh if (offset := self._consumer.committed(tp))}
+        ends = self._ends(committed) if committed else {}
+        beyond = sorted((tp for tp in committed if committed[tp] > ends[tp]), key=lambda tp: (tp.topic, tp.partition))
+        if beyond:
+            log.error("event=kafka_log_lost group=%s reason=commit_beyond_end partitions=%s action=read_from_start",
+                      self.group, ",".join(f"{tp.topic}:{tp.partition}@{committed[tp]}>end{ends[tp]}" for tp in beyond))
+            self._rewind(beyond)
+        self._checked.update(fresh)
+
+    def _rewind(self, partitions: list[Any]) -> bool:
+        """Read partitions from their start; False when none of them is assigned (any more)."""
+        try:
+            if partitions:
+                self._consumer.seek_to_beginning(*partitions)
+                return True
+        except ValueError:  # revoked meanwhile (the group is managed on kafka-python's IO thread)
+            log.warning("event=kafka_rewind_skipped group=%s partitions=%s reason=revoked", self.group, _names(partitions))
+        return False
 
     def _settled(self) -> bool:
         assignment = self._consumer.assignment()
@@ -189,10 +256,15 @@ class KafkaBusConsumer:
         while True:
             remaining = max(0.0, deadline - time.monotonic())
             try:
+                self._check_logs()
+            except KafkaError as exc:  # the broker went away meanwhile: check again on the next poll
+                log.warning("event=kafka_log_check_failed group=%s error=%r", self.group, str(exc))
+            try:
                 records = self._consumer.poll(timeout_ms=int(remaining * 1000) or 1, max_records=max_records)
             except KafkaError as exc:
                 raise FcmonError(f"Kafka poll failed ({exc})", BROKER_HINT) from exc
             if records:
+                self._next.update({tp: batch[-1].offset + 1 for tp, batch in records.items()})
                 return [Message(r.topic, r.partition, r.offset, r.key.decode() if r.key is not None else None, r.value)
                         for batch in records.values() for r in batch]
             if time.monotonic() >= deadline and (self._settled() or time.monotonic() - self._created > self.join_timeout_s):
