@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
 
 from pipeline.models import CollectedItem, Reason, Tasking
 from pipeline.settings import Settings
@@ -32,8 +32,20 @@ class Verdict:
     annotations: Mapping[str, Any] = field(default_factory=dict)
 
     def as_reason(self) -> Reason:
-        # Built from a stage's own strings: no validation needed (the hot path builds one per stage per item).
-        return Reason.model_construct(rule=self.rule, clause=self.clause, message=self.reason, signals=list(self.signals))
+        """The decision's reason: built from a stage's own strings without validation, and shared between decisions
+        that give the same one (most passes), so treat it as immutable (the hot path needs one per stage per item)."""
+        key = (self.rule, self.clause, self.reason, tuple(self.signals))
+        reason = _REASONS.get(key)
+        if reason is None:
+            if len(_REASONS) >= REASONS_CACHED:
+                _REASONS.clear()
+            reason = _REASONS[key] = Reason.model_construct(rule=self.rule, clause=self.clause, message=self.reason,
+                                                            signals=list(self.signals))
+        return reason
+
+
+REASONS_CACHED = 4096
+_REASONS: dict[tuple[str, str, str, tuple[str, ...]], Reason] = {}
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,15 @@ class GuardContext:
 
     def tasking_for(self, item: CollectedItem) -> Tasking | None:
         return self.taskings.get(item.tasking_id)
+
+
+def cached(context: GuardContext, key: tuple, make: Callable[[], Any]) -> Any:
+    """Per-context memo (one worker batch, one guard-check run): what depends only on the tasking repeats across items."""
+    try:
+        return context.extras[key]
+    except KeyError:
+        value = context.extras[key] = make()
+        return value
 
 
 @runtime_checkable
@@ -65,10 +86,27 @@ class Stage:
 
     def passed(self, reason: str, *signals: str, item: CollectedItem | None = None,
                annotations: Mapping[str, Any] | None = None) -> Verdict:
+        if not signals and item is None and not annotations:
+            return self._plain("pass", reason, self.clause)
         return Verdict("pass", self.rule, self.clause, reason, signals, item, annotations or {})
 
     def rejected(self, reason: str, *signals: str, clause: str | None = None) -> Verdict:
+        if not signals:
+            return self._plain("reject", reason, clause or self.clause)
         return Verdict("reject", self.rule, clause or self.clause, reason, signals)
 
     def quarantined(self, reason: str, *signals: str) -> Verdict:
         return Verdict("quarantine", self.rule, self.clause, reason, signals)
+
+    def _plain(self, outcome: Outcome, reason: str, clause: str) -> Verdict:
+        """A verdict with no signals, item or annotations: immutable, so one instance serves every item it fits."""
+        plain = self.__dict__.get("_plain_verdicts")
+        if plain is None or len(plain) >= PLAIN_VERDICTS_CACHED:
+            plain = self.__dict__["_plain_verdicts"] = {}
+        verdict = plain.get((outcome, reason, clause))
+        if verdict is None:
+            verdict = plain[(outcome, reason, clause)] = Verdict(outcome, self.rule, clause, reason)
+        return verdict
+
+
+PLAIN_VERDICTS_CACHED = 1024

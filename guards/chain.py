@@ -4,9 +4,9 @@ from __future__ import annotations
 import importlib
 import logging
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
-from guards.base import Guard, GuardContext, Verdict
+from guards.base import Guard, GuardContext, Verdict, cached
 from guards.labels import labels_for, recorded_predicate
 from pipeline.errors import FcmonError
 from pipeline.models import CollectedItem, GuardDecision, Reason, sha256_hex
@@ -79,13 +79,6 @@ class GuardChain:
 
     def decide(self, item: CollectedItem, context: GuardContext) -> GuardDecision:
         return self.apply(item, context)[0]
-
-
-def cached(context: GuardContext, key: tuple, make: Callable[[], Any]) -> Any:
-    """Per-context memo (one worker batch, one guard-check run): labels and predicates repeat across items."""
-    if key not in context.extras:
-        context.extras[key] = make()
-    return context.extras[key]
 
 
 def merged_annotations(verdicts: list[Verdict]) -> dict[str, Any]:

@@ -6,19 +6,19 @@ that basis. Explainable by construction: the verdict lists every lexicon term th
 from __future__ import annotations
 
 import functools
-import re
 import tomllib
 from pathlib import Path
 
 import regex
 
 from guards.base import GuardContext, Stage, Verdict
+from guards.scope import ascii_bounded
+from guards.text import WORD, item_text, words_of
 from pipeline.errors import FcmonError
 from pipeline.models import CollectedItem
 from pipeline.settings import Settings
 
 LEXICON_FILE = "lexicons/first_amendment.toml"
-WORD = re.compile(r"\w+")
 
 
 class Lexicon:
@@ -27,28 +27,55 @@ class Lexicon:
     def __init__(self, categories: dict[str, list[str]], exceptions: list[str] | None = None):
         # Phrases that look like a term but are not one ("in March", "mass air flow"): blanked before matching.
         self.exceptions = regex.compile("|".join(f"(?:{p})" for p in exceptions), regex.IGNORECASE) if exceptions else None
-        self.patterns = {
-            name: regex.compile(r"(?<!\w)(?:" + "|".join(regex.escape(t) for t in sorted(terms, key=len, reverse=True)) + r")(?!\w)",
-                                regex.IGNORECASE)
-            for name, terms in categories.items() if terms
-        }
+        ordered = {name: sorted(terms, key=len, reverse=True) for name, terms in categories.items() if terms}
+        self.patterns = {name: regex.compile(r"(?<!\w)(?:" + "|".join(regex.escape(t) for t in terms) + r")(?!\w)", regex.IGNORECASE)
+                         for name, terms in ordered.items()}
+        # The same alternatives lowercased, for categories of non-empty ASCII terms (see `matched`).
+        self.ascii_terms = {name: [t.lower() for t in terms] for name, terms in ordered.items()
+                            if all(t and t.isascii() for t in terms)}
         # The first word of every term: a category's pattern runs only when one of them is in the text (fast path).
         self.first_words = {name: frozenset(WORD.findall(t.lower())[0] for t in terms if WORD.findall(t))
                             for name, terms in categories.items() if terms}
 
-    def candidates(self, text: str) -> list[str]:
-        words = set(WORD.findall(text.lower()))
+    def candidates(self, text: str, words: set[str] | None = None) -> list[str]:
+        """Categories one of whose first words is a word of the text (`words`: the text's words, when known)."""
+        if words is None:
+            words = words_of(text.lower())
         return [name for name, firsts in self.first_words.items() if not firsts.isdisjoint(words)]
 
-    def signals(self, text: str) -> list[str]:
+    def signals(self, text: str, words: set[str] | None = None) -> list[str]:
+        """Every `category:term` found; `words`, when given, must be `words_of(text.lower())` (guards/text.py)."""
         found: list[str] = []
-        names = self.candidates(text)
+        names = self.candidates(text, words)
         if names and self.exceptions is not None:
-            text = self.exceptions.sub(" ", text)
-            names = self.candidates(text)
+            text, blanked = self.exceptions.subn(" ", text)
+            if blanked:
+                names = self.candidates(text)
         for name in names:
-            terms = sorted({m.group(0).lower() for m in self.patterns[name].finditer(text)})
-            found.extend(f"{name}:{term}" for term in terms)
+            found.extend(f"{name}:{term}" for term in sorted(self.matched(name, text)))
+        return found
+
+    def matched(self, name: str, text: str) -> set[str]:
+        """The lowercased terms of a category the text holds: its pattern's matches or, on ASCII text, the same
+        leftmost-first non-overlapping scan done with str.find (there ignoring case is lowering)."""
+        terms = self.ascii_terms.get(name)
+        if terms is None or not text.isascii():
+            return {m.group(0).lower() for m in self.patterns[name].finditer(text)}
+        lowered = text.lower()
+        first_at: dict[int, int] = {}  # start -> the first alternative (pattern order) that matches there
+        for index, term in enumerate(terms):
+            start = lowered.find(term)
+            while start >= 0:
+                if ascii_bounded(lowered, start, start + len(term)):
+                    first_at.setdefault(start, index)
+                start = lowered.find(term, start + 1)
+        found: set[str] = set()
+        resume = 0
+        for start in sorted(first_at):
+            if start >= resume:
+                term = terms[first_at[start]]
+                found.add(term)
+                resume = start + len(term)
         return found
 
 
@@ -81,11 +108,11 @@ class FirstAmendment(Stage):
         return cls(lexicons["protected"], lexicons["criminal_conduct"])
 
     def check(self, item: CollectedItem, context: GuardContext) -> Verdict:
-        text = f"{item.title}\n{item.text}"
-        protected = self.protected.signals(text)
+        shared = item_text(item, context)
+        protected = self.protected.signals(shared.joined, shared.words)
         if not protected:
             return self.passed("no political, religious or social activity detected")
-        conduct = self.criminal_conduct.signals(text)
+        conduct = self.criminal_conduct.signals(shared.joined, shared.words)
         if conduct:
             return self.quarantined("protected activity together with signs of criminal conduct: a supervisor decides",
                                     *protected, *conduct)

@@ -12,7 +12,7 @@ from typing import Callable
 
 import regex
 
-from guards.base import GuardContext, Stage, Verdict
+from guards.base import GuardContext, Stage, Verdict, cached
 from pipeline.models import CollectedItem, Tasking
 
 EMAIL = regex.compile(r"(?<![\w.+@-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
@@ -31,6 +31,27 @@ MAY_MATCH: dict[str, Callable[[str], object]] = {
     "phone": HAS_DIGITS,
     "address": re.compile(r"\d").search,
 }
+# What the patterns need, tested fast: every EMAIL match contains EMAIL_HINT (ASCII classes and literals, the same in
+# `re` and `regex`); on ASCII text (digits 0-9, `regex` spaces \t\n\v\f\r and space) every PHONE match has at least
+# 10 digits and every ADDRESS match has a digit, spaces, then a capital or digit: "0 A" or "0 0" once shaped.
+EMAIL_HINT = re.compile(r"@[A-Za-z0-9-]+\.[A-Za-z0-9-]").search
+PHONE_DIGITS = 10
+ADDRESS_SHAPES = bytes(ord("0") if "0" <= chr(b) <= "9" else ord(" ") if chr(b) in "\t\n\v\f\r " else
+                       ord("A") if "A" <= chr(b) <= "Z" else ord("x") for b in range(256))
+ADDRESS_HINT = re.compile(rb"0 +[0A]").search
+
+
+def may_match(kind: str, text: str) -> bool:
+    """False only when PATTERNS[kind] cannot match the text."""
+    if not MAY_MATCH[kind](text):
+        return False
+    if kind == "email":
+        return EMAIL_HINT(text) is not None
+    if not text.isascii():
+        return True
+    if kind == "phone":
+        return len(text) - len(text.encode("ascii").translate(None, b"0123456789")) >= PHONE_DIGITS
+    return ADDRESS_HINT(text.encode("ascii").translate(ADDRESS_SHAPES)) is not None
 
 
 def normalized(kind: str, value: str) -> str:
@@ -42,7 +63,7 @@ def normalized(kind: str, value: str) -> str:
 def named_by(tasking: Tasking) -> set[tuple[str, str]]:
     """Identifiers the tasking's predicate, activity, title or scope names: these are its subject, not masked."""
     text = "\n".join([tasking.title, tasking.predicate or "", tasking.criminal_activity or "", *tasking.scope.keywords])
-    return {(kind, normalized(kind, m.group(0))) for kind, pattern in PATTERNS.items() if MAY_MATCH[kind](text)
+    return {(kind, normalized(kind, m.group(0))) for kind, pattern in PATTERNS.items() if may_match(kind, text)
             for m in pattern.finditer(text)}
 
 
@@ -61,7 +82,7 @@ class PiiMinimization(Stage):
 
     def check(self, item: CollectedItem, context: GuardContext) -> Verdict:
         tasking = context.tasking_for(item)
-        named = context.extras.setdefault(("pii_named", item.tasking_id), named_by(tasking) if tasking else set())
+        named = cached(context, ("pii_named", item.tasking_id), lambda: named_by(tasking) if tasking else set())
         counts: dict[str, int] = {}
         title, text = (self.mask(t, item, named, counts) for t in (item.title, item.text))
         if not counts:
@@ -73,7 +94,7 @@ class PiiMinimization(Stage):
     @staticmethod
     def mask(text: str, item: CollectedItem, named: set[tuple[str, str]], counts: dict[str, int]) -> str:
         for kind, pattern in PATTERNS.items():
-            if not MAY_MATCH[kind](text):
+            if not may_match(kind, text):
                 continue
 
             def replace(m: regex.Match, kind: str = kind) -> str:

@@ -1,6 +1,7 @@
 """Rules 2 and 5: public access without login or interaction, and provenance that holds together."""
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import regex
@@ -12,6 +13,12 @@ from pipeline.settings import Settings
 CREDENTIAL_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 SESSION_HEADER = regex.compile(r"(?i)^x-(auth|csrf|xsrf|session|access|api)[-_]?(token|key|id)?$")
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+@functools.lru_cache(maxsize=1024)
+def carries_credentials(header_name: str) -> bool:
+    """Cached: crawlers send the same few header names on every item."""
+    return header_name.lower() in CREDENTIAL_HEADERS or SESSION_HEADER.match(header_name) is not None
 
 
 class PublicProvenance(Stage):
@@ -29,7 +36,7 @@ class PublicProvenance(Stage):
         method = item.request.method.upper()
         if method not in ("GET", "HEAD"):
             return self.rejected(f"fetched with {method}: only GET and HEAD read public content without interacting", method)
-        sent = [name for name in item.request.headers if name.lower() in CREDENTIAL_HEADERS or SESSION_HEADER.match(name)]
+        sent = [name for name in item.request.headers if carries_credentials(name)]
         if sent:
             return self.rejected(f"credentials or session state were sent ({', '.join(sent)}): the content was not obtained as the public sees it", *sent)
         if not item.robots_allowed:

@@ -1,9 +1,10 @@
 """Rule 1, lawful purpose: no tasking, no storage; and rule 7's tasking checks, applied again at use."""
 from __future__ import annotations
 
-from guards.base import GuardContext, Stage, Verdict
+from guards.base import GuardContext, Stage, Verdict, cached
 from guards.scope import uncovered
 from guards.tasking_rules import TaskingLexicon, load_tasking_lexicon, use_problems
+from guards.text import item_text
 from pipeline.models import CollectedItem
 from pipeline.settings import Settings
 
@@ -23,12 +24,11 @@ class LawfulPurpose(Stage):
         tasking = context.tasking_for(item)
         if tasking is None:
             return self.rejected(f"no tasking {item.tasking_id!r}: nothing is stored without a lawful purpose")
-        problems = context.extras.get(("tasking_problems", tasking.id))
-        if problems is None:
-            problems = context.extras[("tasking_problems", tasking.id)] = use_problems(tasking, context.roles, context.now, self.lexicon)
+        problems = cached(context, ("tasking_problems", tasking.id),
+                          lambda: use_problems(tasking, context.roles, context.now, self.lexicon))
         if problems:
             return self.rejected("; ".join(p.message for p in problems), clause=problems[0].clause)
-        outside = uncovered(tasking.scope, item)
+        outside = uncovered(tasking.scope, item, item_text(item, context).keyword_hits)
         if outside:
             return self.rejected(f"out of the scope of tasking {tasking.id}: {outside}")
         return self.passed(f"approved tasking {tasking.id} covers the item")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import regex
 
-from guards.base import GuardContext, Stage, Verdict
+from guards.base import GuardContext, Stage, Verdict, cached
 from guards.first_amendment import Lexicon, load_lexicons
 from guards.pii import alnum, author_names
-from guards.scope import keyword_hits
+from guards.text import item_text
 from pipeline.models import CollectedItem, Tasking
 from pipeline.settings import Settings
 
@@ -39,12 +39,13 @@ class Relevance(Stage):
         scope = tasking.scope
         if scope.accounts and author_names(item) & {alnum(a.lstrip("@").split("@")[0]) for a in scope.accounts}:
             return self.passed("written by an account the predicate names", "account")
-        hits = keyword_hits(scope.keywords, item.title, item.text)
+        shared = item_text(item, context)
+        hits = shared.keyword_hits(scope.keywords)
         if hits:
             return self.passed("mentions the tasking's keywords", *(f"keyword:{k}" for k in hits))
-        terms = context.extras.setdefault(("activity_terms", tasking.id), activity_terms(tasking))
-        hits = keyword_hits(terms, item.title, item.text)
-        conduct = self.criminal_conduct.signals(f"{item.title}\n{item.text}")
+        terms = cached(context, ("activity_terms", tasking.id), lambda: activity_terms(tasking))
+        hits = shared.keyword_hits(terms)
+        conduct = self.criminal_conduct.signals(shared.joined, shared.words)
         if hits or conduct:
             return self.passed("linked to the stated criminal activity", *(f"activity:{t}" for t in hits), *conduct)
         return self.rejected(f"no link to tasking {tasking.id}'s keywords, accounts or criminal activity "

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import regex
 
-from guards.base import GuardContext, Stage, Verdict
+from guards.base import GuardContext, Stage, Verdict, cached
 from guards.pii import alnum, author_names
-from pipeline.models import CollectedItem
+from pipeline.models import CollectedItem, Tasking
 
 MENTION = regex.compile(r"(?<![\w@/])@([A-Za-z0-9_]{2,30}(?:@[A-Za-z0-9.-]+\.[A-Za-z]{2,})?)")
+
+
+def tasking_subjects(tasking: Tasking) -> set[str]:
+    """The accounts a tasking's scope or predicate names: its subjects, never labelled."""
+    accounts = {alnum(a.split("@")[0] if not a.startswith("@") else a.lstrip("@").split("@")[0]) for a in tasking.scope.accounts}
+    return accounts | {alnum(m.group(1).split("@")[0]) for m in MENTION.finditer(tasking.predicate or "")}
 
 
 class NonSubjects(Stage):
@@ -30,9 +36,7 @@ class NonSubjects(Stage):
             return self.passed("no other accounts mentioned")
         subjects = author_names(item)
         if tasking is not None:
-            subjects |= {alnum(a.split("@")[0] if not a.startswith("@") else a.lstrip("@").split("@")[0]) for a in tasking.scope.accounts}
-            named = {alnum(m.group(1).split("@")[0]) for m in MENTION.finditer(tasking.predicate or "")}
-            subjects |= named
+            subjects |= cached(context, ("subject_accounts", tasking.id), lambda: tasking_subjects(tasking))
         others = sorted({"@" + m.group(1) for m in MENTION.finditer(text) if alnum(m.group(1).split("@")[0]) not in subjects})
         if not others:
             return self.passed("only the subject's accounts are mentioned")

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     crawl_query_variants: int = Field(50, ge=1, description="Distinct query strings fetched per host and path at most (stops calendar and facet traps).")
     crawl_max_query_params: int = Field(12, ge=0, description="Query parameters a URL may carry; URLs with more are refused.")
 
-    work_batch_size: int = Field(500, ge=1, description="Messages the worker takes per batch before it commits.")
+    work_batch_size: int = Field(2000, ge=1, description="Messages the worker takes per batch before it commits (each batch is one index commit; docs/benchmarks.md).")
     work_group: str = Field("fcmon-worker", description="Consumer group of the guard/index worker.")
 
     guards: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_GUARDS), description="Guard stages and their order (lower runs first), like Scrapy's ITEM_PIPELINES.")

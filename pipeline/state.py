@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,18 +112,20 @@ class State:
 
     # guard outcomes
     def hold(self, item: CollectedItem, decision: GuardDecision, quarantine_days: int) -> None:
-        now = utcnow()
-        self.conn.execute(
-            "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO NOTHING",
-            (item.id, item.tasking_id, item.model_dump_json(), decision.model_dump_json(),
-             now.isoformat(), (now + timedelta(days=quarantine_days)).isoformat()))
+        self.conn.execute(HOLD_SQL, _held_row(item, decision, quarantine_days, utcnow()))
 
     def reject(self, decision: GuardDecision) -> None:
-        first = decision.reasons[0]
-        self.conn.execute(
-            "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO NOTHING",
-            (decision.item_id, decision.tasking_id, decision.content_sha256, first.rule, first.clause,
-             first.message, decision.decided_at.isoformat()))
+        self.conn.execute(REJECT_SQL, _rejection_row(decision))
+
+    def record_outcomes(self, held: list[tuple[CollectedItem, GuardDecision]], rejected: list[GuardDecision],
+                        quarantine_days: int) -> None:
+        """A worker batch's holds and rejections in one transaction (one commit per batch, not per item)."""
+        if not held and not rejected:
+            return
+        now = utcnow()
+        with Transaction(self.conn) as tx:
+            tx.executemany(HOLD_SQL, [_held_row(item, decision, quarantine_days, now) for item, decision in held])
+            tx.executemany(REJECT_SQL, [_rejection_row(decision) for decision in rejected])
 
     def quarantined(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT item_id, tasking_id, decision, held_at, purge_after FROM quarantine ORDER BY held_at")
@@ -163,3 +165,18 @@ class State:
 
     def expired_holds(self, now_iso: str) -> list[str]:
         return [i for (i,) in self.conn.execute("SELECT item_id FROM quarantine WHERE purge_after <= ? ORDER BY purge_after", (now_iso,))]
+
+
+HOLD_SQL = "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO NOTHING"
+REJECT_SQL = "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO NOTHING"
+
+
+def _held_row(item: CollectedItem, decision: GuardDecision, quarantine_days: int, now: datetime) -> tuple:
+    return (item.id, item.tasking_id, item.model_dump_json(), decision.model_dump_json(),
+            now.isoformat(), (now + timedelta(days=quarantine_days)).isoformat())
+
+
+def _rejection_row(decision: GuardDecision) -> tuple:
+    first = decision.reasons[0]
+    return (decision.item_id, decision.tasking_id, decision.content_sha256, first.rule, first.clause,
+            first.message, decision.decided_at.isoformat())

@@ -122,24 +122,28 @@ class Worker:
         context = GuardContext(taskings={t.id: t for t in self.state.taskings()}, roles=self.state.roles(),
                                now=utcnow(), settings=self.settings)
         records: list[IndexedRecord] = []
+        held: list[tuple[CollectedItem, GuardDecision]] = []
+        rejected: list[GuardDecision] = []
         stats = WorkStats()
         for message in batch:
             item = self._parse(message, stats)
             if item is None:
                 continue
             decision, stored = self.chain.apply(item, context)  # stored: as masked/labelled by the guards
+            payload = decision.model_dump_json().encode()
             if decision.decision == "indexed":
                 records.append(to_record(stored, decision))
                 stats.indexed += 1
             elif decision.decision == "quarantined":
-                self.state.hold(stored, decision, self.settings.quarantine_days)
+                held.append((stored, decision))
                 stats.quarantined += 1
             else:
-                self.state.reject(decision)
-                self.bus.produce(REJECTED, decision.item_id, decision.model_dump_json().encode())
+                rejected.append(decision)
+                self.bus.produce(REJECTED, decision.item_id, payload)
                 stats.rejected += 1
                 stats.rejected_by_rule[decision.reasons[0].rule] += 1
-            self.bus.produce(DECISIONS, decision.item_id, decision.model_dump_json().encode())
+            self.bus.produce(DECISIONS, decision.item_id, payload)
+        self.state.record_outcomes(held, rejected, self.settings.quarantine_days)  # one transaction per batch
         if records:
             self.index.upsert(records)
         self.bus.flush()

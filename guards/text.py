@@ -1,0 +1,63 @@
+"""The views of an item's text several stages read (joined, lowercased, its words), computed once per item.
+
+Stages get them with `item_text(item, context)`: the chain's context keeps the last item's views and
+reuses them while the title and text are the very same strings (a masking stage's copy gets new ones).
+"""
+from __future__ import annotations
+
+import re
+
+from guards.base import GuardContext
+from guards.scope import keyword_hits_in
+from pipeline.models import CollectedItem
+
+WORD = re.compile(r"\w+")
+# On ASCII text `\w` is [A-Za-z0-9_]: mapping every other character to a space and splitting gives the same words.
+ASCII_NON_WORD = str.maketrans({i: " " for i in range(128) if not (chr(i).isalnum() or chr(i) == "_")})
+CONTEXT_KEY = "item_text"
+
+
+def words_of(lowered: str) -> set[str]:
+    """The set of `\\w+` words of a text: exactly `set(WORD.findall(lowered))`, about twice as fast on ASCII."""
+    if lowered.isascii():
+        return set(lowered.translate(ASCII_NON_WORD).split())
+    return set(WORD.findall(lowered))
+
+
+class ItemText:
+    __slots__ = ("title", "text", "joined", "_lowered", "_words", "_hits")
+
+    def __init__(self, title: str, text: str):
+        self.title, self.text = title, text
+        self.joined = f"{title}\n{text}"
+        self._lowered: str | None = None
+        self._words: set[str] | None = None
+        self._hits: dict[tuple[str, ...], list[str]] = {}
+
+    @property
+    def lowered(self) -> str:
+        if self._lowered is None:
+            self._lowered = self.joined.lower()
+        return self._lowered
+
+    @property
+    def words(self) -> set[str]:
+        """The words of the lowercased joined text (do not mutate: it is shared by the stages)."""
+        if self._words is None:
+            self._words = words_of(self.lowered)
+        return self._words
+
+    def keyword_hits(self, keywords: list[str]) -> list[str]:
+        """guards.scope.keyword_hits of the title and text (scope and relevance both ask for the tasking's keywords)."""
+        key = tuple(keywords)
+        hits = self._hits.get(key)
+        if hits is None:
+            hits = self._hits[key] = keyword_hits_in(keywords, self.joined, self.lowered)
+        return list(hits)
+
+
+def item_text(item: CollectedItem, context: GuardContext) -> ItemText:
+    cached = context.extras.get(CONTEXT_KEY)
+    if not isinstance(cached, ItemText) or cached.title is not item.title or cached.text is not item.text:
+        cached = context.extras[CONTEXT_KEY] = ItemText(item.title, item.text)
+    return cached

@@ -1,0 +1,141 @@
+"""The guards' fast paths give exactly what the slow definitions they stand for give (hypothesis)."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from guards.chain import GuardChain
+from guards.first_amendment import Lexicon, load_lexicons
+from guards.pii import PATTERNS, may_match
+from guards.scope import host_of, keyword_hits, keyword_pattern
+from guards.text import WORD, ItemText, item_text, words_of
+from pipeline.settings import Settings
+from tests.factories_pipeline import make_context, make_item, make_tasking
+
+# Mostly ASCII with the characters the fast paths must not get wrong: digits of other scripts, odd spaces, case pairs.
+TRICKY = "0123456789 \t\n\x1c\x1f\x85\u00a0\u2003-._@+()[]:%/?#İıſKß١٢٣\U00011f50é"
+TEXT = st.text(st.sampled_from(list("abcdeklmnrstuABCKS") + list(TRICKY)), max_size=80) | st.text(max_size=80)
+
+
+@settings(max_examples=500, deadline=None)
+@given(TEXT)
+def test_words_are_the_regex_words(text):
+    lowered = text.lower()
+    assert words_of(lowered) == set(WORD.findall(lowered))
+
+
+@settings(max_examples=500, deadline=None)
+@given(scheme=st.sampled_from(["https://", "http://", "HTTPS://", "ftp://", "", "https:/", " https://", "\thttps://"]),
+       netloc=st.text(st.sampled_from(list("abcXY09.-_@:[]%é ") + ["\t", "\n", "\x7f"]), max_size=20),
+       rest=st.sampled_from(["", "/", "/post/1", "?q=1", "#top", "/a?b#c"]))
+@example(scheme="https://", netloc="user@Forum.Example:8443", rest="/")
+@example(scheme="https://", netloc="[::1]", rest="/")
+def test_host_of_is_urlsplit_hostname(scheme, netloc, rest):
+    url = scheme + netloc + rest
+    try:
+        expected = (urlsplit(url).hostname or "").lower()
+    except ValueError as exc:
+        expected = type(exc)
+    try:
+        got = host_of(url)
+    except ValueError as exc:
+        got = type(exc)
+    assert got == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(kind=st.sampled_from(sorted(PATTERNS)),
+       text=st.lists(st.sampled_from(["312", "555", "0101", "(312)", "+1", "1", "4200", "W", "Grand", "Ave", "st", "buddy",
+                                      "@", "mail", ".", "example", "com", "-", " ", "\t", "\x0b", "\x0c", "\r", "\x1c", "\u2003", "١٢٣",
+                                      "\U00011f50", "main", "Main"]),
+                     max_size=14).map("".join) | TEXT)
+@example(kind="phone", text="call 312-555-0101")
+@example(kind="email", text="mail buddy1@mail.example now")
+@example(kind="address", text="at 4200 W Grand Ave")
+def test_pii_pretests_never_skip_a_match(kind, text):
+    if not may_match(kind, text):
+        assert PATTERNS[kind].search(text) is None
+
+
+def reference_signals(lexicon: Lexicon, text: str) -> list[str]:
+    """Lexicon.signals as first written: tokenise with WORD, always blank the exceptions and tokenise again."""
+    def names(t: str) -> list[str]:
+        words = set(WORD.findall(t.lower()))
+        return [name for name, firsts in lexicon.first_words.items() if not firsts.isdisjoint(words)]
+    found: list[str] = []
+    candidates = names(text)
+    if candidates and lexicon.exceptions is not None:
+        text = lexicon.exceptions.sub(" ", text)
+        candidates = names(text)
+    for name in candidates:
+        found.extend(f"{name}:{term}" for term in sorted({m.group(0).lower() for m in lexicon.patterns[name].finditer(text)}))
+    return found
+
+
+LEXICONS = load_lexicons(Settings())
+PHRASES = ["protest", "Rally", "march", "in March", "march 3rd", "mass air flow", "critical mass", "Mass", "union station",
+           "Union", "strike price", "strike", "torch", "cut the converters", "bring a gun", "bible study", "sit-in", "die-in",
+           "converter", "İ", "ſteal", "\x1c", ",", " ", "\n", "-"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from(PHRASES), max_size=12).map(" ".join) | TEXT, which=st.sampled_from(sorted(LEXICONS)))
+def test_lexicon_signals_with_shared_words_match_the_reference(text, which):
+    lexicon = LEXICONS[which]
+    shared = ItemText("", text)
+    assert lexicon.signals(shared.joined, shared.words) == lexicon.signals(shared.joined) == reference_signals(lexicon, shared.joined)
+
+
+def test_item_text_is_reused_for_one_item_and_renewed_for_its_masked_copy():
+    context = make_context(make_tasking())
+    item = make_item(text="Converters, mail buddy1@mail.example")
+    first = item_text(item, context)
+    assert item_text(item, context) is first
+    assert first.keyword_hits(["converters"]) == keyword_hits(["converters"], item.title, item.text) == ["converters"]
+    masked = item.model_copy(update={"text": "Converters, mail [email masked]"})
+    assert item_text(masked, context).joined == f"{item.title}\nConverters, mail [email masked]"
+
+
+def test_a_chain_run_leaves_every_item_decided_on_its_own_text():
+    chain, context = GuardChain.from_settings(Settings()), make_context(make_tasking())
+    protest = make_item(url="https://forum.example/post/2", text="Rally at city hall about the converters")
+    plain = make_item(url="https://forum.example/post/3", text="Six catalytic converters, $150 each")
+    assert [chain.decide(i, context).decision for i in (protest, plain, protest)] == ["rejected", "indexed", "rejected"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=st.lists(st.sampled_from(["converter", "Converters", "CONVERTER_", "#converter", "x", "_", "-", " ", "\n", "é",
+                                      "ſ", "K", "converterſ", "1"]), max_size=10).map("".join) | TEXT,
+       keyword=st.sampled_from(["converter", "converters", "#converter", "k", "s", "stolen", "é", "converter-x"]))
+def test_keyword_hits_match_the_whole_word_pattern(text, keyword):
+    expected = [keyword] if keyword.lower() in text.lower() and keyword_pattern(keyword).search(text) else []
+    assert keyword_hits([keyword], text) == expected
+
+
+OVERLAPPING = Lexicon({"a": ["burn down", "down town", "burn", "town", "die-in", "die", "in", "sit-in", "it", "a b", "b c", "_x"]})
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(["burn", "down", "town", "die", "in", "sit", "it", "a", "b", "c", "_x", "x", "-", " ", "  ",
+                                 "BURN", "Down", "\n", "_", "9", "é", "ſ"]), max_size=14).map("".join)
+       | st.lists(st.sampled_from(["burn", "down", "town", "a", "b", "c", "sit-in", "-", " "]), max_size=8).map(" ".join))
+@example("Burn down town, a b c, sit-in it")
+def test_ascii_term_scan_is_the_patterns_leftmost_first_scan(text):
+    assert OVERLAPPING.matched("a", text) == {m.group(0).lower() for m in OVERLAPPING.patterns["a"].finditer(text)}
+
+
+SPACE = st.sampled_from([" ", "  ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\u2003", "-", ""])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(kind=st.sampled_from(["address", "phone"]),
+       parts=st.lists(st.tuples(st.sampled_from(["4200", "12", "9", "312", "555", "0101", "(312)", "$150", "١٢", "W", "Grand",
+                                                 "main", "2nd", "Ave", "ave.", "St", "street", "Hwy", "x"]), SPACE), max_size=6))
+@example(kind="address", parts=[("4200", "\x0b"), ("W", "\x0c"), ("Grand", " "), ("Ave", "")])
+@example(kind="address", parts=[("12", "\t"), ("2nd", "\r"), ("street", "")])
+def test_pii_pretests_never_skip_an_address_or_phone(kind, parts):
+    text = "".join(word + space for word, space in parts)
+    if not may_match(kind, text):
+        assert PATTERNS[kind].search(text) is None
