@@ -203,9 +203,9 @@ class ElasticsearchIndex:
         index.ensure()
         return index
 
-    def ensure(self) -> None:
+    def ensure(self, template_file: Path = TEMPLATE_FILE) -> None:
         """Install the index template and, when the alias is missing, create <alias>-v1 behind it."""
-        template = load_template()
+        template = load_template(template_file)
         template["index_patterns"] = [f"{self.alias}-*"]
         self._call(self.client.indices.put_index_template, name=self.alias, meta=template.pop("_meta"), **template)
         if not bool(self._call(self.client.indices.exists_alias, name=self.alias)):
