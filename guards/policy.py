@@ -12,6 +12,7 @@ from typing import Literal
 
 Class = Literal["enforced", "supported", "organisational"]
 GC = "tests/test_guard_cases.py"
+RR = "tests/test_record_review.py"
 
 
 def cases(*names: str) -> tuple[str, ...]:
@@ -94,7 +95,7 @@ MATRIX: tuple[Clause, ...] = (
            "queries audited with time and user; off-hours highlighted (duty_hours settings)"),
     Clause("D3.IV.A.12.a-c", "Prohibited postings", ORG, NOT_OPS),
     Clause("D3.IV.B.1", "Objectives of review: threat, reasonable suspicion, reliable sources, fair and lawful collection", SUP,
-           "taskings record kind, predicate and activity; labels record reliability and validity (unknown until reviewed)",
+           "taskings record kind, predicate and activity; labels record reliability and validity (unknown until an analyst's `fcmon record review`)",
            ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",)),
     Clause("D3.IV.B.2.a", "No undercover or covert operations without the Commander's approval", ENF,
            "fcmon cannot act covertly: no accounts, no credentials, no interaction", cases("cookie-sent", "post-method")),
@@ -133,22 +134,38 @@ MATRIX: tuple[Clause, ...] = (
     Clause("28CFR23.20(f)", "Disseminate only to law enforcement agreeing to these principles (imminent danger excepted)", SUP,
            "planned with packets: recipient and agency on every DisseminationEvent"),
     Clause("28CFR23.20(g)", "Safeguards and audit trails; labels of sensitivity, confidence, submitting agency and control official", ENF,
-           "guards.labels on every record; audit log before every query; quarantine decisions audited",
+           "guards.labels on every record; audit log before every query, record read and record review; quarantine decisions audited",
            ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
-            "tests/test_quarantine.py::test_keep_indexes_with_the_supervisor_and_is_audited") + cases("in-scope-post")),
+            "tests/test_quarantine.py::test_keep_indexes_with_the_supervisor_and_is_audited",
+            f"{RR}::test_reading_a_record_is_authorized_and_audited_like_a_search") + cases("in-scope-post")),
     Clause("28CFR23.20(h)", "Periodic review; reviewer, date and reason recorded; never retained over five years", ENF,
-           "guards.labels: review_by/purge_by within five years (settings capped); review recording planned (retention)",
+           "guards.labels: review_by/purge_by within five years (settings capped); `fcmon record review` records reviewer, "
+           "date and note, audited, and never extends retention; periodic retention review planned (retention)",
            ("tests/test_guards.py::test_noncriminal_taskings_get_the_shorter_retention",
-            "tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate")),
+            "tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
+            f"{RR}::test_the_review_is_audited_with_labels_before_and_after",
+            f"{RR}::test_retention_is_never_extended_beyond_five_years_of_collection")),
     Clause("28CFR23.20(i)", "No direct remote terminal access without OJP approval; no major modifications without OJP approval", ORG,
            "deployment decision: fcmon serves authenticated users of the data directory only"),
     # Human review (Real-Time and Open Source Analysis guidance) and the 1998 clarification
     Clause("RTOS.review", "Automated collection is unreviewed; not criminal intelligence until an analyst reviews and submits it", ENF,
-           "guards.labels: review_status unreviewed, criminal_intelligence false on every automated record",
-           cases("in-scope-post", "public-safety-tasking")),
+           "guards.labels: review_status unreviewed, criminal_intelligence false on every automated record; "
+           "`fcmon record review` (pipeline.records): an analyst or supervisor on the active tasking evaluates reliability "
+           "and validity and submits the record (reviewed_by, the 28 CFR Part 23 submitter), audited before the index "
+           "changes; criminal intelligence only under an active criminal predicate",
+           cases("in-scope-post", "public-safety-tasking") + (
+               f"{RR}::test_an_analyst_on_the_team_submits_criminal_intelligence_under_a_criminal_predicate",
+               f"{RR}::test_information_gathering_is_reviewed_but_never_criminal_intelligence",
+               f"{RR}::test_detectives_and_admins_may_not_review[dana]",
+               f"{RR}::test_detectives_and_admins_may_not_review[ada]",
+               f"{RR}::test_an_analyst_of_another_tasking_is_refused",
+               f"{RR}::test_an_expired_tasking_is_refused",
+               f"{RR}::test_no_log_no_review")),
     Clause("28CFR23.1998", "Identifying information about non-subjects is labelled and never counts toward a predicate", ENF,
-           "guards.subjects.NonSubjects labels mentioned accounts; scope and relevance count the author only",
-           cases("bystander-labelled", "subject-mention-not-labelled", "account-mentioned-not-author")),
+           "guards.subjects.NonSubjects labels mentioned accounts; scope and relevance count the author only; "
+           "an analyst's review never changes them",
+           cases("bystander-labelled", "subject-mention-not-labelled", "account-mentioned-not-author")
+           + (f"{RR}::test_an_analyst_on_the_team_submits_criminal_intelligence_under_a_criminal_predicate",)),
 )
 
 

@@ -215,6 +215,9 @@ class IndexedRecord(Strict):
     non_subject_identifiers: list[str] = Field(default_factory=list, description="Accounts mentioned who are not the subject (never counted toward a predicate).")
     released_by: str | None = Field(None, description="The supervisor who released this record from quarantine, if it was held.")
     release_reason: str | None = Field(None, description="Why the supervisor kept the quarantined item.")
+    reviewed_by: str | None = Field(None, description="The analyst who reviewed and submitted this record: its 28 CFR Part 23 submitter.")
+    reviewed_at: AwareDatetime | None = Field(None, description="When the analyst's review was recorded.")
+    review_note: str | None = Field(None, description="The analyst's reason for the review's evaluation.")
 
     @property
     def timestamp(self) -> datetime:

@@ -107,6 +107,7 @@ def main() -> None:
 
 
 from pipeline.cli import audit, crawl, demo, init, search, tasking, user, work  # noqa: E402  (registers commands)
-from pipeline.cli import gateway, report  # noqa: E402,F401  (issue #5)
+from pipeline.cli import audit_index, gateway, report  # noqa: E402,F401  (issue #5)
 from pipeline.cli import compliance_report, guard_check, quarantine  # noqa: E402,F401  (issue #3)
+from pipeline.cli import record  # noqa: E402,F401  (issue #3, rule 8: analyst review)
 from pipeline.cli import bus  # noqa: E402,F401  (issue #6)
