@@ -49,6 +49,11 @@ def load_template(path: Path = TEMPLATE_FILE) -> dict[str, Any]:
 
 # -- pure: documents ------------------------------------------------------------------------------
 
+# Record fields kept under fcm.* by their own names (guard annotations, quarantine release, analyst review).
+RECORD_EXTRAS = ("pii_masked", "non_subject_identifiers", "released_by", "release_reason", "reviewed_by", "reviewed_at",
+                 "review_note")
+
+
 def es_document(record: IndexedRecord) -> dict[str, Any]:
     """The record as its Elasticsearch document (ECS names first, fcm.* for the rest)."""
     doc: dict[str, Any] = {
@@ -63,6 +68,7 @@ def es_document(record: IndexedRecord) -> dict[str, Any]:
             "content_sha256": record.content_sha256,
             "labels": record.labels.model_dump(mode="json"),
             "predicate": record.predicate.model_dump(mode="json"),
+            **record.model_dump(mode="json", include=set(RECORD_EXTRAS)),
         },
     }
     if record.author is not None:
@@ -79,7 +85,8 @@ def es_record(source: dict[str, Any]) -> IndexedRecord:
         final_url=source["url"]["full"], title=fcm["title"], text=source["message"],
         author=source.get("user", {}).get("name"), published_at=fcm.get("published_at"),
         fetched_at=source["event"]["created"], content_sha256=fcm["content_sha256"], labels=fcm["labels"],
-        predicate=fcm["predicate"], indexed_at=source["event"]["ingested"])
+        predicate=fcm["predicate"], indexed_at=source["event"]["ingested"],
+        **{name: fcm[name] for name in RECORD_EXTRAS if name in fcm})
 
 
 def bulk_actions(records: Iterable[IndexedRecord], index: str) -> list[dict[str, Any]]:
