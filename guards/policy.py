@@ -47,7 +47,7 @@ MATRIX: tuple[Clause, ...] = (
     Clause("D1.VI.A.1-5", "Investigative uses: missing/wanted persons, gangs, online crimes, crime photos", SUP,
            "taskings state their purpose (kind, predicate, criminal activity), approved by a supervisor", cases("in-scope-post")),
     Clause("D1.VI.B.1", "Use only Department electronic equipment", ORG, "device policy"),
-    Clause("D1.VI.B.2", "Investigate only while on duty", SUP, "every query audited with its time; duty hours flag off-hours queries (issue: audit review)"),
+    Clause("D1.VI.B.2", "Investigate only while on duty", SUP, "every query audited with its time; `fcmon audit list` flags queries outside the user's duty hours"),
     Clause("D1.VI.B.3", "Follow the Rules and Regulations and related directives", ORG, "department policy"),
     Clause("D1.VI.B.4", "Only use publicly available open source material", ENF,
            "guards.provenance.PublicProvenance; crawler public-only middlewares",

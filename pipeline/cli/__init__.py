@@ -106,8 +106,8 @@ def main() -> None:
         sys.exit(EXIT_INTERNAL)
 
 
-from pipeline.cli import audit, crawl, demo, init, search, tasking, user, work  # noqa: E402  (registers commands)
-from pipeline.cli import audit_index, gateway, report  # noqa: E402,F401  (issue #5)
-from pipeline.cli import compliance_report, guard_check, quarantine  # noqa: E402,F401  (issue #3)
-from pipeline.cli import record  # noqa: E402,F401  (issue #3, rule 8: analyst review)
-from pipeline.cli import bus  # noqa: E402,F401  (issue #6)
+# Importing a command module registers its commands on `cli`.
+from pipeline.cli import (  # noqa: E402,F401
+    audit, audit_index, bus, compliance_report, crawl, demo, gateway, guard_check, init, quarantine, record, report,
+    search, tasking, user, work,
+)

@@ -34,7 +34,8 @@ def hit_dict(hit) -> dict:
     r = hit.record
     return {"id": r.id, "score": round(hit.score, 4), "title": r.title, "author": r.author, "url": r.final_url,
             "published_at": r.published_at, "source_kind": r.source_kind, "highlights": hit.highlights,
-            "labels": r.labels.model_dump(mode="json"), "predicate": r.predicate.model_dump(mode="json")}
+            "labels": r.labels.model_dump(mode="json"), "predicate": r.predicate.model_dump(mode="json"),
+            "reviewed_by": r.reviewed_by, "non_subject_identifiers": r.non_subject_identifiers, "pii_masked": r.pii_masked}
 
 
 def print_hits(page: SearchPage) -> None:
