@@ -65,6 +65,20 @@ def test_messages_keep_key_value_and_per_key_order(bus_topic):
         assert by_key[f"k{k}"] == [f"m{i}" for i in range(k, 30, 3)]
 
 
+def test_a_poll_fills_its_batch_across_partitions_up_to_max_records(bus_topic):
+    """Each worker batch costs an index commit: a poll takes what waits (up to max_records), not one fetch's worth."""
+    bus, topic = bus_topic
+    big = [f"b{i}:" + "x" * 400_000 for i in range(6)]  # 2.4 MB on one key: more than one Kafka fetch returns
+    produce(bus, topic, big, key=lambda i: "big")
+    produce(bus, topic, [f"m{i}" for i in range(30)])
+    consumer = bus.consumer(group(), [topic])
+    first = consumer.poll(20, 20)
+    rest = consumer.poll(20, 5)
+    consumer.close()
+    assert (len(first), len(rest)) == (20, 16)
+    assert sorted(m.value.decode() for m in first + rest) == sorted(big + [f"m{i}" for i in range(30)])
+
+
 def test_a_group_resumes_after_its_last_commit(bus_topic):
     bus, topic = bus_topic
     g = group()

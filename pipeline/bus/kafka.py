@@ -199,6 +199,7 @@ class KafkaBusConsumer:
         self._topic_ids: dict[str, Any] = {}
         self._recreated: set[str] = set()  # topics re-created while none of their partitions was assigned here
         self._next: dict[Any, int] = {}  # partition -> offset after the last message poll() returned
+        self._fill_wait_s = max(settings.kafka_fetch_max_wait_ms, 10) / 1000
 
     def _check_logs(self) -> None:
         """Notice loudly a broker that lost data, and read what it has from the start.
@@ -255,20 +256,41 @@ class KafkaBusConsumer:
         deadline = time.monotonic() + timeout_s
         while True:
             remaining = max(0.0, deadline - time.monotonic())
-            try:
-                self._check_logs()
-            except KafkaError as exc:  # the broker went away meanwhile: check again on the next poll
-                log.warning("event=kafka_log_check_failed group=%s error=%r", self.group, str(exc))
-            try:
-                records = self._consumer.poll(timeout_ms=int(remaining * 1000) or 1, max_records=max_records)
-            except KafkaError as exc:
-                raise FcmonError(f"Kafka poll failed ({exc})", BROKER_HINT) from exc
-            if records:
-                self._next.update({tp: batch[-1].offset + 1 for tp, batch in records.items()})
-                return [Message(r.topic, r.partition, r.offset, r.key.decode() if r.key is not None else None, r.value)
-                        for batch in records.values() for r in batch]
+            if records := self._poll_checked(int(remaining * 1000) or 1, max_records):
+                return self._fill(self._messages(records), max_records, max(deadline, time.monotonic() + self._fill_wait_s))
             if time.monotonic() >= deadline and (self._settled() or time.monotonic() - self._created > self.join_timeout_s):
                 return []
+
+    def _fill(self, messages: list[Message], max_records: int, until: float) -> list[Message]:
+        """Top the batch up while more is buffered or arrives within a fetch wait: each batch costs an index commit.
+
+        kafka-python returns what one fetch response holds, often a fraction of max_records.
+        """
+        while len(messages) < max_records and (remaining := until - time.monotonic()) > 0:
+            try:
+                more = self._poll_checked(max(1, int(min(remaining, self._fill_wait_s) * 1000)), max_records - len(messages))
+            except FcmonError as exc:  # hand back what was taken (its position already moved); the next poll raises
+                log.warning("event=kafka_fill_stopped group=%s error=%r", self.group, str(exc))
+                break
+            if not more:
+                break
+            messages += self._messages(more)
+        return messages
+
+    def _poll_checked(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        try:
+            self._check_logs()
+        except KafkaError as exc:  # the broker went away meanwhile: check again on the next poll
+            log.warning("event=kafka_log_check_failed group=%s error=%r", self.group, str(exc))
+        try:
+            return self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise FcmonError(f"Kafka poll failed ({exc})", BROKER_HINT) from exc
+
+    def _messages(self, records: dict[Any, list[Any]]) -> list[Message]:
+        self._next.update({tp: batch[-1].offset + 1 for tp, batch in records.items()})
+        return [Message(r.topic, r.partition, r.offset, r.key.decode() if r.key is not None else None, r.value)
+                for batch in records.values() for r in batch]
 
     def commit(self) -> None:
         try:
