@@ -19,8 +19,8 @@ from typing import Any, Callable
 from pipeline.audit import AuditEntry, canonical_json, entry_hash
 from pipeline.bus import AUDIT, DEAD_LETTER, Bus, Consumer, Message
 from pipeline.errors import FcmonError
-from pipeline.index.elasticsearch import (BULK_CHUNK, BULK_RETRIES, ElasticsearchIndex, _unavailable, bulk_body,
-                                          connect, triage_bulk)
+from pipeline.index.elasticsearch import (BULK_CHUNK, BULK_RETRIES, ElasticsearchIndex, bulk_body, connect,
+                                          es_call, triage_bulk)
 from pipeline.review import audit_document
 from pipeline.settings import REPO_CONFIG_DIR, Settings
 
@@ -127,12 +127,12 @@ class AuditIndexWriter:
         for start in range(0, len(actions), BULK_CHUNK):
             pending = actions[start:start + BULK_CHUNK]
             for attempt in range(BULK_RETRIES + 1):
-                response = dict(self._call(self.client.bulk, operations=bulk_body(pending)))
+                response = dict(es_call(self.client.bulk, operations=bulk_body(pending)))
                 conflicts, others, rest = split_conflicts(pending, response)
                 retry, failed = triage_bulk(others, rest)
                 created += len(others) - len(retry) - len(failed)
                 if conflicts:
-                    docs = self._call(self.client.mget, index=self.alias, ids=[a["_id"] for a in conflicts],
+                    docs = es_call(self.client.mget, index=self.alias, ids=[a["_id"] for a in conflicts],
                                       source_includes=["event.hash"])["docs"]
                     different = compare_existing(conflicts, docs)
                     already += len(conflicts) - len(different)
@@ -152,12 +152,6 @@ class AuditIndexWriter:
                                f"(first: {failures[0]})",
                                "the batch was not committed and will be redelivered; fix the cause and run again")
         return created, already
-
-    def _call(self, method: Any, **kwargs: Any) -> Any:
-        try:
-            return method(**kwargs)
-        except Exception as exc:
-            raise _unavailable(exc) from exc
 
     def close(self) -> None:
         self.client.close()

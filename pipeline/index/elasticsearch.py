@@ -214,9 +214,9 @@ class ElasticsearchIndex:
         """Install the index template and, when the alias is missing, create <alias>-v1 behind it."""
         template = load_template(template_file)
         template["index_patterns"] = [f"{self.alias}-*"]
-        self._call(self.client.indices.put_index_template, name=self.alias, meta=template.pop("_meta"), **template)
-        if not bool(self._call(self.client.indices.exists_alias, name=self.alias)):
-            self._call(self.client.indices.create, index=f"{self.alias}-v1",
+        es_call(self.client.indices.put_index_template, name=self.alias, meta=template.pop("_meta"), **template)
+        if not bool(es_call(self.client.indices.exists_alias, name=self.alias)):
+            es_call(self.client.indices.create, index=f"{self.alias}-v1",
                        aliases={self.alias: {"is_write_index": True}})
 
     def upsert(self, records: list[IndexedRecord]) -> None:
@@ -231,7 +231,7 @@ class ElasticsearchIndex:
         for start in range(0, len(actions), BULK_CHUNK):
             pending = actions[start:start + BULK_CHUNK]
             for attempt in range(BULK_RETRIES + 1):
-                response = self._call(self.client.bulk, operations=bulk_body(pending), refresh=self.refresh)
+                response = es_call(self.client.bulk, operations=bulk_body(pending), refresh=self.refresh)
                 pending, failed = triage_bulk(pending, dict(response), missing_ok=missing_ok)
                 failures += failed
                 if not pending:
@@ -245,13 +245,13 @@ class ElasticsearchIndex:
                              "the others were written; fix the cause and replay the batch (ids are deterministic)")
 
     def get(self, record_id: str) -> IndexedRecord | None:
-        response = self._call(self.client.search, index=self.alias, query={"ids": {"values": [record_id]}}, size=1)
+        response = es_call(self.client.search, index=self.alias, query={"ids": {"values": [record_id]}}, size=1)
         hits = response["hits"]["hits"]
         return es_record(hits[0]["_source"]) if hits else None
 
     def count(self, tasking_id: str | None = None) -> int:
         query = {"term": {"fcm.tasking_id": tasking_id}} if tasking_id is not None else {"match_all": {}}
-        return int(self._call(self.client.count, index=self.alias, query=query)["count"])
+        return int(es_call(self.client.count, index=self.alias, query=query)["count"])
 
     def ids(self) -> list[str]:
         from elasticsearch.helpers import scan
@@ -269,14 +269,16 @@ class ElasticsearchIndex:
             raise _unavailable(exc) from exc
         return es_page(dict(response), by_time=query.sort == "time" or not query.text.strip())
 
-    def _call(self, method: Any, **kwargs: Any) -> Any:
-        try:
-            return method(**kwargs)
-        except Exception as exc:
-            raise _unavailable(exc) from exc
-
     def close(self) -> None:
         self.client.close()
+
+
+def es_call(method: Any, **kwargs: Any) -> Any:
+    """Call the client; any failure becomes one user-facing FcmonError."""
+    try:
+        return method(**kwargs)
+    except Exception as exc:
+        raise _unavailable(exc) from exc
 
 
 def connect(url: str, username: str | None, password: str | None) -> Any:
