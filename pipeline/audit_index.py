@@ -8,16 +8,15 @@ in; any item error leaves the batch uncommitted. Messages that are not a valid c
 """
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-import signal
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from pipeline.audit import AuditEntry, canonical_json, entry_hash
-from pipeline.bus import AUDIT, DEAD_LETTER, Bus, Consumer, Message
+from pipeline.bus import AUDIT, DEAD_LETTER, Bus, Message
+from pipeline.bus.loop import CommittingLoop
 from pipeline.errors import FcmonError
 from pipeline.index.elasticsearch import (BULK_CHUNK, BULK_RETRIES, ElasticsearchIndex, bulk_body, connect,
                                           es_call, triage_bulk)
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 AUDIT_ALIAS = "fcmon-audit"  # the alias the gateway guards (pipeline/gateway.py audit_alias)
 AUDIT_TEMPLATE_FILE = REPO_CONFIG_DIR / "elasticsearch" / "audit-template.json"
 GROUP = "fcmon-audit-indexer"
-RETRY_DELAYS_S = (0.5, 1, 2, 4, 8, 15, 30)
 
 
 class ItemsRefused(FcmonError):
@@ -171,38 +169,23 @@ class AuditIndexStats:
         return asdict(self)
 
 
-class AuditIndexer:
+class AuditIndexer(CommittingLoop):
+    """Until idle the first failure raises; as a service failures are retried with back-off."""
+    event_prefix = "audit_index."
+    group, topics = GROUP, [AUDIT]
+
     def __init__(self, bus: Bus, writer: AuditIndexWriter, batch_size: int = BULK_CHUNK,
                  progress: Callable[[dict[str, Any]], None] | None = None):
-        self.bus, self.writer, self.batch_size, self.progress = bus, writer, batch_size, progress
+        super().__init__(progress)
+        self.bus, self.writer, self.batch_size = bus, writer, batch_size
         self.stats = AuditIndexStats()
-        self.stopping = False
-
-    def stop(self, *_: object) -> None:
-        self.stopping = True
 
     def run(self, *, until_idle: bool) -> AuditIndexStats:
-        """Index batches until idle (until_idle: the first failure raises) or SIGTERM/SIGINT (failures are retried)."""
-        consumer = self.bus.consumer(GROUP, [AUDIT])
-        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            while not self.stopping:
-                batch = consumer.poll(self.batch_size, timeout_s=0.2 if until_idle else 1.0)
-                if not batch:
-                    if until_idle and consumer.lag() == 0:
-                        break
-                    continue
-                if not self._until_done(lambda: self.process(batch), consumer, until_idle):
-                    break  # stopped while failing: the batch stays uncommitted and is redelivered
-                if not self._until_done(consumer.commit, consumer, until_idle):
-                    break
-                if self.progress:
-                    self.progress({**self.stats.to_dict(), "lag": consumer.lag()})
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            consumer.close()
+        self.run_loop(until_idle=until_idle)
         return self.stats
+
+    def stats_dict(self) -> dict[str, Any]:
+        return self.stats.to_dict()
 
     def process(self, batch: list[Message]) -> None:
         actions, invalid, conflicts = batch_actions(batch, self.writer.alias)
@@ -221,18 +204,3 @@ class AuditIndexer:
         self.stats.already_indexed += already
         self.stats.dead_lettered += len(invalid)
         self.stats.batches += 1
-
-    def _until_done(self, action: Callable[[], None], consumer: Consumer, until_idle: bool) -> bool:
-        for attempt in itertools.count(1):
-            try:
-                action()
-                return True
-            except Exception as exc:
-                if until_idle:
-                    raise
-                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S)) - 1]
-                log.warning("event=audit_index.batch_failed attempt=%d retry_in_s=%s error=%r", attempt, delay, str(exc))
-                consumer.wait(delay)
-                if self.stopping:
-                    return False
-        raise AssertionError("unreachable")

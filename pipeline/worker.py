@@ -6,10 +6,8 @@ deterministic record ids make the replay of an uncommitted batch harmless.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +17,8 @@ from pydantic import ValidationError
 
 from guards.base import GuardContext
 from guards.chain import GuardChain
-from pipeline.bus import COLLECTED, DEAD_LETTER, DECISIONS, REJECTED, Bus, Consumer, Message
+from pipeline.bus import COLLECTED, DEAD_LETTER, DECISIONS, REJECTED, Bus, Message
+from pipeline.bus.loop import CommittingLoop
 from pipeline.index import Index
 from pipeline.models import SCHEMA_VERSION, CollectedItem, GuardDecision, IndexedRecord, utcnow
 from pipeline.settings import Settings
@@ -27,7 +26,6 @@ from pipeline.state import State
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAYS_S = (0.5, 1, 2, 4, 8, 15, 30)
 GIVE_UP_AFTER = 3
 PROGRESS_EVERY_S = 1.0
 
@@ -60,63 +58,25 @@ def to_record(item: CollectedItem, decision: GuardDecision) -> IndexedRecord:
         pii_masked=decision.pii_masked, non_subject_identifiers=decision.non_subject_identifiers)
 
 
-class Worker:
+class Worker(CommittingLoop):
+    """Until idle it gives up after GIVE_UP_AFTER attempts at a batch; a long-running worker retries for as long
+    as the store is down, committing nothing, and resumes when it is back."""
+    give_up_after = GIVE_UP_AFTER
+    progress_every_s = PROGRESS_EVERY_S
+
     def __init__(self, settings: Settings, bus: Bus, index: Index, state: State, chain: GuardChain,
                  progress: Callable[[dict[str, Any]], None] | None = None):
+        super().__init__(progress)
         self.settings, self.bus, self.index, self.state, self.chain = settings, bus, index, state, chain
-        self.progress = progress
+        self.group, self.topics, self.batch_size = settings.work_group, [COLLECTED], settings.work_batch_size
         self.stats = WorkStats()
-        self.stopping = False
-
-    def stop(self, *_: object) -> None:
-        self.stopping = True
 
     def run(self, *, until_idle: bool) -> WorkStats:
-        """Process batches until idle (until_idle) or until SIGTERM/SIGINT; each batch is committed when durable."""
-        consumer = self.bus.consumer(self.settings.work_group, [COLLECTED])
-        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        last_report = 0.0
-        try:
-            while not self.stopping:
-                batch = consumer.poll(self.settings.work_batch_size, timeout_s=0.2 if until_idle else 1.0)
-                if not batch:
-                    if until_idle and consumer.lag() == 0:
-                        break
-                    continue
-                if not self._with_retries(lambda: self.process(batch), consumer, give_up=until_idle):
-                    break  # stopped while the store was down: the batch stays uncommitted and is redelivered
-                if not self._with_retries(consumer.commit, consumer, give_up=until_idle):
-                    break
-                if self.progress and time.monotonic() - last_report >= PROGRESS_EVERY_S:
-                    last_report = time.monotonic()
-                    self.progress({**self.stats.to_dict(), "lag": consumer.lag()})
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            consumer.close()
+        self.run_loop(until_idle=until_idle)
         return self.stats
 
-    def _with_retries(self, action: Callable[[], None], consumer: Consumer, *, give_up: bool) -> bool:
-        """Run action until it succeeds, backing off while staying in the group; False when stopped meanwhile.
-
-        Until idle it gives up (raises) after GIVE_UP_AFTER attempts; a long-running worker retries for as long as
-        the store is down, committing nothing, and resumes when it is back.
-        """
-        for attempt in itertools.count(1):
-            try:
-                action()
-                if attempt > 1:
-                    log.warning("event=store_recovered attempts=%d", attempt)
-                return True
-            except Exception as exc:  # the store or the bus is down: keep the batch uncommitted and try again
-                if give_up and attempt >= GIVE_UP_AFTER:
-                    raise
-                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S)) - 1]
-                log.warning("event=batch_failed attempt=%d retry_in_s=%s error=%r", attempt, delay, str(exc))
-                consumer.wait(delay)
-                if self.stopping:
-                    return False
-        raise AssertionError("unreachable")
+    def stats_dict(self) -> dict[str, Any]:
+        return self.stats.to_dict()
 
     def process(self, batch: list[Message]) -> None:
         context = GuardContext(taskings={t.id: t for t in self.state.taskings()}, roles=self.state.roles(),
