@@ -83,6 +83,7 @@ class LocalAuditLog:
     def __init__(self, path: Path, head_path: Path):
         self.head_path = head_path
         self._head_fd: int | None = None
+        self._head_identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file _head_fd holds open
         try:
             self.conn = connect(path, busy_timeout_ms=5000)
             self.conn.executescript(SCHEMA)
@@ -91,6 +92,7 @@ class LocalAuditLog:
                                    "restore the audit log or ask an administrator; nothing that needs auditing will run") from exc
 
     def append(self, kind: str, actor: str, payload: dict[str, Any]) -> AuditEntry:
+        """The entry returned carries `payload` as given (what is stored and hashed is its canonical JSON)."""
         payload_json = canonical_json(payload)
         at = utcnow().isoformat()
         try:
@@ -103,14 +105,16 @@ class LocalAuditLog:
         except (sqlite3.Error, OSError) as exc:
             raise AuditUnavailable(f"audit log cannot be written ({exc})",
                                    "the action was refused; fix the data directory's audit log and try again") from exc
-        return AuditEntry(seq, at, kind, actor, json.loads(payload_json), prev_hash, digest)
+        return AuditEntry(seq, at, kind, actor, payload, prev_hash, digest)
 
     def _write_head(self, seq: int, digest: str) -> None:
         """Overwrite the head in place: fixed width, one pwrite (a temp file and rename cost 3x the SQLite append)."""
-        if self._head_fd is not None and not _same_file(self._head_fd, self.head_path):
+        if self._head_fd is not None and _identity(self.head_path) != self._head_identity:
             self.close()  # the head was replaced or removed under us: write where the verifier will look
         if self._head_fd is None:
             self._head_fd = os.open(self.head_path, os.O_RDWR | os.O_CREAT, 0o644)
+            stat = os.fstat(self._head_fd)
+            self._head_identity = (stat.st_dev, stat.st_ino)
         line = f"{seq:0{HEAD_SEQ_WIDTH}d} {digest}\n".encode()
         if os.pwrite(self._head_fd, line, 0) != len(line):
             raise OSError(f"short write to {self.head_path}")
@@ -157,11 +161,12 @@ class LocalAuditLog:
             return (-1, "unreadable")
 
 
-def _same_file(fd: int, path: Path) -> bool:
+def _identity(path: Path) -> tuple[int, int] | None:
     try:
-        return os.path.samestat(os.fstat(fd), os.stat(path))
+        stat = os.stat(path)
     except FileNotFoundError:
-        return False
+        return None
+    return (stat.st_dev, stat.st_ino)
 
 
 def parse_at(entry: AuditEntry) -> datetime:

@@ -76,6 +76,18 @@ def test_a_rehashed_forgery_still_breaks_the_link(log, tmp_path):
     assert not result.ok and result.first_broken_seq == 2
 
 
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_the_head_is_rewritten_where_the_verifier_reads_it_after_it_changed_under_an_open_log(log, tmp_path, how):
+    fill(log, 2)
+    head = tmp_path / "audit.head"
+    head.unlink()
+    if how == "replaced":  # e.g. restored from a backup: a new file at the same path
+        head.write_text(f"{2:020d} {'0' * 64}\n")
+    log.append("query", "alice", {"query": "after"})
+    assert head.read_text().split()[0] == f"{3:020d}"
+    assert log.verify().ok
+
+
 def test_durable_across_reopen(log, tmp_path):
     fill(log, 3)
     reopened = LocalAuditLog(tmp_path / "audit.db", tmp_path / "audit.head")
