@@ -7,16 +7,22 @@ approved tasking, all of which pass the guards (the worst case: every item is wr
 - producer: KafkaBus.produce of N items + flush (settings as shipped: acks=all, idempotent, linger/batch from
   Settings), once uncompressed and once with gzip;
 - worker: the Worker with the default guard chain from fcm.collected into a fresh local index, until idle, on
-  Kafka and on the local bus; the rate is counted from the first batch (the Kafka group join is reported apart).
+  Kafka and on the local bus; the rate is counted from the first batch (the Kafka group join is reported apart);
+- worker processes: 1 and 2 `fcmon work --bus kafka` processes in one consumer group (2 = this machine's cores),
+  started and assigned first, then N items produced; the rate is N over the time from the first item produced
+  to the last one searchable in the index (so it includes the producer and the index commits).
 --profile prints the top functions of the local-bus worker run (cProfile, cumulative).
 """
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +35,8 @@ from pipeline.bus.kafka import KafkaBus  # noqa: E402
 from pipeline.models import utcnow  # noqa: E402
 from pipeline.worker import Worker  # noqa: E402
 from tests.broker import Broker  # noqa: E402
-from tests.datadirs import make_app  # noqa: E402
+from pipeline.index.local import LocalIndex  # noqa: E402
+from tests.datadirs import FCMON, make_app  # noqa: E402
 from tests.factories_pipeline import make_item, make_tasking  # noqa: E402
 
 FILLER = ("Six catalytic converters cut last night, $150 each, cash only, pick up behind the yard on 5th. "
@@ -81,6 +88,38 @@ def work(app, profile: bool = False) -> tuple[float, float]:
     return stats.consumed / (end - worker.first_batch_at), worker.first_batch_at - start
 
 
+def work_in_processes(root: Path, broker: Broker, values: list[bytes], processes: int) -> float:
+    """items/s through `processes` worker processes of one group, from the first item produced to the last indexed."""
+    app = make_app(root, tasking(), **broker.settings())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FCMON_")} | broker.env(
+        data_dir=root, log_level="INFO", work_group=f"bench-{processes}")
+    workers = [subprocess.Popen([*FCMON, "work"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for _ in range(processes)]
+    logs: list[list[str]] = [[] for _ in workers]
+    for worker, lines in zip(workers, logs):
+        threading.Thread(target=lambda w=worker, ls=lines: ls.extend(iter(w.stderr.readline, "")), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 60
+        while not all(any("event=kafka_assigned" in line for line in lines) for lines in logs):  # the group settled
+            assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "".join(sum(logs, []))[-2000:]
+            time.sleep(0.05)
+        time.sleep(1.0)
+        index = LocalIndex(root / "index")
+        start = time.perf_counter()
+        produce(app.bus, values)
+        while index.count() < len(values):
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - start
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=60)
+    assert index.count() == len(values)
+    app.close()
+    return len(values) / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000)
@@ -103,6 +142,12 @@ def main() -> None:
             kafka_rate, join_s = work(app)
             print(f"worker kafka: {kafka_rate:,.0f} items/s (group join {join_s:.1f} s before the first batch)")
             app.close()
+            for processes in (1, 2):
+                broker.stop()
+                broker = Broker().start()
+                rate = work_in_processes(Path(tmp) / f"kafka-{processes}p", broker, values, processes)
+                print(f"worker kafka, {processes} `fcmon work` process(es) in one group: {rate:,.0f} items/s "
+                      "(first item produced to last indexed)")
         finally:
             broker.stop()
         app = make_app(Path(tmp) / "local", tasking())
