@@ -79,6 +79,10 @@ class AddressPolicy:
     def _allowed(self, ip: IPAddress) -> bool:
         return any(ip.version == net.version and ip in net for net in self.allow_networks)
 
+    def permits(self, host: str, ip: IPAddress) -> bool:
+        """Whether a connection to `host` may go to address `ip` (the resolver's check of each answer)."""
+        return host.lower().rstrip(".") in self.allow_names or is_public(ip) or self._allowed(ip)
+
     def _check(self, host: str) -> Refusal | None:
         if not host:
             return Refusal("private_address", "the URL has no host")

@@ -51,4 +51,5 @@ def scrapy_settings(settings: Settings, data_dir: DataDir | None = None, tasking
         "LOGSTATS_INTERVAL": 0,
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,  # Scrapy's code-executing HTTP control server: never in a collection crawl
+        "TWISTED_DNS_RESOLVER": "crawlers.resolver.PublicOnlyResolver",  # connect-time answers checked too (rebinding)
     }
