@@ -13,6 +13,7 @@ from typing import Literal
 Class = Literal["enforced", "supported", "organisational"]
 GC = "tests/test_guard_cases.py"
 RR = "tests/test_record_review.py"
+PK = "tests/test_packets.py"
 
 
 def cases(*names: str) -> tuple[str, ...]:
@@ -80,8 +81,11 @@ MATRIX: tuple[Clause, ...] = (
            cases("iga-names-account", "iga-keyword-handle", "iga-topic-no-profile")
            + ("tests/test_guard_rules.py::test_request_refuses_unlawful_taskings[iga-account]",)),
     Clause("D3.IV.A.1-9", "Members' personal SNS use, confidentiality, notification duties", ORG, NOT_OPS),
-    Clause("D3.IV.A.10", "Gather, store and disseminate in conformity with the CPIC Privacy Policy; need-to-know", SUP,
-           "every query audited before it runs; dissemination (packets) planned, not built: unreviewed records cannot be disseminated"),
+    Clause("D3.IV.A.10", "Gather, store and disseminate in conformity with the CPIC Privacy Policy; need-to-know", ENF,
+           "every query audited before it runs; pipeline.packets: dissemination only as an approved packet with need and right "
+           "to know stated, of reviewed records, recorded before it happens",
+           (f"{PK}::test_an_approved_packet_is_disseminated_on_record_and_crawled_content_is_escaped",
+            f"{PK}::test_requests_need_an_authorized_user_and_records_of_the_tasking")),
     Clause("D3.IV.A.11.a", "Not actively seek PII without a lawful purpose", ENF,
            "guards.purpose.LawfulPurpose (no tasking, no storage) and guards.pii.PiiMinimization",
            cases("no-tasking", "unapproved", "expired", "revoked", "host-outside-scope", "other-email-masked")),
@@ -129,13 +133,23 @@ MATRIX: tuple[Clause, ...] = (
     Clause("28CFR23.20(d)", "No information obtained in violation of law", ENF,
            "guards.provenance.LawfullyObtained (consistent provenance) and PublicProvenance",
            cases("fetched-in-future", "hash-mismatch", "not-http-url") + ("tests/test_guard_cases.py::test_guard_check_rejects_malformed_lines_without_stopping",)),
-    Clause("28CFR23.20(e)", "Disseminate only with need to know and right to know", SUP,
-           "planned: packets (request, supervisor approval, DisseminationEvent); not built, so nothing can be disseminated yet"),
+    Clause("28CFR23.20(e)", "Disseminate only with need to know and right to know", ENF,
+           "pipeline.packets: no packet without stated need and right to know, approved by a supervisor other than the "
+           "requester, rendered only while approved and the tasking active (the judgement itself is the supervisor's)",
+           (f"{PK}::test_requests_need_an_authorized_user_and_records_of_the_tasking",
+            f"{PK}::test_nobody_approves_their_own_packet_and_only_supervisors_approve",
+            f"{PK}::test_only_an_approved_packet_is_rendered[requested]",
+            f"{PK}::test_only_an_approved_packet_is_rendered[denied]",
+            f"{PK}::test_a_tasking_that_expired_after_approval_disseminates_nothing")),
     Clause("28CFR23.20(f)", "Disseminate only to law enforcement agreeing to these principles (imminent danger excepted)", SUP,
-           "planned with packets: recipient and agency on every DisseminationEvent"),
+           "recipient and agency on every packet and DisseminationEvent; the approving supervisor judges the recipient",
+           (f"{PK}::test_an_approved_packet_is_disseminated_on_record_and_crawled_content_is_escaped",)),
     Clause("28CFR23.20(g)", "Safeguards and audit trails; labels of sensitivity, confidence, submitting agency and control official", ENF,
-           "guards.labels on every record; audit log before every query, record read and record review; quarantine decisions audited",
+           "guards.labels on every record; audit log before every query, record read, record review and dissemination "
+           "(who received what, why, when: DisseminationEvent); quarantine decisions audited",
            ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
+            f"{PK}::test_an_approved_packet_is_disseminated_on_record_and_crawled_content_is_escaped",
+            f"{PK}::test_no_log_no_packet",
             "tests/test_quarantine.py::test_keep_indexes_with_the_supervisor_and_is_audited",
             f"{RR}::test_reading_a_record_is_authorized_and_audited_like_a_search") + cases("in-scope-post")),
     Clause("28CFR23.20(h)", "Periodic review; reviewer, date and reason recorded; never retained over five years", ENF,
@@ -149,7 +163,8 @@ MATRIX: tuple[Clause, ...] = (
            "deployment decision: fcmon serves authenticated users of the data directory only"),
     # Human review (Real-Time and Open Source Analysis guidance) and the 1998 clarification
     Clause("RTOS.review", "Automated collection is unreviewed; not criminal intelligence until an analyst reviews and submits it", ENF,
-           "guards.labels: review_status unreviewed, criminal_intelligence false on every automated record; "
+           "guards.labels: review_status unreviewed, criminal_intelligence false on every automated record (searchable, "
+           "never disseminated: pipeline.packets refuses unreviewed records); "
            "`fcmon record review` (pipeline.records): an analyst or supervisor on the active tasking evaluates reliability "
            "and validity and submits the record (reviewed_by, the 28 CFR Part 23 submitter), audited before the index "
            "changes; criminal intelligence only under an active criminal predicate",
@@ -160,7 +175,8 @@ MATRIX: tuple[Clause, ...] = (
                f"{RR}::test_detectives_and_admins_may_not_review[ada]",
                f"{RR}::test_an_analyst_of_another_tasking_is_refused",
                f"{RR}::test_an_expired_tasking_is_refused",
-               f"{RR}::test_no_log_no_review")),
+               f"{RR}::test_no_log_no_review",
+               f"{PK}::test_unreviewed_records_cannot_be_disseminated")),
     Clause("28CFR23.1998", "Identifying information about non-subjects is labelled and never counts toward a predicate", ENF,
            "guards.subjects.NonSubjects labels mentioned accounts; scope and relevance count the author only; "
            "an analyst's review never changes them",

@@ -24,7 +24,7 @@ REVIEW_ROLES = ("analyst", "supervisor")
 
 
 @contextmanager
-def _refusals_audited(app: App, user: User, kind: str, payload: dict[str, Any]) -> Iterator[None]:
+def refusals_audited(app: App, user: User, kind: str, payload: dict[str, Any]) -> Iterator[None]:
     """A refusal inside is written to the audit log as `{kind}.refused`, then raised."""
     try:
         yield
@@ -33,14 +33,14 @@ def _refusals_audited(app: App, user: User, kind: str, payload: dict[str, Any]) 
         raise
 
 
-def _authorized(user: User, tasking: Tasking, roles: tuple[str, ...] | None = None) -> None:
+def authorized(user: User, tasking: Tasking, roles: tuple[str, ...] | None = None) -> None:
     """Who may act on a tasking's records: as for a search, and holding one of `roles` when given."""
     if roles and user.role not in roles:
         raise Forbidden(f"{user.name} is {user.role}; reviewing records needs the role {' or '.join(roles)}")
     authorize_search(user, tasking)
 
 
-def _record_under(app: App, record_id: str, tasking: Tasking) -> IndexedRecord:
+def record_under(app: App, record_id: str, tasking: Tasking) -> IndexedRecord:
     """A record of this tasking; one of another tasking is as unknown as a missing one."""
     record = app.index.get(record_id)
     if record is None or record.tasking_id != tasking.id:
@@ -52,11 +52,11 @@ def _record_under(app: App, record_id: str, tasking: Tasking) -> IndexedRecord:
 def show(app: App, user: User, record_id: str, tasking_id: str, interface: str = "cli") -> IndexedRecord:
     """Read one record: authorized like a search, audited (`record.read`) before the read."""
     payload = {"record_id": record_id, "tasking_id": tasking_id, "user": user.name, "interface": interface}
-    with _refusals_audited(app, user, "record.read", payload):
+    with refusals_audited(app, user, "record.read", payload):
         tasking = app.state.tasking(tasking_id)
-        _authorized(user, tasking)
+        authorized(user, tasking)
     app.audit.append("record.read", user.name, {**payload, "role": user.role, "case_number": tasking.case_number})
-    return _record_under(app, record_id, tasking)
+    return record_under(app, record_id, tasking)
 
 
 def becomes_criminal_intelligence(record: IndexedRecord, tasking: Tasking) -> bool:
@@ -72,10 +72,10 @@ def review(app: App, user: User, record_id: str, tasking_id: str, reliability: S
         raise FcmonError("the review note is empty", "say why in --note; it is audited and kept on the record")
     payload = {"record_id": record_id, "tasking_id": tasking_id, "user": user.name,
                "source_reliability": reliability, "content_validity": validity, "note": note}
-    with _refusals_audited(app, user, "record.review", payload):
+    with refusals_audited(app, user, "record.review", payload):
         tasking = app.state.tasking(tasking_id)
-        _authorized(user, tasking, REVIEW_ROLES)
-        record = _record_under(app, record_id, tasking)
+        authorized(user, tasking, REVIEW_ROLES)
+        record = record_under(app, record_id, tasking)
         problems = use_problems(tasking, app.state.roles(), utcnow(), load_tasking_lexicon(app.settings))
         if problems:
             raise Forbidden(f"record {record_id} cannot be reviewed: {problems[0].message}",

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE TABLE IF NOT EXISTS rejections (
     item_id TEXT PRIMARY KEY, tasking_id TEXT, content_sha256 TEXT, rule TEXT NOT NULL, clause TEXT NOT NULL,
     message TEXT NOT NULL, decided_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS packets (id TEXT PRIMARY KEY, tasking_id TEXT NOT NULL, body TEXT NOT NULL);
 """
 
 
@@ -109,6 +110,20 @@ class State:
 
     def taskings(self) -> list[Tasking]:
         return [Tasking.model_validate_json(body) for (body,) in self.conn.execute("SELECT body FROM taskings ORDER BY id")]
+
+    # situational-awareness packets (pipeline/packets.py)
+    def put_packet(self, packet_id: str, tasking_id: str, body: str) -> None:
+        self.conn.execute("INSERT INTO packets VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                          (packet_id, tasking_id, body))
+
+    def packet(self, packet_id: str) -> str:
+        row = self.conn.execute("SELECT body FROM packets WHERE id = ?", (packet_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no packet {packet_id!r}", "see `fcmon packet list` for the packets you may see")
+        return row[0]
+
+    def packets(self) -> list[str]:
+        return [body for (body,) in self.conn.execute("SELECT body FROM packets ORDER BY rowid")]
 
     # guard outcomes
     def hold(self, item: CollectedItem, decision: GuardDecision, quarantine_days: int) -> None:

@@ -16,7 +16,7 @@ NOTES = [
     "items_collected sums the items of every crawl that ended in the period (audit entries crawl.end).",
     "records_indexed_now is what the index holds when the report is made, not what was added in the period.",
     "rejected_by_rule counts guard rejections decided in the period (state.db keeps their ids and reasons, never the content).",
-    "packets_disseminated counts dissemination audit entries; packets are not built in this version, so it is 0.",
+    "packets_disseminated counts disseminations (`fcmon packet render`, one audit entry packet.disseminate each).",
     "records_purged counts purge entries in the audit log (quarantine purges and expiries; retention purges when retention exists).",
 ]
 

@@ -108,6 +108,6 @@ def main() -> None:
 
 # Importing a command module registers its commands on `cli`.
 from pipeline.cli import (  # noqa: E402,F401
-    audit, audit_index, bus, compliance_report, crawl, demo, gateway, guard_check, init, quarantine, record, report,
-    search, tasking, user, work,
+    audit, audit_index, bus, compliance_report, crawl, demo, gateway, guard_check, init, packet, quarantine, record,
+    report, search, tasking, user, work,
 )
