@@ -16,7 +16,7 @@ from pipeline.app import App
 from pipeline.duty import off_hours, parse_window
 from pipeline.errors import FcmonError
 from pipeline.index import SearchQuery
-from pipeline.models import GuardDecision, Interface, Reason
+from pipeline.models import GuardDecision, Interface, Reason, utcnow
 from pipeline.passwords import verify_password
 from pipeline.periods import date_range, parse_period
 from pipeline.search import audited_search
@@ -27,7 +27,6 @@ from tests.factories_gateway import LIVE, NOW, call, setup  # noqa: F401  (setup
 from tests.factories_pipeline import make_tasking
 
 UTC = ZoneInfo("UTC")
-TODAY = NOW.date().isoformat()
 
 
 def at(hour: int, minute: int = 0) -> datetime:
@@ -114,7 +113,8 @@ def test_review_marks_highlights_and_filters(data):
     assert "OFF-HOURS" in text and "FLAGGED" in text
     assert listed(data, "--user", "dana", "--tasking", "T-1")[0]["payload"]["query"] == "catalytic"
     assert listed(data, "--from", "2000-01-01", "--to", "2000-01-02") == []
-    assert len(listed(data, "--from", TODAY, "--to", TODAY)) == 2
+    first, last = sorted(q["payload"]["at"][:10] for q in queries.values())  # the days they ran (a run may cross midnight)
+    assert len(listed(data, "--from", first, "--to", last)) == 2
 
 
 def test_review_refusals(data):
@@ -163,7 +163,8 @@ def test_the_ledger_holds_every_search_term_from_every_interface(setup):
     assert call(base, "POST", "/fcmon-records/_search", {"query": {"match": {"message": "docks"}}}, tasking="T-2")[0] == 403
     assert call(base, "POST", "/fcmon-records/_search", {"query": {"match": {"message": "ledger-term"}}}, tasking=None)[0] == 403
 
-    result = cli(root, "audit", "ledger", "--from", TODAY, "--to", TODAY, "--format", "json")
+    start, end = ((utcnow() + timedelta(days=d)).date().isoformat() for d in (-1, 1))  # safe across midnight
+    result = cli(root, "audit", "ledger", "--from", start, "--to", end, "--format", "json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     terms = {(r["interface"], r["outcome"], r["search_terms"]) for r in rows}
@@ -171,13 +172,13 @@ def test_the_ledger_holds_every_search_term_from_every_interface(setup):
                      ("kibana", "run", "stolen pallets"), ("kibana", "refused", "message:docks"),
                      ("kibana", "refused", "message:ledger-term")}
     assert {r["interface"] for r in rows} == COVERED
-    assert all(r["user"] == "alice" and r["at"].startswith(TODAY) for r in rows)
+    assert all(r["user"] == "alice" and start <= r["at"][:10] <= end for r in rows)
 
-    as_csv = list(csv.DictReader(io.StringIO(cli(root, "audit", "ledger", "--from", TODAY, "--to", TODAY).stdout)))
+    as_csv = list(csv.DictReader(io.StringIO(cli(root, "audit", "ledger", "--from", start, "--to", end).stdout)))
     assert sorted(r["search_terms"] for r in as_csv) == sorted(t for _, _, t in terms)
     assert cli(root, "audit", "ledger", "--from", "2000-01-01", "--to", "2000-01-31", "--format", "json").stdout.strip() == "[]"
-    assert cli(root, "audit", "ledger", "--from", TODAY, "--to", TODAY, user="alice").returncode == 2
-    bad = cli(root, "audit", "ledger", "--from", "yesterday", "--to", TODAY)
+    assert cli(root, "audit", "ledger", "--from", start, "--to", end, user="alice").returncode == 2
+    bad = cli(root, "audit", "ledger", "--from", "yesterday", "--to", end)
     assert bad.returncode == 2 and "ISO 8601" in bad.stderr
     assert [e.payload["rows"] for e in app.audit.entries(["audit.ledger"])][:2] == [5, 5]  # exports are audited
 
