@@ -14,6 +14,7 @@ Class = Literal["enforced", "supported", "organisational"]
 GC = "tests/test_guard_cases.py"
 RR = "tests/test_record_review.py"
 PK = "tests/test_packets.py"
+RT = "tests/test_retention.py"
 
 
 def cases(*names: str) -> tuple[str, ...]:
@@ -39,7 +40,9 @@ MATRIX: tuple[Clause, ...] = (
     Clause("D1.IV.A.1", "Department outlets approved by the Superintendent, administered by PSIT", ORG, NOT_OPS),
     Clause("D1.IV.A.2", "Department computers access social media only with supervisory approval", ORG, "device policy"),
     Clause("D1.IV.A.3.a-c", "Records retention, Local Records Act and FOIA apply to content", SUP,
-           "guards.labels: review_by/purge_by on every record; records retrievable by search", ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",)),
+           "guards.labels: review_by/purge_by on every record; records retrievable by search; `fcmon retention` reviews and purges",
+           ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
+            f"{RT}::test_the_run_purges_every_record_whose_date_has_come_and_audits_it_first")),
     Clause("D1.IV.B.1-5", "Administrators of department outlets: conduct, no guilt statements, no confidential posts, copyright, devices", ORG, NOT_OPS),
     Clause("D1.IV.B.6", "Ensure that all relevant privacy protections are maintained", ENF,
            "guards.pii.PiiMinimization masks other people's contact details before storage",
@@ -67,8 +70,10 @@ MATRIX: tuple[Clause, ...] = (
     Clause("D2.II-III", "The department's district Twitter presence", ORG, NOT_OPS),
     Clause("D2.IV.A-F", "Guidelines for district postings", ORG, NOT_OPS),
     Clause("D2.V.A-C", "Procedures of commanders, sergeants and News Affairs for postings", ORG, NOT_OPS),
-    Clause("D2.V.D.2", "Record retention compliance of the program", SUP, "labels: review_by/purge_by never beyond five years",
-           ("tests/test_guards.py::test_noncriminal_taskings_get_the_shorter_retention",)),
+    Clause("D2.V.D.2", "Record retention compliance of the program", SUP,
+           "labels: review_by/purge_by never beyond five years; `fcmon retention run` purges on the date",
+           ("tests/test_guards.py::test_noncriminal_taskings_get_the_shorter_retention",
+            f"{RT}::test_the_run_purges_every_record_whose_date_has_come_and_audits_it_first")),
     Clause("D2.VI", "Conflict provision", ORG, "department policy"),
     # D3: DOC Special Order 15-01 (2015)
     Clause("D3.II", "Protect privacy, civil rights and civil liberties; social media is a forum for free speech", ENF,
@@ -154,11 +159,16 @@ MATRIX: tuple[Clause, ...] = (
             f"{RR}::test_reading_a_record_is_authorized_and_audited_like_a_search") + cases("in-scope-post")),
     Clause("28CFR23.20(h)", "Periodic review; reviewer, date and reason recorded; never retained over five years", ENF,
            "guards.labels: review_by/purge_by within five years (settings capped); `fcmon record review` records reviewer, "
-           "date and note, audited, and never extends retention; periodic retention review planned (retention)",
+           "date and note, audited, and never extends retention; pipeline.retention: `fcmon retention review` lists records "
+           "coming due and records a keep (reviewer, date, reason) or purge, `fcmon retention run` purges every record on "
+           "its purge date, audited before the index changes",
            ("tests/test_guards.py::test_noncriminal_taskings_get_the_shorter_retention",
             "tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
             f"{RR}::test_the_review_is_audited_with_labels_before_and_after",
-            f"{RR}::test_retention_is_never_extended_beyond_five_years_of_collection")),
+            f"{RR}::test_retention_is_never_extended_beyond_five_years_of_collection",
+            f"{RT}::test_the_run_purges_every_record_whose_date_has_come_and_audits_it_first",
+            f"{RT}::test_keeping_records_the_validation_and_never_moves_the_purge_date",
+            f"{RT}::test_no_log_no_purge")),
     Clause("28CFR23.20(i)", "No direct remote terminal access without OJP approval; no major modifications without OJP approval", ORG,
            "deployment decision: fcmon serves authenticated users of the data directory only"),
     # Human review (Real-Time and Open Source Analysis guidance) and the 1998 clarification

@@ -17,7 +17,7 @@ NOTES = [
     "records_indexed_now is what the index holds when the report is made, not what was added in the period.",
     "rejected_by_rule counts guard rejections decided in the period (state.db keeps their ids and reasons, never the content).",
     "packets_disseminated counts disseminations (`fcmon packet render`, one audit entry packet.disseminate each).",
-    "records_purged counts purge entries in the audit log (quarantine purges and expiries; retention purges when retention exists).",
+    "records_purged counts purges in the audit log: quarantine purges and expiries, and records purged by retention.",
 ]
 
 

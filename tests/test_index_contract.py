@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
@@ -168,7 +168,20 @@ def test_empty_index(open_index):
     empty = open_index()
     assert empty.count() == 0
     assert empty.ids() == []
+    assert empty.due("purge_by", date(2100, 1, 1)) == []
     assert search(empty, "anything").total == 0
+
+
+def test_records_due_for_review_or_purge(index):
+    early = make_record(tasking_id=T2, url="https://forum.example.org/t/5", text='"purge_by":"2031-03-01" in the text',
+                        label_overrides={"review_by": date(2026, 6, 1), "purge_by": date(2026, 12, 1)})
+    disguised = make_record(tasking_id=T1, url="https://forum.example.org/t/6", title='{"purge_by":"1999-01-01"}',
+                            text='labels "review_by":"1999-01-01"')  # crawled text cannot make a record look due
+    index.upsert([early, disguised])
+    assert index.due("purge_by", date(2026, 12, 1)) == [early]
+    assert index.due("purge_by", date(2026, 11, 30)) == []
+    assert index.due("review_by", date(2026, 12, 31)) == [early]
+    assert [r.id for r in index.due("purge_by", date(2031, 3, 1))] == [early.id] + sorted(r.id for r in [*CORPUS, disguised])
 
 
 # -- query language ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from the query text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal, Protocol
 
 from pipeline.datadir import DataDir
@@ -17,6 +17,7 @@ from pipeline.errors import FcmonError
 from pipeline.models import IndexedRecord
 from pipeline.settings import Settings
 
+RetentionLabel = Literal["review_by", "purge_by"]
 FILTER_FIELDS = ("source_kind", "source_id", "author", "sensitivity", "source_reliability",
                  "content_validity", "review_status", "criminal_intelligence")
 
@@ -87,6 +88,9 @@ class Index(Protocol):
 
     def ids(self) -> list[str]:
         """Every record id held."""
+
+    def due(self, label: RetentionLabel, on_or_before: date) -> list[IndexedRecord]:
+        """Records whose `review_by` or `purge_by` label is on or before a day, oldest first (retention)."""
 
     def search(self, query: SearchQuery) -> SearchPage:
         """Matches within the query's tasking; raises InvalidQuery for a malformed query."""

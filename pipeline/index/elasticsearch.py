@@ -13,11 +13,12 @@ import json
 import logging
 import re
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any, Iterable
 
 from pipeline.errors import FcmonError
-from pipeline.index import (FILTER_FIELDS, QUERY_HINT, Hit, InvalidQuery, SearchPage, SearchQuery,
+from pipeline.index import (FILTER_FIELDS, QUERY_HINT, Hit, InvalidQuery, RetentionLabel, SearchPage, SearchQuery,
                             check_window)
 from pipeline.models import IndexedRecord
 from pipeline.settings import REPO_CONFIG_DIR, Settings
@@ -257,6 +258,12 @@ class ElasticsearchIndex:
         from elasticsearch.helpers import scan
         return sorted(hit["_id"] for hit in scan(self.client, index=self.alias, query={"query": {"match_all": {}}},
                                                  _source=False))
+
+    def due(self, label: RetentionLabel, on_or_before: date) -> list[IndexedRecord]:
+        from elasticsearch.helpers import scan
+        query = {"query": {"range": {f"fcm.labels.{label}": {"lte": on_or_before.isoformat()}}}}
+        records = [es_record(hit["_source"]) for hit in es_call(lambda: list(scan(self.client, index=self.alias, query=query)))]
+        return sorted(records, key=lambda r: (getattr(r.labels, label), r.id))
 
     def search(self, query: SearchQuery) -> SearchPage:
         from elasticsearch import BadRequestError
