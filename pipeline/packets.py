@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from pipeline.app import App
-from pipeline.errors import FcmonError, Forbidden, NotFound
+from pipeline.errors import FcmonError, Forbidden
 from pipeline.models import DisseminationEvent, IndexedRecord, Strict, Tasking, utcnow
 from pipeline.records import record_under, refusals_audited
 from pipeline.search import authorize_search
