@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import scrapy
 from scrapy.http import HtmlResponse, Response
 
 from crawlers.extract import decode_html, extract_page
