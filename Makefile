@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test setup schemas
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: demo test setup schemas browser
 
 setup: $(STAMP)
 
@@ -15,8 +17,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/fcmon demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/pytest
+
+# The web console's tests drive Debian's Chromium (Playwright never downloads a browser here).
+browser:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; }; } || \
+	  echo "make: no Chromium at $(CHROMIUM): the browser tests will be skipped (install the chromium package)"
 
 schemas: $(STAMP)
 	$(VENV)/bin/python -m pipeline.schemas

@@ -23,12 +23,10 @@ authenticates as fcmon's Elasticsearch service account, never with the user's cr
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import re
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ from urllib.parse import urlsplit
 
 from pipeline.audit import AuditLog
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
-from pipeline.passwords import verify_password
+from pipeline.passwords import BasicAuth
 from pipeline.search import SEARCH_ROLES, close_query, new_event, open_query, refuse_query
 from pipeline.state import State, User
 
@@ -57,7 +55,6 @@ HOUSEKEEPING = re.compile(r"^/(|_nodes(/.*)?|_cluster/health(/.*)?|_xpack(/.*)?|
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding", "authorization",
               TASKING_HEADER.lower()}
-CREDENTIAL_CACHE_SECONDS = 60
 MAX_LOGGED_BODY = 16_384
 TERM_KEYS = ("query_string", "simple_query_string", "multi_match", "match", "match_phrase", "match_phrase_prefix",
              "match_bool_prefix", "term", "terms", "wildcard", "prefix", "fuzzy", "regexp", "combined_fields")
@@ -260,25 +257,15 @@ class Gateway:
         self.upstream_auth = "Basic " + base64.b64encode(":".join(upstream_auth).encode()).decode() if upstream_auth else None
         self.timeout = timeout
         self.lock = threading.Lock()  # one SQLite connection each for state and audit, shared by the handler threads
-        self._verified: dict[str, tuple[str, float]] = {}
+        self.basic = BasicAuth(state.password_hash, self.lock)
 
     # authentication
     def authenticate(self, header: str | None) -> User:
-        if not header or not header.startswith("Basic "):
-            raise Refusal(401, "authentication required: Kibana must forward the user's Basic credentials")
-        key = hashlib.sha256(header.encode()).hexdigest()
-        cached = self._verified.get(key)
+        try:
+            name = self.basic.user_name(header)
+        except ValueError as exc:
+            raise Refusal(401, f"{exc}" if header else "authentication required: Kibana must forward the user's Basic credentials") from exc
         with self.lock:
-            if cached and cached[1] > time.monotonic():
-                return self.state.user(cached[0])
-            try:
-                name, _, password = base64.b64decode(header[6:]).decode().partition(":")
-                stored = self.state.password_hash(name)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise Refusal(401, "malformed Basic credentials") from exc
-            if not verify_password(password, stored):
-                raise Refusal(401, "unknown user or wrong password (set one with `fcmon user set-password NAME`)")
-            self._verified[key] = (name, time.monotonic() + CREDENTIAL_CACHE_SECONDS)
             return self.state.user(name)
 
     # the decision for one request

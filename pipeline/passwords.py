@@ -1,9 +1,13 @@
-"""Salted scrypt hashes for the passwords users present to the Kibana gateway (never stored in clear)."""
+"""Salted scrypt hashes of the passwords users present to the gateway and the web console (never stored in clear)."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from typing import Callable
 
 N, R, P = 2**14, 8, 1
 MIN_LENGTH = 12
@@ -27,3 +31,34 @@ def verify_password(password: str, stored: str | None) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(computed.hex(), digest)
+
+
+CREDENTIAL_CACHE_SECONDS = 60
+
+
+class BasicAuth:
+    """HTTP Basic credentials checked against the stored hashes. A header that verified is remembered for a minute:
+    scrypt costs ~50 ms a try, and Kibana and API clients send the same header with every request."""
+
+    def __init__(self, stored_hash: Callable[[str], str | None], lock: threading.Lock):
+        self.stored_hash, self.lock = stored_hash, lock
+        self._verified: dict[str, tuple[str, float]] = {}
+
+    def user_name(self, header: str | None) -> str:
+        """The verified user's name; ValueError with what is wrong otherwise."""
+        if not header or not header.startswith("Basic "):
+            raise ValueError("authentication required: HTTP Basic with your fcmon user name and password")
+        key = hashlib.sha256(header.encode()).hexdigest()
+        cached = self._verified.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        try:
+            name, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError("malformed Basic credentials") from exc
+        with self.lock:
+            stored = self.stored_hash(name)
+        if not verify_password(password, stored):
+            raise ValueError("unknown user or wrong password (set one with `fcmon user set-password NAME`)")
+        self._verified[key] = (name, time.monotonic() + CREDENTIAL_CACHE_SECONDS)
+        return name

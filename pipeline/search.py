@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
+from typing import Any
 
 from pipeline.audit import AuditLog
 from pipeline.errors import FcmonError, Forbidden
-from pipeline.index import Index, SearchPage, SearchQuery
+from pipeline.index import FILTER_FIELDS, Hit, Index, SearchPage, SearchQuery
 from pipeline.models import Interface, QueryEvent, QueryResult, Tasking, utcnow
 from pipeline.state import State, User
 
@@ -58,3 +60,32 @@ def audited_search(state: State, audit: AuditLog, index: Index, user: User, quer
     page = index.search(query)
     close_query(audit, event, page.total, [h.record.id for h in page.hits])
     return event, page
+
+
+# what every search interface (CLI, web console, API) takes and gives
+def parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise FcmonError(f"{option} {value!r} is not a date or time", "use ISO 8601, e.g. 2026-01-31 or 2026-01-31T12:00Z") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def parse_filters(pairs: tuple[str, ...]) -> dict[str, str]:
+    filters = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in FILTER_FIELDS:
+            raise FcmonError(f"bad filter {pair!r}", f"use NAME=VALUE with NAME one of {', '.join(FILTER_FIELDS)}")
+        filters[name] = value
+    return filters
+
+
+def hit_dict(hit: Hit) -> dict[str, Any]:
+    r = hit.record
+    return {"id": r.id, "score": round(hit.score, 4), "title": r.title, "author": r.author, "url": r.final_url,
+            "published_at": r.published_at, "source_kind": r.source_kind, "highlights": hit.highlights,
+            "labels": r.labels.model_dump(mode="json"), "predicate": r.predicate.model_dump(mode="json"),
+            "reviewed_by": r.reviewed_by, "non_subject_identifiers": r.non_subject_identifiers, "pii_masked": r.pii_masked}

@@ -23,8 +23,9 @@ from pipeline.search import audited_search
 from pipeline.settings import Settings
 from tests.datadirs import fcmon, make_app
 from tests.factories import make_record
-from tests.factories_gateway import LIVE, NOW, call, setup  # noqa: F401  (setup is a fixture)
+from tests.factories_gateway import LIVE, NOW, PASSWORD, call, setup  # noqa: F401  (setup is a fixture)
 from tests.factories_pipeline import make_tasking
+from tests.factories_web import WebClient, api_search, running_console
 
 UTC = ZoneInfo("UTC")
 
@@ -144,15 +145,14 @@ def test_a_tasking_that_has_since_ended_is_highlighted(data):
     assert query["review"]["tasking_expired"] is True and "TASKING-ENDED" in query["review"]["highlights"]
 
 
-# Every interface that exists; the web console and its API join COVERED when they are built.
-COVERED = {"cli", "kibana"}
-NOT_BUILT_YET = {"web", "api"}
+# Every search interface: the CLI, the Kibana gateway, the web console and its API.
+COVERED = {"cli", "kibana", "web", "api"}
 
 
 def test_the_ledger_holds_every_search_term_from_every_interface(setup):
     app, base, tmp_path = setup
     root = tmp_path / "d"
-    assert COVERED | NOT_BUILT_YET == set(Interface.__args__)  # a new interface must be added to this test
+    assert COVERED == set(Interface.__args__)  # a new interface must be added to this test
     app.state.set_password_hash("dana", app.state.password_hash("alice"))
     entered = {
         "cli": cli(root, "search", "converter AND cash", "--tasking", "T-1", user="alice"),
@@ -162,6 +162,13 @@ def test_the_ledger_holds_every_search_term_from_every_interface(setup):
     assert call(base, "POST", "/fcmon-records/_search", {"query": {"query_string": {"query": "stolen pallets"}}})[0] == 200
     assert call(base, "POST", "/fcmon-records/_search", {"query": {"match": {"message": "docks"}}}, tasking="T-2")[0] == 403
     assert call(base, "POST", "/fcmon-records/_search", {"query": {"match": {"message": "ledger-term"}}}, tasking=None)[0] == 403
+    with running_console(app) as console:
+        browser = WebClient(console)
+        assert browser.sign_in("alice", PASSWORD) == 303
+        assert browser.search("T-1", "web words")[0] == 200
+        assert browser.search("T-2", "web refused")[0] == 403
+        assert api_search(console, {"tasking": "T-1", "q": "api words"}, "alice", PASSWORD)[0] == 200
+        assert api_search(console, {"q": "api refused"}, "alice", PASSWORD)[0] == 400  # no tasking
 
     start, end = ((utcnow() + timedelta(days=d)).date().isoformat() for d in (-1, 1))  # safe across midnight
     result = cli(root, "audit", "ledger", "--from", start, "--to", end, "--format", "json")
@@ -170,7 +177,8 @@ def test_the_ledger_holds_every_search_term_from_every_interface(setup):
     terms = {(r["interface"], r["outcome"], r["search_terms"]) for r in rows}
     assert terms == {("cli", "run", "converter AND cash"), ("cli", "refused", "wrenchman"),
                      ("kibana", "run", "stolen pallets"), ("kibana", "refused", "message:docks"),
-                     ("kibana", "refused", "message:ledger-term")}
+                     ("kibana", "refused", "message:ledger-term"), ("web", "run", "web words"),
+                     ("web", "refused", "web refused"), ("api", "run", "api words"), ("api", "refused", "api refused")}
     assert {r["interface"] for r in rows} == COVERED
     assert all(r["user"] == "alice" and start <= r["at"][:10] <= end for r in rows)
 
@@ -180,7 +188,7 @@ def test_the_ledger_holds_every_search_term_from_every_interface(setup):
     assert cli(root, "audit", "ledger", "--from", start, "--to", end, user="alice").returncode == 2
     bad = cli(root, "audit", "ledger", "--from", "yesterday", "--to", end)
     assert bad.returncode == 2 and "ISO 8601" in bad.stderr
-    assert [e.payload["rows"] for e in app.audit.entries(["audit.ledger"])][:2] == [5, 5]  # exports are audited
+    assert [e.payload["rows"] for e in app.audit.entries(["audit.ledger"])][:2] == [9, 9]  # exports are audited
 
 
 def test_transparency_report(tmp_path):

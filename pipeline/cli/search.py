@@ -1,41 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import click
 
 from pipeline.cli import app_options, cli, emit, get_app, shown, shown_highlight
-from pipeline.errors import FcmonError
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
-from pipeline.search import SEARCH_ROLES, audited_search
-
-
-def parse_time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise FcmonError(f"{option} {value!r} is not a date or time", "use ISO 8601, e.g. 2026-01-31 or 2026-01-31T12:00Z") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def parse_filters(pairs: tuple[str, ...]) -> dict[str, str]:
-    filters = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or name not in FILTER_FIELDS:
-            raise FcmonError(f"bad filter {pair!r}", f"use NAME=VALUE with NAME one of {', '.join(FILTER_FIELDS)}")
-        filters[name] = value
-    return filters
-
-
-def hit_dict(hit) -> dict:
-    r = hit.record
-    return {"id": r.id, "score": round(hit.score, 4), "title": r.title, "author": r.author, "url": r.final_url,
-            "published_at": r.published_at, "source_kind": r.source_kind, "highlights": hit.highlights,
-            "labels": r.labels.model_dump(mode="json"), "predicate": r.predicate.model_dump(mode="json"),
-            "reviewed_by": r.reviewed_by, "non_subject_identifiers": r.non_subject_identifiers, "pii_masked": r.pii_masked}
+from pipeline.search import SEARCH_ROLES, audited_search, hit_dict, parse_filters, parse_time
 
 
 def print_hits(page: SearchPage) -> None:

@@ -1,0 +1,376 @@
+"""`fcmon serve`: the web console and its JSON API, behind the same gate as every other interface.
+
+Nobody reads without an account: the console signs users in with their fcmon password (`fcmon user set-password`)
+and keeps the session on the server (an HttpOnly, SameSite=Strict cookie holds only its random id); the API takes
+HTTP Basic on every request. Every search names a tasking the user may search and goes through pipeline.search
+(the QueryEvent is written first: no log, no query), as interface `web` or `api` with the client's address; a
+record is read through pipeline.records (audited). Crawled content is hostile: every string is escaped, only
+http(s) links are made, and the pages run no script at all (Content-Security-Policy).
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from pipeline.app import App
+from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound
+from pipeline.index import FILTER_FIELDS, InvalidQuery, SearchPage, SearchQuery
+from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
+from pipeline.passwords import BasicAuth, verify_password
+from pipeline.records import show as show_record
+from pipeline.search import SEARCH_ROLES, audited_search, hit_dict, new_event, parse_filters, parse_time, refuse_query
+from pipeline.state import User
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "fcmon_session"
+SESSION_SECONDS = 8 * 3600
+PAGE_SIZE = 20
+MAX_FORM_BYTES = 16 * 1024
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+MARK = re.compile(r"(</?mark>)")
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.status, self.hint = status, hint
+
+
+@dataclass
+class Session:
+    user: str
+    csrf: str
+    expires: float
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] | None = None
+
+
+def e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def safe_highlight(fragment: str) -> str:
+    """An index highlight (escaped text, matches in <mark>) rebuilt so that <mark> is the only markup that survives."""
+    return "".join(part if part in ("<mark>", "</mark>") else e(html.unescape(part)) for part in MARK.split(fragment))
+
+
+def link(url: str) -> str:
+    if urlsplit(url).scheme.lower() in ("http", "https"):
+        return f'<a href="{e(url)}" rel="noreferrer noopener">{e(url)}</a>'
+    return e(url)
+
+
+class Console:
+    """The decisions behind the pages and the API; the HTTP handler only translates."""
+
+    def __init__(self, app: App, session_seconds: int = SESSION_SECONDS):
+        self.app, self.session_seconds = app, session_seconds
+        self.lock = threading.Lock()  # one SQLite connection each for state and audit, and one index, for all threads
+        self.sessions: dict[str, Session] = {}
+        self.basic = BasicAuth(app.state.password_hash, self.lock)
+
+    # authentication
+    def sign_in(self, name: str, password: str, client: str) -> str:
+        with self.lock:
+            stored = self.app.state.password_hash(name) if name else None
+            if not verify_password(password, stored):
+                self.app.audit.append("web.login.refused", name or "(none)", {"user": name, "client": client})
+                raise Refusal(401, "unknown user or wrong password", "an administrator sets passwords with `fcmon user set-password NAME`")
+            self.app.audit.append("web.login", name, {"user": name, "client": client})
+        token = secrets.token_urlsafe(32)
+        self.sessions[token] = Session(name, secrets.token_urlsafe(24), time.monotonic() + self.session_seconds)
+        return token
+
+    def session(self, cookie_header: str | None) -> Session | None:
+        token = _cookie(cookie_header, SESSION_COOKIE)
+        found = self.sessions.get(token or "")
+        if found is None or found.expires < time.monotonic():
+            self.sessions.pop(token or "", None)
+            return None
+        return found
+
+    def sign_out(self, cookie_header: str | None) -> None:
+        self.sessions.pop(_cookie(cookie_header, SESSION_COOKIE) or "", None)
+
+    def basic_user(self, header: str | None) -> User:
+        try:
+            name = self.basic.user_name(header)
+        except ValueError as exc:
+            raise Refusal(401, str(exc)) from exc
+        return self.user(name)
+
+    def user(self, name: str) -> User:
+        with self.lock:
+            return self.app.state.user(name)
+
+    # what a user may do
+    def taskings_for(self, user: User) -> list[Tasking]:
+        """Active taskings the user may search: requester, team member, or any for a supervisor."""
+        now = utcnow()
+        with self.lock:
+            taskings = self.app.state.taskings()
+        return [t for t in taskings if t.status(now) == "active" and user.role in SEARCH_ROLES
+                and (user.role == "supervisor" or user.name == t.requested_by or user.name in t.team)]
+
+    def search(self, user: User, params: dict[str, list[str]], interface: Interface, client: str) -> tuple[str, SearchPage, SearchQuery]:
+        """Audited like every search; one that cannot even be formed (no tasking, bad filter) is logged as refused."""
+        try:
+            query = query_from(params)
+        except (Refusal, FcmonError) as refusal:
+            raw = {k: v[0] for k, v in params.items() if v and k != "q"}
+            event = new_event(user, raw.get("tasking", ""), (params.get("q") or [""])[0], raw, interface, client)
+            with self.lock:
+                refuse_query(self.app.audit, event, refusal)
+            raise
+        with self.lock:
+            event, page = audited_search(self.app.state, self.app.audit, self.app.index, user, query, interface, client)
+        return event.id, page, query
+
+    def record(self, user: User, record_id: str, tasking_id: str, interface: str) -> IndexedRecord:
+        with self.lock:
+            return show_record(self.app, user, record_id, tasking_id, interface)
+
+
+def _cookie(header: str | None, name: str) -> str | None:
+    for part in (header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def query_from(params: dict[str, list[str]]) -> SearchQuery:
+    def one(name: str) -> str | None:
+        value = (params.get(name) or [""])[0].strip()
+        return value or None
+
+    tasking_id = one("tasking")
+    if not tasking_id:
+        raise Refusal(400, "no tasking: every search serves a tasking", "choose the tasking this search is for")
+    filters = tuple(f for f in params.get("filter", []) if f.strip())
+    filters += tuple(f"{name}={one(name)}" for name in FILTER_FIELDS if one(name))
+    try:
+        limit, offset = int(one("limit") or PAGE_SIZE), int(one("offset") or 0)
+    except ValueError as exc:
+        raise Refusal(400, "limit and offset must be whole numbers") from exc
+    sort = one("sort") or "relevance"
+    if sort not in ("relevance", "time"):
+        raise Refusal(400, f"unknown sort {sort!r}", "use relevance or time")
+    return SearchQuery(text=one("q") or "", tasking_id=tasking_id, filters=parse_filters(filters),
+                       time_from=parse_time(one("from"), "from"), time_to=parse_time(one("to"), "to"),
+                       sort=sort, offset=max(0, offset), limit=min(max(1, limit), 100))  # type: ignore[arg-type]
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+def layout(title: str, body: str, user: User | None = None, csrf: str | None = None) -> bytes:
+    account = (f'<form method="post" action="/logout" class="account">{e(user.name)} ({e(user.role)}) '
+               f'<input type="hidden" name="csrf" value="{e(csrf)}"><button>Sign out</button></form>') if user else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(title)} · fcmon</title>
+<style>body{{font-family:sans-serif;max-width:64rem;margin:1rem auto;padding:0 1rem}} header{{display:flex;justify-content:space-between;
+align-items:center;border-bottom:1px solid #ccc}} .hit{{border-bottom:1px solid #eee;padding:.5rem 0}} .meta{{color:#555;font-size:.85rem}}
+mark{{background:#ff8}} .error{{border:2px solid #900;padding:.5rem 1rem}} label{{margin-right:1rem}}</style></head>
+<body><header><h1>fcmon</h1>{account}</header>
+<p class="meta">Every search and every record read is written to the audit log with your name, the tasking and the time.</p>
+{body}</body></html>""".encode()
+
+
+def login_page(message: str | None = None) -> bytes:
+    error = f'<p class="error" role="alert">{e(message)}</p>' if message else ""
+    return layout("Sign in", f"""{error}<form method="post" action="/login">
+<label>User <input name="name" autocomplete="username" required></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button>Sign in</button></form>""")
+
+
+def search_form(taskings: list[Tasking], params: dict[str, list[str]]) -> str:
+    def value(name: str) -> str:
+        return e((params.get(name) or [""])[0])
+    chosen = (params.get("tasking") or [""])[0]
+    options = "".join(f'<option value="{e(t.id)}"{" selected" if t.id == chosen else ""}>{e(t.id)}: {e(t.title or t.kind)}'
+                      f'{" (case " + e(t.case_number) + ")" if t.case_number else ""}</option>' for t in taskings)
+    if not taskings:
+        return '<p class="error">No active tasking you may search: ask a supervisor to add you to one.</p>'
+    sort = (params.get("sort") or ["relevance"])[0]
+    return f"""<form method="get" action="/search" role="search">
+<label>Tasking <select name="tasking" required>{options}</select></label>
+<label>Query <input name="q" value="{value('q')}" size="40" placeholder='words, "phrases", AND/OR/NOT, field:value'></label>
+<label>Source kind <input name="source_kind" value="{value('source_kind')}" size="12"></label>
+<label>From <input name="from" type="date" value="{value('from')}"></label>
+<label>To <input name="to" type="date" value="{value('to')}"></label>
+<label>Sort <select name="sort"><option value="relevance"{" selected" if sort == "relevance" else ""}>relevance</option>
+<option value="time"{" selected" if sort == "time" else ""}>time</option></select></label>
+<button>Search</button></form>"""
+
+
+def results(page: SearchPage, query: SearchQuery, query_id: str) -> str:
+    hits = []
+    for hit in page.hits:
+        r = hit.record
+        labels = r.labels
+        record_url = f"/record/{e(r.id)}?{urlencode({'tasking': query.tasking_id})}"
+        fragments = "".join(f"<p>{safe_highlight(f)}</p>" for f in hit.highlights[:2])
+        hits.append(f"""<article class="hit"><h3><a href="{record_url}">{e(r.title) or "(untitled)"}</a></h3>
+<p class="meta">{e(r.source_kind)} · {e(r.author or "author not recorded")} · {e(r.timestamp.strftime("%Y-%m-%d %H:%M UTC"))} · {link(r.final_url)}</p>
+{fragments}<p class="meta">{e(labels.review_status)} · source {e(labels.source_reliability)} · content {e(labels.content_validity)}
+· criminal intelligence {"yes" if labels.criminal_intelligence else "no"} · purge by {e(labels.purge_by)}</p></article>""")
+    more = ""
+    if query.offset + len(page.hits) < page.total:
+        more = f'<p><a href="/search?{e(urlencode(_params_of(query, query.offset + query.limit)))}">Next {query.limit}</a></p>'
+    return (f'<p class="meta">{page.total} hit(s) · query {e(query_id)} (audited)</p>' + ("".join(hits) or "<p>No records match.</p>") + more)
+
+
+def _params_of(query: SearchQuery, offset: int) -> list[tuple[str, str]]:
+    params = [("tasking", query.tasking_id), ("q", query.text), ("sort", query.sort), ("offset", str(offset))]
+    params += [(name, value) for name, value in query.filters.items()]
+    params += [(k, v.date().isoformat()) for k, v in (("from", query.time_from), ("to", query.time_to)) if v]
+    return params
+
+
+def record_page(record: IndexedRecord) -> str:
+    labels, predicate = record.labels, record.predicate
+    non_subjects = ", ".join(record.non_subject_identifiers)
+    return f"""<h2>{e(record.title) or "(untitled)"}</h2>
+<p class="meta">{e(record.source_kind)} · {e(record.author or "author not recorded")} · {link(record.final_url)}</p>
+<blockquote style="white-space:pre-wrap">{e(record.text)}</blockquote>
+<dl><dt>Labels</dt><dd>{e(labels.sensitivity)} · source {e(labels.source_reliability)} · content {e(labels.content_validity)} ·
+criminal intelligence {"yes" if labels.criminal_intelligence else "no"} · {e(labels.review_status)} · review by {e(labels.review_by)} ·
+purge by {e(labels.purge_by)} · {e(labels.submitting_agency)} · control official {e(labels.control_official)}</dd>
+<dt>Predicate</dt><dd>tasking {e(predicate.tasking_id)} ({e(predicate.kind)}) {e(predicate.case_number or "")} {e(predicate.predicate or "")}
+· approved by {e(predicate.approved_by)}</dd>
+{f"<dt>Not subjects of the predicate</dt><dd>{e(non_subjects)}</dd>" if non_subjects else ""}</dl>"""
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "fcmon"
+        sys_version = ""
+
+        def do_GET(self) -> None:
+            self._reply(self._get)
+
+        def do_POST(self) -> None:
+            self._reply(self._post)
+
+        def _reply(self, route: Callable[[], Reply]) -> None:
+            client = self.client_address[0]
+            api = self.path.startswith("/api/")
+            try:
+                reply = route()
+            except Refusal as refusal:
+                reply = self._error(refusal.status, str(refusal), refusal.hint, api)
+            except AuditUnavailable as exc:
+                reply = self._error(503, f"{exc}: nothing was searched or read", exc.hint, api)
+            except Forbidden as exc:
+                reply = self._error(403, str(exc), exc.hint, api)
+            except NotFound as exc:
+                reply = self._error(404, str(exc), exc.hint, api)
+            except (InvalidQuery, FcmonError) as exc:
+                reply = self._error(400, str(exc), exc.hint, api)
+            log.info("event=web.request client=%s method=%s path=%s status=%d", client, self.command,
+                     urlsplit(self.path).path, reply.status)
+            self.send_response(reply.status)
+            for name, value in {**SECURITY_HEADERS, **(reply.headers or {})}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        def _error(self, status: int, message: str, hint: str | None, api: bool) -> Reply:
+            if api:
+                return Reply(status, json.dumps({"error": message, "hint": hint, "status": status}).encode(), "application/json",
+                             {"WWW-Authenticate": 'Basic realm="fcmon", charset="UTF-8"'} if status == 401 else None)
+            session = console.session(self.headers.get("Cookie"))
+            try:
+                user = console.user(session.user) if session and status != 401 else None
+            except FcmonError:  # the account is gone: show the error without it
+                user, session = None, None
+            body = f'<p class="error" role="alert">{e(message)}{"<br>" + e(hint) if hint else ""}</p><p><a href="/">Back to search</a></p>'
+            return Reply(status, layout("Refused", body, user, session.csrf if session else None))
+
+        # routes
+        def _get(self) -> Reply:
+            parts = urlsplit(self.path)
+            params = parse_qs(parts.query, keep_blank_values=True)
+            client = self.client_address[0]
+            if parts.path == "/api/search":
+                user = console.basic_user(self.headers.get("Authorization"))
+                query_id, page, _ = console.search(user, params, "api", client)
+                body = {"query_id": query_id, "total": page.total, "hits": [hit_dict(h) for h in page.hits]}
+                return Reply(200, json.dumps(body, default=str).encode(), "application/json")
+            if parts.path == "/login":
+                return Reply(200, login_page())
+            session = console.session(self.headers.get("Cookie"))
+            if session is None:
+                return Reply(303, b"", headers={"Location": "/login"})
+            user = console.user(session.user)
+            if parts.path == "/":
+                return Reply(200, layout("Search", search_form(console.taskings_for(user), params), user, session.csrf))
+            if parts.path == "/search":
+                query_id, page, query = console.search(user, params, "web", client)
+                body = search_form(console.taskings_for(user), params) + results(page, query, query_id)
+                return Reply(200, layout("Search", body, user, session.csrf))
+            if parts.path.startswith("/record/"):
+                tasking_id = (params.get("tasking") or [""])[0]
+                record = console.record(user, parts.path.removeprefix("/record/"), tasking_id, "web")
+                return Reply(200, layout(record.title or "Record", record_page(record), user, session.csrf))
+            raise Refusal(404, f"no page {parts.path}")
+
+        def _post(self) -> Reply:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_FORM_BYTES:
+                raise Refusal(413, "form too large")
+            form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+            path = urlsplit(self.path).path
+            if path == "/login":
+                try:
+                    token = console.sign_in((form.get("name") or [""])[0], (form.get("password") or [""])[0], self.client_address[0])
+                except Refusal as refusal:
+                    return Reply(refusal.status, login_page(str(refusal)))
+                cookie = f"{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={console.session_seconds}"
+                return Reply(303, b"", headers={"Location": "/", "Set-Cookie": cookie})
+            if path == "/logout":
+                session = console.session(self.headers.get("Cookie"))
+                if session is None or not secrets.compare_digest((form.get("csrf") or [""])[0], session.csrf):
+                    raise Refusal(403, "this form did not come from your session")
+                console.sign_out(self.headers.get("Cookie"))
+                return Reply(303, b"", headers={"Location": "/login", "Set-Cookie": f"{SESSION_COOKIE}=; Max-Age=0; Path=/"})
+            raise Refusal(404, f"no form {path}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def serve(console: Console, host: str, port: int) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), make_handler(console))
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,65 @@
+"""The web console and API over a real data directory, served on 127.0.0.1; an HTTP client with its cookies."""
+from __future__ import annotations
+
+import base64
+import http.cookiejar
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pipeline.app import App
+from pipeline.web import Console, serve
+
+
+@contextmanager
+def running_console(app: App) -> Iterator[str]:
+    server = serve(Console(app), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class WebClient:
+    """A person's browser without the rendering: cookies kept, redirects visible."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect)
+
+    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        try:
+            with self.opener.open(urllib.request.Request(self.base + path, data=data, method=method), timeout=10) as answer:
+                return answer.status, dict(answer.headers.items()), answer.read().decode()
+        except urllib.error.HTTPError as answer:
+            return answer.code, dict(answer.headers.items()), answer.read().decode()
+
+    def sign_in(self, name: str, password: str) -> int:
+        return self.request("POST", "/login", {"name": name, "password": password})[0]
+
+    def search(self, tasking: str, q: str, **params: str) -> tuple[int, str]:
+        status, _, body = self.request("GET", "/search?" + urllib.parse.urlencode({"tasking": tasking, "q": q, **params}))
+        return status, body
+
+
+def api_search(base: str, params: dict[str, str], user: str | None, password: str) -> tuple[int, dict[str, str], dict]:
+    request = urllib.request.Request(base + "/api/search?" + urllib.parse.urlencode(params))
+    if user:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, dict(answer.headers.items()), json.loads(answer.read())
+    except urllib.error.HTTPError as answer:
+        return answer.code, dict(answer.headers.items()), json.loads(answer.read())

@@ -1,0 +1,213 @@
+"""`fcmon serve`: the web console in a real browser (Chromium, driven by Playwright) and its JSON API, against a real
+data directory: sign-in required, every search audited first as interface web or api, crawled content escaped."""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.passwords import hash_password
+from pipeline.models import utcnow
+from tests.datadirs import make_app
+from tests.factories import make_record
+from tests.factories_pipeline import make_tasking
+from tests.factories_web import WebClient, api_search, running_console
+
+NOW = utcnow()
+LIVE = dict(approved_at=NOW - timedelta(days=1), expires_at=NOW + timedelta(days=30))
+PASSWORD = "correct horse battery"
+HOSTILE_TITLE = 'Converters <img src=x onerror="alert(1)">'
+HOSTILE_TEXT = 'Six catalytic converters <script>alert("xss")</script> cash only, see javascript:alert(2)'
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = make_app(tmp_path / "d", make_tasking(**LIVE, team=["dana"]), make_tasking(id="T-2", requested_by="sue", **LIVE))
+    for name in ("alice", "sam", "dana", "ada"):
+        app.state.set_password_hash(name, hash_password(PASSWORD))
+    app.index.upsert([make_record(url="https://forum.example/p/1", title=HOSTILE_TITLE, text=HOSTILE_TEXT),
+                      make_record(url="javascript:alert(3)//forum.example/p/2", text="converter in a bad link"),
+                      make_record(tasking_id="T-2", url="https://forum.example/p/3", text="converter of the other tasking")])
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def base(app):
+    with running_console(app) as url:
+        yield url
+
+
+def queries(app, kind: str = "query") -> list[dict]:
+    return [e.payload for e in app.audit.entries([kind])]
+
+
+# -- the console in a real browser ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("FCMON_REQUIRE_BROWSER"):
+            pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs it (apt-get install chromium)")
+        pytest.skip("no Chromium: `make test` installs it (apt-get install chromium); CI requires it")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    yield page
+    context.close()
+
+
+def sign_in(page, base: str, name: str = "alice", password: str = PASSWORD) -> None:
+    page.goto(base + "/")
+    assert page.url == base + "/login"  # nobody reads without an account
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    with page.expect_navigation():
+        page.click("button:text-is('Sign in')")
+
+
+def test_sign_in_search_and_read_a_record_in_the_browser(app, base, page):
+    sign_in(page, base)
+    assert page.url == base + "/"
+    assert [o.get_attribute("value") for o in page.locator("select[name=tasking] option").all()] == ["T-1"]  # hers only
+    page.fill("input[name=q]", "converters")
+    with page.expect_navigation():
+        page.click("button:text-is('Search')")
+    hit = page.locator("article.hit").first
+    assert hit.locator("h3").inner_text() == HOSTILE_TITLE  # shown as text, not run
+    assert page.locator("article.hit mark").count() >= 1
+    assert page.locator("article.hit img, article.hit script").count() == 0
+    assert page.locator("a[href^='javascript:']").count() == 0
+    [query] = queries(app)
+    assert (query["user"], query["interface"], query["client"], query["query"]) == ("alice", "web", "127.0.0.1", "converters")
+    assert query["tasking_id"] == "T-1" and query["case_number"] == "2026-CR-1"
+
+    with page.expect_navigation():
+        hit.locator("h3 a").click()
+    assert page.locator("blockquote").inner_text() == HOSTILE_TEXT
+    [read] = queries(app, "record.read")
+    assert (read["user"], read["interface"], read["tasking_id"]) == ("alice", "web", "T-1")
+    assert page.dialogs == []  # no script ran: not the crawled markup, not anything else
+    with page.expect_navigation():
+        page.click("button:text-is('Sign out')")
+    assert page.url == base + "/login"
+    page.goto(base + "/search?tasking=T-1&q=converters")
+    assert page.url == base + "/login" and len(queries(app)) == 1
+
+
+def test_a_wrong_password_signs_nobody_in(app, base, page):
+    sign_in(page, base, password="not the password")
+    assert page.url == base + "/login" and "wrong password" in page.locator(".error").inner_text()
+    assert page.context.cookies() == []
+    [refused] = queries(app, "web.login.refused")
+    assert refused["user"] == "alice" and refused["client"] == "127.0.0.1"
+
+
+def test_a_tasking_the_user_may_not_search_is_refused_and_logged_in_the_browser(app, base, page):
+    sign_in(page, base)
+    page.goto(base + "/search?tasking=T-2&q=converter")
+    assert "neither the requester nor on the team" in page.locator(".error").inner_text()
+    assert page.locator("article.hit").count() == 0
+    [refused] = queries(app, "query.refused")
+    assert (refused["user"], refused["tasking_id"], refused["interface"]) == ("alice", "T-2", "web")
+
+
+# -- the same gate over HTTP ----------------------------------------------------------------------
+
+def test_the_api_searches_with_basic_credentials_and_logs_first(app, base):
+    status, _, body = api_search(base, {"tasking": "T-1", "q": "converter OR converters", "source_kind": "forum_post"}, "dana", PASSWORD)
+    assert status == 200 and body["total"] == 2 and {h["title"] for h in body["hits"]} >= {HOSTILE_TITLE}
+    [query] = queries(app)
+    assert (query["user"], query["interface"], query["filters"]["source_kind"]) == ("dana", "api", "forum_post")
+    [result] = queries(app, "query.result")
+    assert result["query_id"] == body["query_id"] == query["id"] and result["hits_total"] == 2
+
+
+@pytest.mark.parametrize("params, user, password, status, message", [
+    ({"tasking": "T-1", "q": "converter"}, None, PASSWORD, 401, "authentication required"),
+    ({"tasking": "T-1", "q": "converter"}, "alice", "guess", 401, "wrong password"),
+    ({"tasking": "T-2", "q": "converter"}, "alice", PASSWORD, 403, "neither the requester nor on the team"),
+    ({"tasking": "T-1", "q": "converter"}, "ada", PASSWORD, 403, "searching needs the role"),
+    ({"q": "converter"}, "alice", PASSWORD, 400, "no tasking"),
+    ({"tasking": "T-1", "q": "converter", "filter": "colour=red"}, "alice", PASSWORD, 400, "bad filter"),
+    ({"tasking": "T-1", "q": '"converter'}, "alice", PASSWORD, 400, "invalid query"),
+], ids=["no-credentials", "wrong-password", "other-tasking", "admin", "no-tasking", "bad-filter", "malformed-query"])
+def test_the_api_refuses_with_a_clear_error(app, base, params, user, password, status, message):
+    got, headers, body = api_search(base, params, user, password)
+    assert got == status and message in body["error"], body
+    assert "hits" not in body
+    assert queries(app, "query.result") == []  # nothing came back
+    if status == 401:
+        assert headers["WWW-Authenticate"].startswith("Basic") and queries(app, "query") + queries(app, "query.refused") == []
+    elif message == "invalid query":  # logged before it ran, as every query is; the index refused it
+        assert [(q["user"], q["query"], q["interface"]) for q in queries(app)] == [(user, params["q"], "api")]
+    else:  # refused before it ran: the attempt is in the ledger with its terms
+        assert queries(app) == []
+        assert [(q["user"], q["query"], q["interface"]) for q in queries(app, "query.refused")] == [(user, params["q"], "api")]
+
+
+def test_no_log_no_query(app, base, tmp_path):
+    head = tmp_path / "d" / "audit.head"
+    head.unlink(missing_ok=True)
+    head.mkdir()
+    status, _, body = api_search(base, {"tasking": "T-1", "q": "converter"}, "alice", PASSWORD)
+    assert status == 503 and "cannot be written" in body["error"] and "hits" not in body
+    client = WebClient(base)
+    assert client.sign_in("alice", PASSWORD) == 503  # even the sign-in is audited
+
+
+def test_pages_need_a_session_and_carry_security_headers(app, base):
+    client = WebClient(base)
+    status, headers, _ = client.request("GET", "/search?tasking=T-1&q=converter")
+    assert status == 303 and headers["Location"] == "/login" and queries(app) == []
+    assert client.sign_in("alice", PASSWORD) == 303
+    status, headers, body = client.request("GET", "/search?tasking=T-1&q=converters")
+    assert status == 200 and "script-src" not in headers["Content-Security-Policy"] and "default-src 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+    assert "&lt;script&gt;" in body and "<script>" not in body
+    assert client.request("POST", "/logout", {"csrf": "forged"})[0] == 403  # a form from elsewhere does nothing
+    assert client.request("GET", "/")[0] == 200
+
+
+def test_the_serve_command_starts_and_answers(app, tmp_path):
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from tests.broker import free_port
+    app.close()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FCMON_")}
+    server = subprocess.Popen([sys.executable, "-m", "pipeline", "--data-dir", str(tmp_path / "d"), "serve", "--listen",
+                               f"127.0.0.1:{port}"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as answer:
+                    assert answer.status == 200 and b"Sign in" in answer.read()
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, server.stderr.read() if server.poll() else "timeout"
+                time.sleep(0.1)
+        status, _, body = api_search(f"http://127.0.0.1:{port}", {"tasking": "T-1", "q": "converter OR converters"}, "alice", PASSWORD)
+        assert status == 200 and body["total"] == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
