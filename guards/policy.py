@@ -150,11 +150,15 @@ MATRIX: tuple[Clause, ...] = (
            "recipient and agency on every packet and DisseminationEvent; the approving supervisor judges the recipient",
            (f"{PK}::test_an_approved_packet_is_disseminated_on_record_and_crawled_content_is_escaped",)),
     Clause("28CFR23.20(g)", "Safeguards and audit trails; labels of sensitivity, confidence, submitting agency and control official", ENF,
-           "guards.labels on every record; audit log before every query, record read, record review and dissemination "
+           "guards.labels on every record; audit log before every query (CLI, web console, API, Kibana gateway), record read, "
+           "record review and dissemination "
            "(who received what, why, when: DisseminationEvent); quarantine decisions audited",
            ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
             f"{PK}::test_an_approved_packet_is_disseminated_on_record_and_crawled_content_is_escaped",
             f"{PK}::test_no_log_no_packet",
+            "tests/test_web.py::test_the_api_searches_with_basic_credentials_and_logs_first",
+            "tests/test_web.py::test_no_log_no_query",
+            "tests/test_audit_review.py::test_the_ledger_holds_every_search_term_from_every_interface",
             "tests/test_quarantine.py::test_keep_indexes_with_the_supervisor_and_is_audited",
             f"{RR}::test_reading_a_record_is_authorized_and_audited_like_a_search") + cases("in-scope-post")),
     Clause("28CFR23.20(h)", "Periodic review; reviewer, date and reason recorded; never retained over five years", ENF,
