@@ -138,6 +138,7 @@ def render(app: App, user: User, packet_id: str, out: Path, client: str = "local
         tasking = app.state.tasking(found.tasking_id)
         if tasking.status(utcnow()) != "active":
             raise Forbidden(f"tasking {tasking.id} is {tasking.status(utcnow())}: its records are no longer disseminated")
+        authorize_search(user, tasking)  # still on the tasking (a requester taken off its team disseminates nothing)
         records = _disseminable(app, tasking, found.record_ids)
     assert found.decided_by is not None
     event = DisseminationEvent(id=uuid.uuid4().hex, at=utcnow(), packet_id=found.id, tasking_id=found.tasking_id,

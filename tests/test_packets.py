@@ -128,6 +128,14 @@ def test_only_the_requester_or_a_supervisor_renders(app, tmp_path):
     assert render(app, app.state.user("sue"), packet.id, tmp_path / "p.html").disseminated_by == "sue"
 
 
+def test_a_requester_taken_off_the_tasking_disseminates_nothing(app, tmp_path):
+    packet = approved(app)
+    app.state.put_tasking(make_tasking(**LIVE, team=[]))
+    with pytest.raises(Forbidden, match="neither the requester nor on the team"):
+        render(app, app.state.user("dana"), packet.id, tmp_path / "p.html")
+    assert not (tmp_path / "p.html").exists() and not list(app.audit.entries(["packet.disseminate"]))
+
+
 def test_a_tasking_that_expired_after_approval_disseminates_nothing(app, tmp_path):
     packet = approved(app)
     app.state.put_tasking(make_tasking(approved_at=NOW - timedelta(days=40), expires_at=NOW - timedelta(seconds=1), team=["dana"]))
