@@ -99,8 +99,11 @@ class Console:
                 self.app.audit.append("web.login.refused", name or "(none)", {"user": name, "client": client})
                 raise Refusal(401, "unknown user or wrong password", "an administrator sets passwords with `fcmon user set-password NAME`")
             self.app.audit.append("web.login", name, {"user": name, "client": client})
+        now = time.monotonic()
+        for stale in [t for t, session in list(self.sessions.items()) if session.expires < now]:
+            self.sessions.pop(stale, None)
         token = secrets.token_urlsafe(32)
-        self.sessions[token] = Session(name, secrets.token_urlsafe(24), time.monotonic() + self.session_seconds)
+        self.sessions[token] = Session(name, secrets.token_urlsafe(24), now + self.session_seconds)
         return token
 
     def session(self, cookie_header: str | None) -> Session | None:

@@ -16,8 +16,8 @@ from pipeline.web import Console, serve
 
 
 @contextmanager
-def running_console(app: App) -> Iterator[str]:
-    server = serve(Console(app), "127.0.0.1", 0)
+def running_console(app: App, **options) -> Iterator[str]:
+    server = serve(Console(app, **options), "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"

@@ -185,6 +185,14 @@ def test_pages_need_a_session_and_carry_security_headers(app, base):
     assert client.request("GET", "/")[0] == 200
 
 
+def test_an_expired_session_reads_nothing(app):
+    with running_console(app, session_seconds=0) as base:
+        client = WebClient(base)
+        assert client.sign_in("alice", PASSWORD) == 303
+        status, headers, _ = client.request("GET", "/search?tasking=T-1&q=converters")
+        assert status == 303 and headers["Location"] == "/login" and queries(app) == []
+
+
 def test_the_serve_command_starts_and_answers(app, tmp_path):
     import subprocess
     import sys
