@@ -236,3 +236,18 @@ def test_a_commit_beyond_the_log_end_is_reported_and_the_log_is_read_from_its_st
         assert sorted(m.value.decode() for m in drain(consumer, 3)) == ["a0", "a1", "a2"]
     assert "event=kafka_log_lost group=g-lost reason=commit_beyond_end partitions=lost.log:0@10>end3" in caplog.text
     consumer.close(), bus.close()
+
+
+def test_a_joining_or_idle_consumer_does_not_spin(fresh_broker, monkeypatch):
+    """Polling an empty topic for 3 s, through the group join: each round waits a fetch's time, not 1 ms."""
+    import kafka
+    rounds = []
+    original = kafka.KafkaConsumer.poll
+    monkeypatch.setattr(kafka.KafkaConsumer, "poll", lambda self, *a, **k: rounds.append(k) or original(self, *a, **k))
+    consumer = KafkaBus(kafka_settings(fresh_broker)).consumer("spin-check", [COLLECTED])
+    started = time.monotonic()
+    while time.monotonic() - started < 3:
+        assert consumer.poll(100, timeout_s=0.05) == []
+    elapsed = time.monotonic() - started
+    consumer.close()
+    assert len(rounds) < 50 * elapsed + 10, f"{len(rounds)} kafka polls in {elapsed:.1f} s"  # 1 ms polls: ~1,000/s

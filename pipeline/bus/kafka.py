@@ -255,8 +255,10 @@ class KafkaBusConsumer:
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
         deadline = time.monotonic() + timeout_s
         while True:
-            remaining = max(0.0, deadline - time.monotonic())
-            if records := self._poll_checked(int(remaining * 1000) or 1, max_records):
+            # Past the deadline the group is still joining (or its first fetch is out): wait a fetch's time per poll,
+            # not 1 ms, which spun thousands of empty polls (and cross-thread waits) through every join.
+            timeout_ms = int((deadline - time.monotonic()) * 1000)
+            if records := self._poll_checked(timeout_ms if timeout_ms > 0 else int(self._fill_wait_s * 1000), max_records):
                 return self._fill(self._messages(records), max_records, max(deadline, time.monotonic() + self._fill_wait_s))
             if time.monotonic() >= deadline and (self._settled() or time.monotonic() - self._created > self.join_timeout_s):
                 return []
