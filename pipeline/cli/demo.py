@@ -122,3 +122,6 @@ def print_summary(s: dict) -> None:
         click.echo(f"      - {shown(h['title']) or '(untitled)'} [{shown(h['author']) or '?'}] {shown(h['url'])}")
     v = s["audit_verify"]
     click.echo(f"audit verify: ok ({v['entries']} entries)" if v["ok"] else f"audit verify: BROKEN at entry {v['first_broken_seq']}: {v['problem']}")
+    if v["ok"]:
+        click.echo(f"next: the same search in the web console: printf '%s\\n' \"$PASSPHRASE\" | fcmon --data-dir {s['data_dir']} "
+                   f"user set-password alice; fcmon --data-dir {s['data_dir']} serve   # then http://127.0.0.1:8080/")
