@@ -78,6 +78,30 @@ def progress(line: str) -> None:
     click.echo(line, err=True)
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise FcmonError(f"--listen {value!r} is not HOST:PORT", "e.g. --listen 127.0.0.1:9201")
+    return host or "127.0.0.1", int(port)
+
+
+def run_http(name: str, make_server: Callable[[str, int], Any], listen: str, detail: str = "") -> None:
+    """Listen on HOST:PORT, say where, and serve until interrupted (the gateway and the web console)."""
+    host, port = parse_listen(listen)
+    try:
+        server = make_server(host, port)
+    except OSError as exc:
+        raise FcmonError(f"cannot listen on {host}:{port} ({exc.strerror})", "choose another --listen address") from exc
+    progress(f"{name}: listening on http://{host}:{server.server_port}{detail}")
+    logging.getLogger(f"pipeline.{name}").info("event=%s.start listen=%s:%d", name, host, server.server_port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (default: FCMON_DATA_DIR).")
 @click.option("--as", "acting_user", metavar="NAME", help="Act as this user (default: FCMON_USER).")

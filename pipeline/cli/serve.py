@@ -1,15 +1,9 @@
 from __future__ import annotations
 
-import logging
-
 import click
 
-from pipeline.cli import app_options, cli, get_app, progress
-from pipeline.cli.gateway import parse_listen
-from pipeline.errors import FcmonError
+from pipeline.cli import app_options, cli, get_app, run_http
 from pipeline.web import Console, serve as serve_console
-
-log = logging.getLogger(__name__)
 
 
 @cli.command()
@@ -21,17 +15,5 @@ def serve(ctx: click.Context, data_dir: str | None, acting_user: str | None, lis
 
     Every search names a tasking and is written to the audit log first, as interface web or api; put TLS in
     front of it (a reverse proxy) anywhere but 127.0.0.1. Runs until interrupted."""
-    app = get_app(ctx, data_dir, acting_user)
-    host, port = parse_listen(listen)
-    try:
-        server = serve_console(Console(app), host, port)
-    except OSError as exc:
-        raise FcmonError(f"cannot listen on {host}:{port} ({exc.strerror})", "choose another --listen address") from exc
-    progress(f"console: http://{host}:{server.server_port}/ (API: /api/search)")
-    log.info("event=web.start listen=%s:%d", host, server.server_port)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    console = Console(get_app(ctx, data_dir, acting_user))
+    run_http("console", lambda host, port: serve_console(console, host, port), listen, " (the web console at /, the API at /api/search)")
