@@ -11,6 +11,7 @@ from typing import Callable
 
 N, R, P = 2**14, 8, 1
 MIN_LENGTH = 12
+_UNKNOWN_SALT = secrets.token_bytes(16)
 
 
 def hash_password(password: str) -> str:
@@ -20,7 +21,8 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, stored: str | None) -> bool:
-    if not stored:
+    if not stored:  # an unknown user (or one with no password) costs the same scrypt: timing tells no names
+        hashlib.scrypt(password.encode(), salt=_UNKNOWN_SALT, n=N, r=R, p=P, dklen=32)
         return False
     try:
         scheme, n, r, p, salt, digest = stored.split("$")

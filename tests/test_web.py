@@ -219,3 +219,15 @@ def test_the_serve_command_starts_and_answers(app, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_an_unknown_user_costs_the_same_scrypt_as_a_wrong_password(monkeypatch):
+    import hashlib
+
+    from pipeline import passwords
+    calls = []
+    real = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: calls.append(k["n"]) or real(*a, **k))
+    assert not passwords.verify_password("guess", None)
+    assert not passwords.verify_password("guess", hash_password(PASSWORD))
+    assert calls == [passwords.N, passwords.N, passwords.N]  # the unknown user's check, the hashing, the wrong password's check
