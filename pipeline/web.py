@@ -24,10 +24,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from pipeline.app import App
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound
 from pipeline.index import FILTER_FIELDS, InvalidQuery, SearchPage, SearchQuery
-from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
+from pipeline.models import IndexedRecord, Interface, Tasking
 from pipeline.passwords import BasicAuth, verify_password
 from pipeline.records import show as show_record
-from pipeline.search import SEARCH_ROLES, audited_search, hit_dict, new_event, parse_filters, parse_time, refuse_query
+from pipeline.search import audited_search, authorize_search, hit_dict, new_event, parse_filters, parse_time, refuse_query
 from pipeline.state import User
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,9 @@ class Console:
     def sign_in(self, name: str, password: str, client: str) -> str:
         with self.lock:
             stored = self.app.state.password_hash(name) if name else None
-            if not verify_password(password, stored):
+        verified = verify_password(password, stored)  # ~50 ms of scrypt: outside the lock the other requests need
+        with self.lock:
+            if not verified:
                 self.app.audit.append("web.login.refused", name or "(none)", {"user": name, "client": client})
                 raise Refusal(401, "unknown user or wrong password", "an administrator sets passwords with `fcmon user set-password NAME`")
             self.app.audit.append("web.login", name, {"user": name, "client": client})
@@ -130,12 +132,10 @@ class Console:
 
     # what a user may do
     def taskings_for(self, user: User) -> list[Tasking]:
-        """Active taskings the user may search: requester, team member, or any for a supervisor."""
-        now = utcnow()
+        """The taskings the user may search now (pipeline.search.authorize_search decides), for the search form."""
         with self.lock:
             taskings = self.app.state.taskings()
-        return [t for t in taskings if t.status(now) == "active" and user.role in SEARCH_ROLES
-                and (user.role == "supervisor" or user.name == t.requested_by or user.name in t.team)]
+        return [t for t in taskings if _may_search(user, t)]
 
     def search(self, user: User, params: dict[str, list[str]], interface: Interface, client: str) -> tuple[str, SearchPage, SearchQuery]:
         """Audited like every search; one that cannot even be formed (no tasking, bad filter) is logged as refused."""
@@ -154,6 +154,14 @@ class Console:
     def record(self, user: User, record_id: str, tasking_id: str, interface: str) -> IndexedRecord:
         with self.lock:
             return show_record(self.app, user, record_id, tasking_id, interface)
+
+
+def _may_search(user: User, tasking: Tasking) -> bool:
+    try:
+        authorize_search(user, tasking)
+    except Forbidden:
+        return False
+    return True
 
 
 def _cookie(header: str | None, name: str) -> str | None:
