@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "fcmon_session"
 SESSION_SECONDS = 8 * 3600
+MAX_FAILED_SIGN_INS = 5  # per user name and client address, within FAILED_SIGN_IN_WINDOW_S
+FAILED_SIGN_IN_WINDOW_S = 15 * 60
 PAGE_SIZE = 20
 MAX_FORM_BYTES = 16 * 1024
 SECURITY_HEADERS = {
@@ -90,16 +92,32 @@ class Console:
         self.lock = threading.Lock()  # one SQLite connection each for state and audit, and one index, for all threads
         self.sessions: dict[str, Session] = {}
         self.basic = BasicAuth(app.state.password_hash, self.lock)
+        self.failures: dict[tuple[str, str], list[float]] = {}  # (name, client) -> times of failed sign-ins
 
     # authentication
+    def _throttled(self, name: str, client: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self.failures.get((name, client), []) if now - t < FAILED_SIGN_IN_WINDOW_S]
+        self.failures[(name, client)] = recent
+        return len(recent) >= MAX_FAILED_SIGN_INS
+
+    def _refused(self, name: str, client: str, reason: str) -> None:
+        with self.lock:
+            self.app.audit.append("web.login.refused", name or "(none)", {"user": name, "client": client, "reason": reason})
+
     def sign_in(self, name: str, password: str, client: str) -> str:
+        if self._throttled(name, client):
+            self._refused(name, client, "throttled")
+            raise Refusal(429, f"too many failed sign-ins for {name} from {client}",
+                          f"wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes, or ask an administrator to reset the password")
         with self.lock:
             stored = self.app.state.password_hash(name) if name else None
-        verified = verify_password(password, stored)  # ~50 ms of scrypt: outside the lock the other requests need
+        if not verify_password(password, stored):  # ~50 ms of scrypt: outside the lock the other requests need
+            self.failures.setdefault((name, client), []).append(time.monotonic())
+            self._refused(name, client, "wrong password or unknown user")
+            raise Refusal(401, "unknown user or wrong password", "an administrator sets passwords with `fcmon user set-password NAME`")
+        self.failures.pop((name, client), None)
         with self.lock:
-            if not verified:
-                self.app.audit.append("web.login.refused", name or "(none)", {"user": name, "client": client})
-                raise Refusal(401, "unknown user or wrong password", "an administrator sets passwords with `fcmon user set-password NAME`")
             self.app.audit.append("web.login", name, {"user": name, "client": client})
         now = time.monotonic()
         for stale in [t for t, session in list(self.sessions.items()) if session.expires < now]:
@@ -119,10 +137,15 @@ class Console:
     def sign_out(self, cookie_header: str | None) -> None:
         self.sessions.pop(_cookie(cookie_header, SESSION_COOKIE) or "", None)
 
-    def basic_user(self, header: str | None) -> User:
+    def basic_user(self, header: str | None, client: str) -> User:
+        key = ("(api)", client)  # the name is unknown until the credentials decode: throttled per client address
+        if self._throttled(*key):
+            raise Refusal(429, f"too many failed API sign-ins from {client}", f"wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes")
         try:
             name = self.basic.user_name(header)
         except ValueError as exc:
+            if header:
+                self.failures.setdefault(key, []).append(time.monotonic())
             raise Refusal(401, str(exc)) from exc
         return self.user(name)
 
@@ -332,7 +355,7 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             params = parse_qs(parts.query, keep_blank_values=True)
             client = self.client_address[0]
             if parts.path == "/api/search":
-                user = console.basic_user(self.headers.get("Authorization"))
+                user = console.basic_user(self.headers.get("Authorization"), client)
                 query_id, page, _ = console.search(user, params, "api", client)
                 body = {"query_id": query_id, "total": page.total, "hits": [hit_dict(h) for h in page.hits]}
                 return Reply(200, json.dumps(body, default=str).encode(), "application/json")

@@ -185,6 +185,20 @@ def test_pages_need_a_session_and_carry_security_headers(app, base):
     assert client.request("GET", "/")[0] == 200
 
 
+def test_failed_sign_ins_are_throttled_and_audited(app, base):
+    client = WebClient(base)
+    for _ in range(5):
+        assert client.sign_in("alice", "not the password") == 401
+    assert client.sign_in("alice", PASSWORD) == 429  # even the right password waits out the window
+    assert client.sign_in("sam", PASSWORD) == 303  # another user from the same address is not locked out
+    reasons = [q["reason"] for q in queries(app, "web.login.refused")]
+    assert reasons == ["wrong password or unknown user"] * 5 + ["throttled"]
+    for _ in range(5):
+        assert api_search(base, {"tasking": "T-1", "q": "x"}, "alice", "guess")[0] == 401
+    status, _, body = api_search(base, {"tasking": "T-1", "q": "x"}, "alice", PASSWORD)
+    assert status == 429 and "too many failed API sign-ins" in body["error"] and queries(app) == []
+
+
 def test_an_expired_session_reads_nothing(app):
     with running_console(app, session_seconds=0) as base:
         client = WebClient(base)
