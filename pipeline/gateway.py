@@ -37,13 +37,13 @@ from urllib.parse import urlsplit
 from pipeline.audit import AuditLog
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
 from pipeline.passwords import BasicAuth
+from pipeline.review import AUDIT_READERS
 from pipeline.search import SEARCH_ROLES, close_query, new_event, open_query, refuse_query
 from pipeline.state import State, User
 
 log = logging.getLogger(__name__)
 
 TASKING_HEADER = "X-Fcmon-Tasking"
-AUDIT_READERS = ("supervisor", "admin")
 READ_ENDPOINTS = ("_search", "_msearch", "_async_search", "_count", "_field_caps", "_terms_enum", "_mget",
                   "_doc", "_source", "_pit", "_termvectors", "_mtermvectors", "_explain", "_validate", "_sql",
                   "_eql", "_query", "_knn_search", "_rank_eval", "_graph", "_rollup_search")

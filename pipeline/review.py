@@ -18,6 +18,7 @@ from pipeline.settings import Settings
 from pipeline.state import State, User
 
 QUERY_KINDS = ["query", "query.refused", "query.result", "query.review"]
+AUDIT_READERS = ("supervisor", "admin")  # who reads the audit log; only supervisors mark queries
 REVIEW_STATUSES = ("reviewed", "flagged")
 LEDGER_FIELDS = ["at", "user", "role", "interface", "client", "tasking_id", "case_number", "outcome", "search_terms",
                  "filters", "query_id", "seq"]

@@ -27,6 +27,7 @@ from pipeline.index import FILTER_FIELDS, InvalidQuery, SearchPage, SearchQuery
 from pipeline.models import IndexedRecord, Interface, Tasking
 from pipeline.passwords import BasicAuth, verify_password
 from pipeline.records import show as show_record
+from pipeline.review import AUDIT_READERS, QUERY_KINDS, QueryRow, mark, query_rows
 from pipeline.search import audited_search, authorize_search, hit_dict, new_event, parse_filters, parse_time, refuse_query
 from pipeline.state import User
 
@@ -178,6 +179,23 @@ class Console:
         with self.lock:
             return show_record(self.app, user, record_id, tasking_id, interface)
 
+    # supervisors' review of queries (D1.VI.B.2, D3.IV.A.11.f, D3.IV.B.3)
+    def review_rows(self, user: User, params: dict[str, list[str]]) -> list[QueryRow]:
+        if user.role not in AUDIT_READERS:
+            raise Forbidden(f"{user.name} is {user.role}; the query log is for supervisors and administrators")
+        wanted = {k: (params.get(k) or [""])[0].strip() for k in ("user", "tasking", "status")}
+        with self.lock:
+            rows = query_rows(self.app.audit.entries(QUERY_KINDS), self.app.state, self.app.settings)
+        return [r for r in reversed(rows) if (not wanted["user"] or r.user == wanted["user"])
+                and (not wanted["tasking"] or r.tasking_id == wanted["tasking"])
+                and (not wanted["status"] or r.review_status == wanted["status"])]
+
+    def mark_query(self, user: User, query_id: str, status: str, note: str) -> None:
+        if user.role != "supervisor":
+            raise Forbidden(f"{user.name} is {user.role}; marking queries needs the role supervisor")
+        with self.lock:
+            mark(self.app.audit, self.app.state, self.app.settings, user, query_id, status, note)
+
 
 def _may_search(user: User, tasking: Tasking) -> bool:
     try:
@@ -220,13 +238,15 @@ def query_from(params: dict[str, list[str]]) -> SearchQuery:
 # -- pages ---------------------------------------------------------------------------------------
 
 def layout(title: str, body: str, user: User | None = None, csrf: str | None = None) -> bytes:
-    account = (f'<form method="post" action="/logout" class="account">{e(user.name)} ({e(user.role)}) '
-               f'<input type="hidden" name="csrf" value="{e(csrf)}"><button>Sign out</button></form>') if user else ""
+    review = ' <a href="/review">Query review</a> ·' if user and user.role in AUDIT_READERS else ""
+    account = (f'<form method="post" action="/logout" class="account"><a href="/">Search</a> ·{review} {e(user.name)} '
+               f'({e(user.role)}) <input type="hidden" name="csrf" value="{e(csrf)}"><button>Sign out</button></form>') if user else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)} · fcmon</title>
 <style>body{{font-family:sans-serif;max-width:64rem;margin:1rem auto;padding:0 1rem}} header{{display:flex;justify-content:space-between;
 align-items:center;border-bottom:1px solid #ccc}} .hit{{border-bottom:1px solid #eee;padding:.5rem 0}} .meta{{color:#555;font-size:.85rem}}
-mark{{background:#ff8}} .error{{border:2px solid #900;padding:.5rem 1rem}} label{{margin-right:1rem}}</style></head>
+mark{{background:#ff8}} .error{{border:2px solid #900;padding:.5rem 1rem}} label{{margin-right:1rem}} .flag{{color:#900}}
+table{{border-collapse:collapse;font-size:.85rem}} td,th{{border-bottom:1px solid #ddd;padding:.25rem;text-align:left;vertical-align:top}}</style></head>
 <body><header><h1>fcmon</h1>{account}</header>
 <p class="meta">Every search and every record read is written to the audit log with your name, the tasking and the time.</p>
 {body}</body></html>""".encode()
@@ -282,6 +302,31 @@ def _params_of(query: SearchQuery, offset: int) -> list[tuple[str, str]]:
     params += [(name, value) for name, value in query.filters.items()]
     params += [(k, v.date().isoformat()) for k, v in (("from", query.time_from), ("to", query.time_to)) if v]
     return params
+
+
+def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str) -> str:
+    def value(name: str) -> str:
+        return e((params.get(name) or [""])[0])
+    status = (params.get("status") or [""])[0]
+    options = "".join(f'<option value="{v}"{" selected" if v == status else ""}>{v or "any"}</option>'
+                      for v in ("", "unreviewed", "reviewed", "flagged"))
+    lines = []
+    for r in rows:
+        flags = " ".join(f'<strong class="flag">{e(h)}</strong>' for h in r.highlights)
+        hits = "refused: " + e(r.refusal) if r.outcome == "refused" else f"{e(r.hits_total if r.hits_total is not None else '?')} hit(s)"
+        review = (f"{e(r.review_status)} by {e(r.reviewed_by)}: {e(r.review_note)}" if r.reviewed_by else "unreviewed")
+        lines.append(f"""<tr><td>{e(r.at[:19].replace("T", " "))}</td><td>{e(r.user)} ({e(r.role)})</td><td>{e(r.interface)}</td>
+<td>{e(r.tasking_id)} {e(r.case_number or "")}</td><td><code>{e(r.query)}</code></td><td>{hits}</td><td>{flags}</td><td>{review}</td>
+<td><form method="post" action="/review"><input type="hidden" name="csrf" value="{e(csrf)}"><input type="hidden" name="query_id" value="{e(r.query_id)}">
+<input name="note" placeholder="note (a flag needs one)" size="18"><button name="status" value="reviewed">Reviewed</button>
+<button name="status" value="flagged">Flag</button></form></td></tr>""")
+    return f"""<h2>Query review</h2>
+<form method="get" action="/review"><label>User <input name="user" value="{value('user')}" size="10"></label>
+<label>Tasking <input name="tasking" value="{value('tasking')}" size="12"></label>
+<label>Status <select name="status">{options}</select></label><button>Filter</button></form>
+<p class="meta">{len(rows)} quer(ies), newest first. Marks are audit entries (query.review); nobody marks their own queries.</p>
+<table><thead><tr><th>at (UTC)</th><th>user</th><th>via</th><th>tasking</th><th>query</th><th>outcome</th><th>highlights</th>
+<th>review</th><th>mark</th></tr></thead><tbody>{"".join(lines)}</tbody></table>"""
 
 
 def record_page(record: IndexedRecord) -> str:
@@ -371,6 +416,9 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 query_id, page, query = console.search(user, params, "web", client)
                 body = search_form(console.taskings_for(user), params) + results(page, query, query_id)
                 return Reply(200, layout("Search", body, user, session.csrf))
+            if parts.path == "/review":
+                return Reply(200, layout("Query review", review_page(console.review_rows(user, params), params, session.csrf),
+                                         user, session.csrf))
             if parts.path.startswith("/record/"):
                 tasking_id = (params.get("tasking") or [""])[0]
                 record = console.record(user, parts.path.removeprefix("/record/"), tasking_id, "web")
@@ -390,10 +438,14 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                     return Reply(refusal.status, login_page(str(refusal)))
                 cookie = f"{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={console.session_seconds}"
                 return Reply(303, b"", headers={"Location": "/", "Set-Cookie": cookie})
+            session = console.session(self.headers.get("Cookie"))
+            if session is None or not secrets.compare_digest((form.get("csrf") or [""])[0], session.csrf):
+                raise Refusal(403, "this form did not come from your session", "sign in again and use the page's own form")
+            if path == "/review":
+                console.mark_query(console.user(session.user), (form.get("query_id") or [""])[0], (form.get("status") or [""])[0],
+                             (form.get("note") or [""])[0])
+                return Reply(303, b"", headers={"Location": "/review"})
             if path == "/logout":
-                session = console.session(self.headers.get("Cookie"))
-                if session is None or not secrets.compare_digest((form.get("csrf") or [""])[0], session.csrf):
-                    raise Refusal(403, "this form did not come from your session")
                 console.sign_out(self.headers.get("Cookie"))
                 return Reply(303, b"", headers={"Location": "/login", "Set-Cookie": f"{SESSION_COOKIE}=; Max-Age=0; Path=/"})
             raise Refusal(404, f"no form {path}")

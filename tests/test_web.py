@@ -128,6 +128,40 @@ def test_a_tasking_the_user_may_not_search_is_refused_and_logged_in_the_browser(
     assert (refused["user"], refused["tasking_id"], refused["interface"]) == ("alice", "T-2", "web")
 
 
+def test_a_supervisor_reviews_and_flags_queries_in_the_browser(app, base, page):
+    now = utcnow()
+    app.state.set_duty_hours("alice", f"{now + timedelta(hours=2):%H:%M}-{now + timedelta(hours=3):%H:%M}")  # off duty now
+    assert api_search(base, {"tasking": "T-1", "q": 'converters "<b>bold</b>"'}, "alice", PASSWORD)[0] == 200
+    assert api_search(base, {"tasking": "T-1", "q": "own query"}, "sam", PASSWORD)[0] == 200
+    sign_in(page, base, "sam")
+    with page.expect_navigation():
+        page.click("a:text-is('Query review')")
+    alices = page.locator("tr", has_text="alice (analyst)")
+    assert "OFF-HOURS" in alices.inner_text() and 'converters "<b>bold</b>"' in alices.locator("code").inner_text()
+    assert alices.locator("code b").count() == 0  # what a user typed is shown as text too
+    alices.locator("input[name=note]").fill("searched off duty; ask why")
+    with page.expect_navigation():
+        alices.locator("button:text-is('Flag')").click()
+    assert "flagged by sam: searched off duty; ask why" in page.locator("tr", has_text="alice (analyst)").inner_text()
+    [mark] = queries(app, "query.review")
+    assert (mark["user"], mark["status"], mark["note"]) == ("alice", "flagged", "searched off duty; ask why")
+    with page.expect_navigation():
+        page.locator("tr", has_text="sam (supervisor)").locator("button:text-is('Reviewed')").click()
+    assert "another supervisor must review it" in page.locator(".error").inner_text()
+    assert len(queries(app, "query.review")) == 1
+    assert page.dialogs == []
+
+
+def test_only_supervisors_and_administrators_see_the_query_log(app, base):
+    client = WebClient(base)
+    assert client.sign_in("alice", PASSWORD) == 303
+    status, _, body = client.request("GET", "/review")
+    assert status == 403 and "for supervisors and administrators" in body
+    assert "Query review" not in client.request("GET", "/")[2]
+    status, _, body = client.request("POST", "/review", {"query_id": "x", "status": "reviewed", "note": ""})
+    assert status == 403 and "did not come from your session" in body
+
+
 # -- the same gate over HTTP ----------------------------------------------------------------------
 
 def test_the_api_searches_with_basic_credentials_and_logs_first(app, base):

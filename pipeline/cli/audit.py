@@ -7,9 +7,7 @@ import click
 from pipeline.cli import app_options, cli, emit, get_app
 from pipeline.errors import FcmonError
 from pipeline.periods import date_range, parse_bound
-from pipeline.review import QUERY_KINDS, QueryRow, in_period, ledger_csv, ledger_rows, mark, query_rows
-
-AUDIT_READERS = ("supervisor", "admin")
+from pipeline.review import AUDIT_READERS, QUERY_KINDS, QueryRow, in_period, ledger_csv, ledger_rows, mark, query_rows
 
 
 @cli.group()
