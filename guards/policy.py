@@ -51,7 +51,11 @@ MATRIX: tuple[Clause, ...] = (
     Clause("D1.VI.A.1-5", "Investigative uses: missing/wanted persons, gangs, online crimes, crime photos", SUP,
            "taskings state their purpose (kind, predicate, criminal activity), approved by a supervisor", cases("in-scope-post")),
     Clause("D1.VI.B.1", "Use only Department electronic equipment", ORG, "device policy"),
-    Clause("D1.VI.B.2", "Investigate only while on duty", SUP, "every query audited with its time; `fcmon audit list` flags queries outside the user's duty hours"),
+    Clause("D1.VI.B.2", "Investigate only while on duty", SUP,
+           "every query audited with its time; `fcmon audit list` and the console's /review page highlight queries outside "
+           "the user's duty hours for a supervisor to flag",
+           ("tests/test_audit_review.py::test_review_marks_highlights_and_filters",
+            "tests/test_web.py::test_a_supervisor_reviews_and_flags_queries_in_the_browser")),
     Clause("D1.VI.B.3", "Follow the Rules and Regulations and related directives", ORG, "department policy"),
     Clause("D1.VI.B.4", "Only use publicly available open source material", ENF,
            "guards.provenance.PublicProvenance; crawler public-only middlewares",
@@ -101,7 +105,9 @@ MATRIX: tuple[Clause, ...] = (
     Clause("D3.IV.A.11.e", "Not interact on social media sites", ENF, "GET/HEAD only", cases("post-method", "options-method")
            + ("tests/test_guard_properties.py::test_non_get_methods_are_never_indexed",)),
     Clause("D3.IV.A.11.f", "No off-duty investigation without supervisor authorization", SUP,
-           "queries audited with time and user; off-hours highlighted (duty_hours settings)"),
+           "queries audited with time and user; off-hours highlighted (duty_hours settings) in `fcmon audit list` and /review",
+           ("tests/test_audit_review.py::test_review_marks_highlights_and_filters",
+            "tests/test_web.py::test_a_supervisor_reviews_and_flags_queries_in_the_browser")),
     Clause("D3.IV.A.12.a-c", "Prohibited postings", ORG, NOT_OPS),
     Clause("D3.IV.B.1", "Objectives of review: threat, reasonable suspicion, reliable sources, fair and lawful collection", SUP,
            "taskings record kind, predicate and activity; labels record reliability and validity (unknown until an analyst's `fcmon record review`)",
