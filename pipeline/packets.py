@@ -140,6 +140,9 @@ def render(app: App, user: User, packet_id: str, out: Path, client: str = "local
             raise Forbidden(f"tasking {tasking.id} is {tasking.status(utcnow())}: its records are no longer disseminated")
         authorize_search(user, tasking)  # still on the tasking (a requester taken off its team disseminates nothing)
         records = _disseminable(app, tasking, found.record_ids)
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise FcmonError(f"cannot write the packet to {out}: {out.parent} is not a writable folder",
+                         "choose --out in a folder you can write; nothing was disseminated")
     assert found.decided_by is not None
     event = DisseminationEvent(id=uuid.uuid4().hex, at=utcnow(), packet_id=found.id, tasking_id=found.tasking_id,
                                disseminated_by=user.name, approved_by=found.decided_by, recipient=found.recipient,

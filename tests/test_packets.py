@@ -162,6 +162,13 @@ def test_requests_need_an_authorized_user_and_records_of_the_tasking(app):
         ask(app, need="  ")
 
 
+def test_an_unwritable_destination_disseminates_nothing(app, tmp_path):
+    packet = approved(app)
+    with pytest.raises(FcmonError, match="not a writable folder"):
+        render(app, app.state.user("dana"), packet.id, tmp_path / "no-such-folder" / "p.html")
+    assert not list(app.audit.entries(["packet.disseminate"]))
+
+
 def test_no_log_no_packet(app, tmp_path):
     packet = approved(app)
     head = tmp_path / "d" / "audit.head"
