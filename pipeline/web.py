@@ -304,7 +304,7 @@ def _params_of(query: SearchQuery, offset: int) -> list[tuple[str, str]]:
     return params
 
 
-def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str) -> str:
+def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str, can_mark: bool) -> str:
     def value(name: str) -> str:
         return e((params.get(name) or [""])[0])
     status = (params.get("status") or [""])[0]
@@ -317,9 +317,7 @@ def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str) -
         review = (f"{e(r.review_status)} by {e(r.reviewed_by)}: {e(r.review_note)}" if r.reviewed_by else "unreviewed")
         lines.append(f"""<tr><td>{e(r.at[:19].replace("T", " "))}</td><td>{e(r.user)} ({e(r.role)})</td><td>{e(r.interface)}</td>
 <td>{e(r.tasking_id)} {e(r.case_number or "")}</td><td><code>{e(r.query)}</code></td><td>{hits}</td><td>{flags}</td><td>{review}</td>
-<td><form method="post" action="/review"><input type="hidden" name="csrf" value="{e(csrf)}"><input type="hidden" name="query_id" value="{e(r.query_id)}">
-<input name="note" placeholder="note (a flag needs one)" size="18"><button name="status" value="reviewed">Reviewed</button>
-<button name="status" value="flagged">Flag</button></form></td></tr>""")
+<td>{_mark_form(r, csrf) if can_mark else ""}</td></tr>""")
     return f"""<h2>Query review</h2>
 <form method="get" action="/review"><label>User <input name="user" value="{value('user')}" size="10"></label>
 <label>Tasking <input name="tasking" value="{value('tasking')}" size="12"></label>
@@ -327,6 +325,13 @@ def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str) -
 <p class="meta">{len(rows)} quer(ies), newest first. Marks are audit entries (query.review); nobody marks their own queries.</p>
 <table><thead><tr><th>at (UTC)</th><th>user</th><th>via</th><th>tasking</th><th>query</th><th>outcome</th><th>highlights</th>
 <th>review</th><th>mark</th></tr></thead><tbody>{"".join(lines)}</tbody></table>"""
+
+
+def _mark_form(row: QueryRow, csrf: str) -> str:
+    return (f'<form method="post" action="/review"><input type="hidden" name="csrf" value="{e(csrf)}">'
+            f'<input type="hidden" name="query_id" value="{e(row.query_id)}">'
+            '<input name="note" placeholder="note (a flag needs one)" size="18"><button name="status" value="reviewed">Reviewed</button> '
+            '<button name="status" value="flagged">Flag</button></form>')
 
 
 def record_page(record: IndexedRecord) -> str:
@@ -417,7 +422,7 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 body = search_form(console.taskings_for(user), params) + results(page, query, query_id)
                 return Reply(200, layout("Search", body, user, session.csrf))
             if parts.path == "/review":
-                return Reply(200, layout("Query review", review_page(console.review_rows(user, params), params, session.csrf),
+                return Reply(200, layout("Query review", review_page(console.review_rows(user, params), params, session.csrf, user.role == "supervisor"),
                                          user, session.csrf))
             if parts.path.startswith("/record/"):
                 tasking_id = (params.get("tasking") or [""])[0]
