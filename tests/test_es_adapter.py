@@ -213,3 +213,47 @@ def test_bulk_retries_busy_items_and_reports_failures_over_http():
         assert all(path.startswith("/_bulk") and "refresh=wait_for" in path for path in FakeCluster.requests)
     finally:
         server.shutdown()
+
+
+class RetentionCluster(BaseHTTPRequestHandler):
+    """Answers a scan (search with scroll, scroll, clear) with the records whose purge date is due, and records the query."""
+    queries: list[dict] = []
+    stored = [make_record(url="https://x.example/due", label_overrides={"purge_by": datetime(2026, 1, 1).date()})]
+
+    def _answer(self, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Elastic-Product", "Elasticsearch")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if self.path.startswith("/_search/scroll"):
+            return self._answer({"_scroll_id": "s1", "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+                                 "hits": {"hits": []}})
+        self.queries.append(body["query"])
+        hits = [{"_id": r.id, "_source": es_document(r)} for r in self.stored]
+        self._answer({"_scroll_id": "s1", "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+                      "hits": {"total": {"value": len(hits)}, "hits": hits}})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._answer({"succeeded": True, "num_freed": 1})
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_records_due_are_a_range_query_on_the_label():
+    from elasticsearch import Elasticsearch
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RetentionCluster)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        index = ElasticsearchIndex(Elasticsearch(f"http://127.0.0.1:{server.server_port}"), "fcmon-test")
+        assert index.due("purge_by", datetime(2026, 11, 24).date()) == RetentionCluster.stored
+        assert RetentionCluster.queries == [{"range": {"fcm.labels.purge_by": {"lte": "2026-11-24"}}}]
+    finally:
+        server.shutdown()
