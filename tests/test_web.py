@@ -2,15 +2,21 @@
 data directory: sign-in required, every search audited first as interface web or api, crawled content escaped."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import subprocess
+import sys
+import time
+import urllib.request
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from pipeline.passwords import hash_password
+from pipeline import passwords
 from pipeline.models import utcnow
+from pipeline.passwords import hash_password
+from tests.broker import free_port
 from tests.datadirs import make_app
 from tests.factories import make_record
 from tests.factories_pipeline import make_tasking
@@ -242,11 +248,6 @@ def test_an_expired_session_reads_nothing(app):
 
 
 def test_the_serve_command_starts_and_answers(app, tmp_path):
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from tests.broker import free_port
     app.close()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FCMON_")}
@@ -270,9 +271,6 @@ def test_the_serve_command_starts_and_answers(app, tmp_path):
 
 
 def test_an_unknown_user_costs_the_same_scrypt_as_a_wrong_password(monkeypatch):
-    import hashlib
-
-    from pipeline import passwords
     calls = []
     real = hashlib.scrypt
     monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: calls.append(k["n"]) or real(*a, **k))
