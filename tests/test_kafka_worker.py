@@ -10,7 +10,6 @@ import threading
 import time
 from datetime import timedelta
 
-import pytest
 import tantivy
 
 from guards.chain import GuardChain
