@@ -8,13 +8,21 @@ class FcmonError(Exception):
         super().__init__(message)
         self.hint = hint
 
+    @property
+    def message(self) -> str:
+        """What went wrong, without the hint."""
+        return super().__str__()
+
     def __str__(self) -> str:
-        message = super().__str__()
-        return f"{message}; {self.hint}" if self.hint else message
+        return f"{self.message}; {self.hint}" if self.hint else self.message
 
 
 class NotFound(FcmonError):
     pass
+
+
+class Unavailable(FcmonError):
+    """A backend (the index, the bus) cannot be reached or refuses: nothing was done; try again when it is back."""
 
 
 class Forbidden(FcmonError):

@@ -22,8 +22,8 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pipeline.app import App
-from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound
-from pipeline.index import FILTER_FIELDS, InvalidQuery, SearchPage, SearchQuery
+from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable
+from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
 from pipeline.models import IndexedRecord, Interface, Tasking
 from pipeline.passwords import BasicAuth, verify_password
 from pipeline.records import show as show_record
@@ -370,13 +370,11 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             except Refusal as refusal:
                 reply = self._error(refusal.status, str(refusal), refusal.hint, api)
             except AuditUnavailable as exc:
-                reply = self._error(503, f"{exc}: nothing was searched or read", exc.hint, api)
-            except Forbidden as exc:
-                reply = self._error(403, str(exc), exc.hint, api)
-            except NotFound as exc:
-                reply = self._error(404, str(exc), exc.hint, api)
-            except (InvalidQuery, FcmonError) as exc:
-                reply = self._error(400, str(exc), exc.hint, api)
+                reply = self._error(503, f"{exc.message}: nothing was searched or read", exc.hint, api)
+            except FcmonError as exc:
+                status = 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else \
+                    503 if isinstance(exc, Unavailable) else 400
+                reply = self._error(status, exc.message, exc.hint, api)
             log.info("event=web.request client=%s method=%s path=%s status=%d", client, self.command,
                      urlsplit(self.path).path, reply.status)
             self.send_response(reply.status)

@@ -257,3 +257,40 @@ def test_records_due_are_a_range_query_on_the_label():
         assert RetentionCluster.queries == [{"range": {"fcm.labels.purge_by": {"lte": "2026-11-24"}}}]
     finally:
         server.shutdown()
+
+
+class RecordingCluster(BaseHTTPRequestHandler):
+    """Says yes to everything and records the requests (method and path)."""
+    requests: list[str] = []
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.requests.append(f"{self.command} {self.path.split('?')[0]}")
+        body = json.dumps({"acknowledged": True, "errors": False, "items": [], "took": 1}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Elastic-Product", "Elasticsearch")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_HEAD = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_opening_the_index_sends_nothing_and_the_template_goes_in_before_the_first_write():
+    from pipeline.settings import Settings
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingCluster)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        index = ElasticsearchIndex.from_settings(Settings(index="elasticsearch", elasticsearch_url=f"http://127.0.0.1:{server.server_port}"))
+        assert RecordingCluster.requests == []  # a search can be logged before any request can fail
+        index.upsert([R1])
+        index.upsert([R2])
+        assert RecordingCluster.requests == ["PUT /_index_template/fcmon-records", "HEAD /_alias/fcmon-records",
+                                             "PUT /_bulk", "PUT /_bulk"]
+    finally:
+        server.shutdown()

@@ -191,7 +191,7 @@ def test_the_api_searches_with_basic_credentials_and_logs_first(app, base):
 def test_the_api_refuses_with_a_clear_error(app, base, params, user, password, status, message):
     got, headers, body = api_search(base, params, user, password)
     assert got == status and message in body["error"], body
-    assert "hits" not in body
+    assert "hits" not in body and not (body["hint"] and body["hint"] in body["error"])  # what went wrong, then what to do
     assert queries(app, "query.result") == []  # nothing came back
     if status == 401:
         assert headers["WWW-Authenticate"].startswith("Basic") and queries(app, "query") + queries(app, "query.refused") == []
@@ -277,3 +277,14 @@ def test_an_unknown_user_costs_the_same_scrypt_as_a_wrong_password(monkeypatch):
     assert not passwords.verify_password("guess", None)
     assert not passwords.verify_password("guess", hash_password(PASSWORD))
     assert calls == [passwords.N, passwords.N, passwords.N]  # the unknown user's check, the hashing, the wrong password's check
+
+
+def test_a_down_index_is_a_503_after_the_attempt_is_logged(tmp_path):
+    app = make_app(tmp_path / "es", make_tasking(**LIVE), index="elasticsearch",
+                   elasticsearch_url=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    app.state.set_password_hash("alice", hash_password(PASSWORD))
+    with running_console(app) as base:
+        status, _, body = api_search(base, {"tasking": "T-1", "q": "converter"}, "alice", PASSWORD)
+    assert status == 503 and "Elasticsearch request failed" in body["error"] and "hits" not in body
+    assert [q["query"] for q in queries(app)] == ["converter"] and queries(app, "query.result") == []
+    app.close()

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Iterable
 
-from pipeline.errors import FcmonError
+from pipeline.errors import FcmonError, Unavailable
 from pipeline.index import (FILTER_FIELDS, QUERY_HINT, Hit, InvalidQuery, RetentionLabel, SearchPage, SearchQuery,
                             check_window)
 from pipeline.models import IndexedRecord
@@ -198,8 +198,9 @@ def describe_es_error(info: Any, text: str) -> str:
 # -- the adapter ----------------------------------------------------------------------------------
 
 class ElasticsearchIndex:
-    def __init__(self, client: Any, alias: str = "fcmon-records", refresh: str | bool = "wait_for"):
+    def __init__(self, client: Any, alias: str = "fcmon-records", refresh: str | bool = "wait_for", *, ensured: bool = True):
         self.client, self.alias, self.refresh = client, alias, refresh
+        self._ensured = ensured  # False: install the template and alias before the first write (see ensure)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ElasticsearchIndex:
@@ -207,9 +208,7 @@ class ElasticsearchIndex:
             raise FcmonError("index=elasticsearch needs an Elasticsearch URL", "set FCMON_ELASTICSEARCH_URL")
         client = connect(settings.elasticsearch_url, settings.elasticsearch_username,
                          settings.elasticsearch_password.get_secret_value() if settings.elasticsearch_password else None)
-        index = cls(client, settings.elasticsearch_records_alias)
-        index.ensure()
-        return index
+        return cls(client, settings.elasticsearch_records_alias, ensured=False)  # no request until it is used
 
     def ensure(self, template_file: Path = TEMPLATE_FILE) -> None:
         """Install the index template and, when the alias is missing, create <alias>-v1 behind it."""
@@ -219,8 +218,11 @@ class ElasticsearchIndex:
         if not bool(es_call(self.client.indices.exists_alias, name=self.alias)):
             es_call(self.client.indices.create, index=f"{self.alias}-v1",
                        aliases={self.alias: {"is_write_index": True}})
+        self._ensured = True
 
     def upsert(self, records: list[IndexedRecord]) -> None:
+        if not self._ensured:
+            self.ensure()
         self._bulk(bulk_actions(records, self.alias))
 
     def delete(self, record_ids: list[str]) -> None:
@@ -302,5 +304,5 @@ def _unavailable(exc: Exception) -> FcmonError:
     if isinstance(exc, FcmonError):
         return exc
     detail = " ".join(str(exc).split())[:160]
-    return FcmonError(f"Elasticsearch request failed: {type(exc).__name__}: {detail}",
+    return Unavailable(f"Elasticsearch request failed: {type(exc).__name__}: {detail}",
                       "check FCMON_ELASTICSEARCH_URL, the cluster's health and fcmon's credentials")
