@@ -126,8 +126,18 @@ def decide(app: App, user: User, packet_id: str, approve: bool, note: str) -> Pa
 
 
 def render(app: App, user: User, packet_id: str, out: Path, client: str = "local") -> DisseminationEvent:
-    """Disseminate an approved packet: the DisseminationEvent is audited first, then the HTML is written to `out`."""
-    payload = {"packet_id": packet_id, "user": user.name, "out": str(out), "client": client}
+    """Disseminate an approved packet into the HTML file `out` (the CLI)."""
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise FcmonError(f"cannot write the packet to {out}: {out.parent} is not a writable folder",
+                         "choose --out in a folder you can write; nothing was disseminated")
+    event, document = disseminate(app, user, packet_id, client, str(out))
+    _write(out, document)
+    return event
+
+
+def disseminate(app: App, user: User, packet_id: str, client: str, destination: str) -> tuple[DisseminationEvent, str]:
+    """An approved packet's HTML, once its DisseminationEvent is in the audit log (no log, no packet)."""
+    payload = {"packet_id": packet_id, "user": user.name, "out": destination, "client": client}
     with refusals_audited(app, user, "packet.disseminate", payload):
         found = packet(app, packet_id)
         if user.name != found.requested_by and user.role != "supervisor":
@@ -140,9 +150,6 @@ def render(app: App, user: User, packet_id: str, out: Path, client: str = "local
             raise Forbidden(f"tasking {tasking.id} is {tasking.status(utcnow())}: its records are no longer disseminated")
         authorize_search(user, tasking)  # still on the tasking (a requester taken off its team disseminates nothing)
         records = _disseminable(app, tasking, found.record_ids)
-    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-        raise FcmonError(f"cannot write the packet to {out}: {out.parent} is not a writable folder",
-                         "choose --out in a folder you can write; nothing was disseminated")
     assert found.decided_by is not None
     event = DisseminationEvent(id=uuid.uuid4().hex, at=utcnow(), packet_id=found.id, tasking_id=found.tasking_id,
                                disseminated_by=user.name, approved_by=found.decided_by, recipient=found.recipient,
@@ -150,9 +157,8 @@ def render(app: App, user: User, packet_id: str, out: Path, client: str = "local
                                right_to_know=found.right_to_know, record_ids=found.record_ids)
     document = packet_html(found, tasking, records, event)
     app.audit.append("packet.disseminate", user.name, {**event.model_dump(mode="json"), "case_number": tasking.case_number,
-                                                       "client": client})
-    _write(out, document)
-    return event
+                                                       "client": client, "out": destination})
+    return event, document
 
 
 def _write(out: Path, document: str) -> None:

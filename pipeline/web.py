@@ -26,6 +26,7 @@ from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, U
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
 from pipeline.models import IndexedRecord, Interface, Tasking
 from pipeline.passwords import BasicAuth, verify_password
+from pipeline.packets import REQUEST_ROLES, Packet, decide, disseminate, request as request_packet, visible_packets
 from pipeline.records import show as show_record
 from pipeline.review import AUDIT_READERS, QUERY_KINDS, QueryRow, mark, query_rows
 from pipeline.search import audited_search, authorize_search, hit_dict, new_event, parse_filters, parse_time, refuse_query
@@ -179,6 +180,26 @@ class Console:
         with self.lock:
             return show_record(self.app, user, record_id, tasking_id, interface)
 
+    # situational-awareness packets (pipeline/packets.py decides; every step audited there)
+    def packets(self, user: User) -> list[Packet]:
+        with self.lock:
+            return list(reversed(visible_packets(self.app, user)))
+
+    def request_packet(self, user: User, form: dict[str, list[str]]) -> Packet:
+        def one(name: str) -> str:
+            return (form.get(name) or [""])[0]
+        with self.lock:
+            return request_packet(self.app, user, one("tasking"), form.get("record", []), one("recipient"), one("agency"),
+                                  one("need_to_know"), one("right_to_know"))
+
+    def decide_packet(self, user: User, packet_id: str, approve: bool, note: str) -> Packet:
+        with self.lock:
+            return decide(self.app, user, packet_id, approve, note)
+
+    def disseminate(self, user: User, packet_id: str, client: str) -> str:
+        with self.lock:
+            return disseminate(self.app, user, packet_id, client, "web download")[1]
+
     # supervisors' review of queries (D1.VI.B.2, D3.IV.A.11.f, D3.IV.B.3)
     def review_rows(self, user: User, params: dict[str, list[str]]) -> list[QueryRow]:
         if user.role not in AUDIT_READERS:
@@ -239,7 +260,7 @@ def query_from(params: dict[str, list[str]]) -> SearchQuery:
 
 def layout(title: str, body: str, user: User | None = None, csrf: str | None = None) -> bytes:
     review = ' <a href="/review">Query review</a> ·' if user and user.role in AUDIT_READERS else ""
-    account = (f'<form method="post" action="/logout" class="account"><a href="/">Search</a> ·{review} {e(user.name)} '
+    account = (f'<form method="post" action="/logout" class="account"><a href="/">Search</a> · <a href="/packets">Packets</a> ·{review} {e(user.name)} '
                f'({e(user.role)}) <input type="hidden" name="csrf" value="{e(csrf)}"><button>Sign out</button></form>') if user else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)} · fcmon</title>
@@ -280,21 +301,32 @@ def search_form(taskings: list[Tasking], params: dict[str, list[str]]) -> str:
 <button>Search</button></form>"""
 
 
-def results(page: SearchPage, query: SearchQuery, query_id: str) -> str:
+def results(page: SearchPage, query: SearchQuery, query_id: str, csrf: str | None = None) -> str:
+    """The hits; with `csrf` (a user who may request packets) each has a checkbox and a packet request form follows."""
     hits = []
     for hit in page.hits:
         r = hit.record
         labels = r.labels
         record_url = f"/record/{e(r.id)}?{urlencode({'tasking': query.tasking_id})}"
         fragments = "".join(f"<p>{safe_highlight(f)}</p>" for f in hit.highlights[:2])
-        hits.append(f"""<article class="hit"><h3><a href="{record_url}">{e(r.title) or "(untitled)"}</a></h3>
+        pick = f'<label class="pick"><input type="checkbox" name="record" value="{e(r.id)}"> for a packet</label>' if csrf else ""
+        hits.append(f"""<article class="hit">{pick}<h3><a href="{record_url}">{e(r.title) or "(untitled)"}</a></h3>
 <p class="meta">{e(r.source_kind)} · {e(r.author or "author not recorded")} · {e(r.timestamp.strftime("%Y-%m-%d %H:%M UTC"))} · {link(r.final_url)}</p>
 {fragments}<p class="meta">{e(labels.review_status)} · source {e(labels.source_reliability)} · content {e(labels.content_validity)}
 · criminal intelligence {"yes" if labels.criminal_intelligence else "no"} · purge by {e(labels.purge_by)}</p></article>""")
     more = ""
     if query.offset + len(page.hits) < page.total:
         more = f'<p><a href="/search?{e(urlencode(_params_of(query, query.offset + query.limit)))}">Next {query.limit}</a></p>'
-    return (f'<p class="meta">{page.total} hit(s) · query {e(query_id)} (audited)</p>' + ("".join(hits) or "<p>No records match.</p>") + more)
+    listing = f'<p class="meta">{page.total} hit(s) · query {e(query_id)} (audited)</p>' + ("".join(hits) or "<p>No records match.</p>")
+    if not (csrf and hits):
+        return listing + more
+    return f"""<form method="post" action="/packets"><input type="hidden" name="csrf" value="{e(csrf)}">
+<input type="hidden" name="tasking" value="{e(query.tasking_id)}">{listing}
+<fieldset><legend>Request a situational-awareness packet of the ticked records (reviewed records only)</legend>
+<label>Recipient <input name="recipient" required></label> <label>Agency <input name="agency" required></label><br>
+<label>Need to know <textarea name="need_to_know" rows="2" cols="60" required></textarea></label><br>
+<label>Right to know <textarea name="right_to_know" rows="2" cols="60" required></textarea></label><br>
+<button>Request a packet</button></fieldset></form>{more}"""
 
 
 def _params_of(query: SearchQuery, offset: int) -> list[tuple[str, str]]:
@@ -325,6 +357,28 @@ def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str, c
 <p class="meta">{len(rows)} quer(ies), newest first. Marks are audit entries (query.review); nobody marks their own queries.</p>
 <table><thead><tr><th>at (UTC)</th><th>user</th><th>via</th><th>tasking</th><th>query</th><th>outcome</th><th>highlights</th>
 <th>review</th><th>mark</th></tr></thead><tbody>{"".join(lines)}</tbody></table>"""
+
+
+def packets_page(packets: list[Packet], user: User, csrf: str) -> str:
+    rows = []
+    for p in packets:
+        actions = ""
+        if p.status == "requested" and user.role == "supervisor" and user.name != p.requested_by:
+            actions = (f'<form method="post" action="/packets/decide"><input type="hidden" name="csrf" value="{e(csrf)}">'
+                       f'<input type="hidden" name="packet_id" value="{e(p.id)}"><input name="note" placeholder="why" required size="20">'
+                       '<button name="decision" value="approve">Approve</button> <button name="decision" value="deny">Deny</button></form>')
+        elif p.status == "approved":
+            actions = (f'<form method="post" action="/packets/render"><input type="hidden" name="csrf" value="{e(csrf)}">'
+                       f'<input type="hidden" name="packet_id" value="{e(p.id)}"><button>Disseminate (download)</button></form>')
+        decided = f"{e(p.status)} by {e(p.decided_by)}: {e(p.decision_note)}" if p.decided_by else e(p.status)
+        rows.append(f"""<tr><td>{e(p.id)}</td><td>{e(p.tasking_id)}</td><td>{len(p.record_ids)}</td>
+<td>{e(p.recipient)}, {e(p.recipient_agency)}</td><td>{e(p.need_to_know)}<br><em>{e(p.right_to_know)}</em></td>
+<td>{e(p.requested_by)}</td><td class="status">{decided}</td><td>{actions}</td></tr>""")
+    return f"""<h2>Situational-awareness packets</h2>
+<p class="meta">Request one from search results. A supervisor other than the requester approves; each download is a
+dissemination, recorded before it happens (28 CFR 23.20(e)-(g)).</p>
+<table><thead><tr><th>packet</th><th>tasking</th><th>records</th><th>recipient</th><th>need / right to know</th>
+<th>requested by</th><th>status</th><th></th></tr></thead><tbody>{"".join(rows)}</tbody></table>"""
 
 
 def _mark_form(row: QueryRow, csrf: str) -> str:
@@ -417,8 +471,11 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 return Reply(200, layout("Search", search_form(console.taskings_for(user), params), user, session.csrf))
             if parts.path == "/search":
                 query_id, page, query = console.search(user, params, "web", client)
-                body = search_form(console.taskings_for(user), params) + results(page, query, query_id)
+                body = search_form(console.taskings_for(user), params) + results(
+                    page, query, query_id, session.csrf if user.role in REQUEST_ROLES else None)
                 return Reply(200, layout("Search", body, user, session.csrf))
+            if parts.path == "/packets":
+                return Reply(200, layout("Packets", packets_page(console.packets(user), user, session.csrf), user, session.csrf))
             if parts.path == "/review":
                 return Reply(200, layout("Query review", review_page(console.review_rows(user, params), params, session.csrf, user.role == "supervisor"),
                                          user, session.csrf))
@@ -444,8 +501,21 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             session = console.session(self.headers.get("Cookie"))
             if session is None or not secrets.compare_digest((form.get("csrf") or [""])[0], session.csrf):
                 raise Refusal(403, "this form did not come from your session", "sign in again and use the page's own form")
+            user = console.user(session.user)
+            if path == "/packets":
+                console.request_packet(user, form)
+                return Reply(303, b"", headers={"Location": "/packets"})
+            if path == "/packets/decide":
+                decision = (form.get("decision") or [""])[0]
+                console.decide_packet(user, (form.get("packet_id") or [""])[0], decision == "approve", (form.get("note") or [""])[0])
+                return Reply(303, b"", headers={"Location": "/packets"})
+            if path == "/packets/render":
+                packet_id = (form.get("packet_id") or [""])[0]
+                document = console.disseminate(user, packet_id, self.client_address[0])
+                return Reply(200, document.encode(), headers={
+                    "Content-Disposition": f'attachment; filename="packet-{re.sub(r"[^A-Za-z0-9-]", "", packet_id)}.html"'})
             if path == "/review":
-                console.mark_query(console.user(session.user), (form.get("query_id") or [""])[0], (form.get("status") or [""])[0],
+                console.mark_query(user, (form.get("query_id") or [""])[0], (form.get("status") or [""])[0],
                              (form.get("note") or [""])[0])
                 return Reply(303, b"", headers={"Location": "/review"})
             if path == "/logout":

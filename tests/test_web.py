@@ -10,12 +10,14 @@ import sys
 import time
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from pipeline import passwords
 from pipeline.models import utcnow
 from pipeline.passwords import hash_password
+from pipeline.records import review
 from tests.broker import free_port
 from tests.datadirs import make_app
 from tests.factories import make_record
@@ -166,6 +168,59 @@ def test_only_supervisors_and_administrators_see_the_query_log(app, base):
     assert "Query review" not in client.request("GET", "/")[2]
     status, _, body = client.request("POST", "/review", {"query_id": "x", "status": "reviewed", "note": ""})
     assert status == 403 and "did not come from your session" in body
+
+
+def test_a_packet_is_requested_approved_and_disseminated_in_the_browser(app, base, browser):
+    reviewed = make_record(url="https://forum.example/p/1", title=HOSTILE_TITLE, text=HOSTILE_TEXT)
+    review(app, app.state.user("alice"), reviewed.id, "T-1", "usually_reliable", "probably_true", "matches RD-4")
+    contexts = [browser.new_context(accept_downloads=True), browser.new_context()]
+    detective, supervisor = (context.new_page() for context in contexts)
+    try:
+        packet_flow(app, base, reviewed, detective, supervisor)
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def packet_flow(app, base, reviewed, detective, supervisor):
+    sign_in(detective, base, "dana")
+    detective.goto(base + "/search?tasking=T-1&q=converter+OR+converters")
+    detective.locator(f"input[name=record][value='{reviewed.id}']").check()
+    detective.fill("input[name=recipient]", "Det. Dana Ortiz")
+    detective.fill("input[name=agency]", "Example PD")
+    detective.fill("textarea[name=need_to_know]", "RD-4 theft investigation")
+    detective.fill("textarea[name=right_to_know]", "Sworn officer")
+    with detective.expect_navigation():
+        detective.click("button:text-is('Request a packet')")
+    assert detective.url == base + "/packets" and "requested" in detective.locator("td.status").inner_text()
+
+    sign_in(supervisor, base, "sam")
+    supervisor.goto(base + "/packets")
+    supervisor.fill("input[name=note]", "need and right to know fit RD-4")
+    with supervisor.expect_navigation():
+        supervisor.click("button:text-is('Approve')")
+    assert "approved by sam" in supervisor.locator("td.status").inner_text()
+
+    detective.goto(base + "/packets")
+    with detective.expect_download() as download:
+        detective.click("button:text-is('Disseminate (download)')")
+    document = Path(download.value.path()).read_text()
+    assert "&lt;script&gt;" in document and "<script>" not in document and "RD-4 theft investigation" in document
+    [event] = queries(app, "packet.disseminate")
+    assert (event["disseminated_by"], event["approved_by"], event["client"]) == ("dana", "sam", "127.0.0.1")
+    assert event["record_ids"] == [reviewed.id]
+
+
+def test_an_unreviewed_record_is_refused_for_a_packet_in_the_browser(app, base, page):
+    sign_in(page, base, "dana")
+    page.goto(base + "/search?tasking=T-1&q=converter+OR+converters")
+    page.locator("input[name=record]").first.check()
+    for field, text in (("input[name=recipient]", "Det. Dana Ortiz"), ("input[name=agency]", "Example PD"),
+                        ("textarea[name=need_to_know]", "RD-4"), ("textarea[name=right_to_know]", "Sworn officer")):
+        page.fill(field, text)
+    with page.expect_navigation():
+        page.click("button:text-is('Request a packet')")
+    assert "is unreviewed" in page.locator(".error").inner_text() and app.state.packets() == []
 
 
 # -- the same gate over HTTP ----------------------------------------------------------------------
