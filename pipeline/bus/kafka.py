@@ -338,7 +338,12 @@ class KafkaBusConsumer:
         try:
             deadline = time.monotonic() + seconds
             while (remaining := deadline - time.monotonic()) > 0:
-                records = self._consumer.poll(timeout_ms=int(min(remaining, 1.0) * 1000) or 1)
+                try:  # polling keeps the worker in its group; with the broker down it is just a pause
+                    records = self._consumer.poll(timeout_ms=int(min(remaining, 1.0) * 1000) or 1)
+                except KafkaError as exc:
+                    log.warning("event=kafka_wait_poll_failed group=%s error=%r", self.group, str(exc))
+                    time.sleep(min(remaining, 1.0))
+                    continue
                 for tp, batch in records.items():  # a partition assigned meanwhile is not paused: give its records back
                     self._consumer.seek(tp, batch[0].offset)
         finally:

@@ -54,7 +54,11 @@ class CommittingLoop:
         last_report = 0.0
         try:
             while not self.stopping:
-                batch = consumer.poll(self.batch_size, timeout_s=0.2 if until_idle else 1.0)
+                polled: list[list[Message]] = []
+                if not self._until_done(lambda: polled.append(consumer.poll(self.batch_size, timeout_s=0.2 if until_idle else 1.0)),
+                                        consumer, until_idle):
+                    break  # stopped while the bus was down
+                batch = polled[-1]
                 if not batch:
                     if until_idle and consumer.lag() == 0:
                         break
@@ -65,14 +69,24 @@ class CommittingLoop:
                     break
                 if self.progress and time.monotonic() - last_report >= self.progress_every_s:
                     last_report = time.monotonic()
-                    self.progress({**self.stats_dict(), "lag": consumer.lag()})
+                    self.progress({**self.stats_dict(), "lag": self._lag(consumer)})
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             consumer.close()
 
+    @staticmethod
+    def _lag(consumer: Consumer) -> int | str:
+        """For the progress line only: "?" while the bus cannot answer (the loop goes on)."""
+        try:
+            return consumer.lag()
+        except Exception as exc:
+            log.warning("event=lag_unknown error=%r", str(exc))
+            return "?"
+
     def _until_done(self, action: Callable[[], None], consumer: Consumer, until_idle: bool) -> bool:
-        """Run action until it succeeds, backing off while staying in the group; False when stopped meanwhile."""
+        """Run action (a poll, a batch, a commit) until it succeeds, backing off while staying in the group; False when
+        stopped meanwhile."""
         for attempt in itertools.count(1):
             try:
                 action()
