@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -18,8 +17,8 @@ from pipeline.audit import AuditEntry, canonical_json, entry_hash
 from pipeline.bus import AUDIT, DEAD_LETTER, Bus, Message
 from pipeline.bus.loop import CommittingLoop
 from pipeline.errors import FcmonError
-from pipeline.index.elasticsearch import (BULK_CHUNK, BULK_RETRIES, ElasticsearchIndex, bulk_body, connect,
-                                          es_call, triage_bulk)
+from pipeline.index.elasticsearch import (BULK_CHUNK, ElasticsearchIndex, bulk_body, bulk_retrying, connect, es_call,
+                                          triage_bulk)
 from pipeline.review import audit_document
 from pipeline.settings import REPO_CONFIG_DIR, Settings
 
@@ -121,28 +120,22 @@ class AuditIndexWriter:
         """(created, already indexed); raises ItemsRefused naming every item that is not in, after trying the rest."""
         self.ensure()
         created = already = 0
-        failures: list[str] = []
-        for start in range(0, len(actions), BULK_CHUNK):
-            pending = actions[start:start + BULK_CHUNK]
-            for attempt in range(BULK_RETRIES + 1):
-                response = dict(es_call(self.client.bulk, operations=bulk_body(pending)))
-                conflicts, others, rest = split_conflicts(pending, response)
-                retry, failed = triage_bulk(others, rest)
-                created += len(others) - len(retry) - len(failed)
-                if conflicts:
-                    docs = es_call(self.client.mget, index=self.alias, ids=[a["_id"] for a in conflicts],
-                                      source_includes=["event.hash"])["docs"]
-                    different = compare_existing(conflicts, docs)
-                    already += len(conflicts) - len(different)
-                    failed += different
-                failures += failed
-                pending = retry
-                if not pending:
-                    break
-                log.warning("event=audit_index.bulk.retry items=%d attempt=%d", len(pending), attempt + 1)
-                time.sleep(min(0.5 * 2 ** attempt, 8))
-            else:
-                failures += [f"{a['_id']}: still refused after {BULK_RETRIES} retries" for a in pending]
+
+        def send(pending: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+            nonlocal created, already
+            response = dict(es_call(self.client.bulk, operations=bulk_body(pending)))
+            conflicts, others, rest = split_conflicts(pending, response)
+            retry, failed = triage_bulk(others, rest)
+            created += len(others) - len(retry) - len(failed)
+            if conflicts:
+                docs = es_call(self.client.mget, index=self.alias, ids=[a["_id"] for a in conflicts],
+                               source_includes=["event.hash"])["docs"]
+                different = compare_existing(conflicts, docs)
+                already += len(conflicts) - len(different)
+                failed += different
+            return retry, failed
+
+        failures = bulk_retrying(actions, send, "audit_index.bulk.retry")
         if failures:
             for failure in failures:
                 log.error("event=audit_index.item_failed seq_error=%r", failure)

@@ -15,7 +15,7 @@ import re
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pipeline.errors import FcmonError, Unavailable
 from pipeline.index import (FILTER_FIELDS, QUERY_HINT, Hit, InvalidQuery, RetentionLabel, SearchPage, SearchQuery,
@@ -124,6 +124,25 @@ def triage_bulk(actions: list[dict[str, Any]], response: dict[str, Any], *, miss
     return retry, failed
 
 
+def bulk_retrying(actions: list[dict[str, Any]], send: Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], list[str]]],
+                  event: str) -> list[str]:
+    """Chunks of BULK_CHUNK, each `send` (one _bulk call: what to retry, what failed) until nothing is left to retry,
+    with backoff; every failure, after the rest are in."""
+    failures: list[str] = []
+    for start in range(0, len(actions), BULK_CHUNK):
+        pending = actions[start:start + BULK_CHUNK]
+        for attempt in range(BULK_RETRIES + 1):
+            pending, failed = send(pending)
+            failures += failed
+            if not pending:
+                break
+            log.warning("event=%s items=%d attempt=%d", event, len(pending), attempt + 1)
+            time.sleep(min(0.5 * 2 ** attempt, 8))
+        else:
+            failures += [f"{a['_id']}: still refused after {BULK_RETRIES} retries" for a in pending]
+    return failures
+
+
 # -- pure: queries --------------------------------------------------------------------------------
 
 def check_query_fields(text: str) -> None:
@@ -229,20 +248,12 @@ class ElasticsearchIndex:
         self._bulk([{"_op_type": "delete", "_index": self.alias, "_id": rid} for rid in set(record_ids)], missing_ok=True)
 
     def _bulk(self, actions: list[dict[str, Any]], missing_ok: bool = False) -> None:
-        """Chunks of BULK_CHUNK; items refused with 429/503 are retried with backoff; any other failure raises after the rest are in."""
-        failures: list[str] = []
-        for start in range(0, len(actions), BULK_CHUNK):
-            pending = actions[start:start + BULK_CHUNK]
-            for attempt in range(BULK_RETRIES + 1):
-                response = es_call(self.client.bulk, operations=bulk_body(pending), refresh=self.refresh)
-                pending, failed = triage_bulk(pending, dict(response), missing_ok=missing_ok)
-                failures += failed
-                if not pending:
-                    break
-                log.warning("event=es.bulk.retry items=%d attempt=%d", len(pending), attempt + 1)
-                time.sleep(min(0.5 * 2 ** attempt, 8))
-            else:
-                failures += [f"{a['_id']}: still refused after {BULK_RETRIES} retries" for a in pending]
+        """Items refused with 429/503 are retried with backoff; any other failure raises after the rest are in."""
+        def send(pending: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+            response = es_call(self.client.bulk, operations=bulk_body(pending), refresh=self.refresh)
+            return triage_bulk(pending, dict(response), missing_ok=missing_ok)
+
+        failures = bulk_retrying(actions, send, "es.bulk.retry")
         if failures:
             raise FcmonError(f"Elasticsearch refused {len(failures)} of {len(actions)} records (first: {failures[0]})",
                              "the others were written; fix the cause and replay the batch (ids are deterministic)")
