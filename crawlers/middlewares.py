@@ -36,6 +36,12 @@ def fcmon_settings(crawler: Crawler) -> Settings:
     return settings
 
 
+def crawl_policy(crawler: Crawler) -> RequestPolicy:
+    """The crawl's request policy (login URLs, allowed hosts) from its settings: one for every component that checks."""
+    settings = fcmon_settings(crawler)
+    return RequestPolicy(settings.crawl_login_url_pattern, AddressPolicy(settings.crawl_allow_hosts))
+
+
 def decode_headers(headers: Headers) -> dict[str, str]:
     """Scrapy's bytes headers as one string per name (several values joined with ', ')."""
     return {name.decode("latin-1"): ", ".join(v.decode("latin-1") for v in values)
@@ -68,8 +74,7 @@ class PublicOnlyMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> PublicOnlyMiddleware:
-        settings = fcmon_settings(crawler)
-        return cls(crawler, RequestPolicy(settings.crawl_login_url_pattern, AddressPolicy(settings.crawl_allow_hosts)))
+        return cls(crawler, crawl_policy(crawler))
 
     def process_request(self, request: Request) -> None:
         refusal = self.policy.check(request.method, request.url, (n.decode("latin-1") for n in request.headers))
@@ -149,8 +154,7 @@ class LoginWallMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> LoginWallMiddleware:
-        settings = fcmon_settings(crawler)
-        return cls(crawler, RequestPolicy(settings.crawl_login_url_pattern, AddressPolicy(settings.crawl_allow_hosts)))
+        return cls(crawler, crawl_policy(crawler))
 
     def process_response(self, request: Request, response: Response) -> Response:
         reason = WALL_STATUSES.get(response.status)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from twisted.internet.interfaces import IAddress, IHostnameResolver, IHostResolution, IResolutionReceiver
 from zope.interface import implementer, provider
 
-from crawlers.middlewares import fcmon_settings
+from crawlers.middlewares import crawl_policy
 from crawlers.netpolicy import AddressPolicy, parse_ip
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class PublicOnlyResolver:
 
     @classmethod
     def from_crawler(cls, crawler: Any, reactor: Any) -> PublicOnlyResolver:
-        return cls(reactor, AddressPolicy(fcmon_settings(crawler).crawl_allow_hosts))
+        return cls(reactor, crawl_policy(crawler).addresses)
 
     def install_on_reactor(self) -> None:
         self.reactor.installNameResolver(self)
