@@ -7,7 +7,7 @@ import threading
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -15,6 +15,7 @@ from pipeline.audit import LocalAuditLog
 from pipeline.gateway import Gateway, serve
 from pipeline.passwords import hash_password
 from tests.datadirs import make_app
+from tests.factories_es import FakeElasticsearch
 from tests.factories_pipeline import make_tasking
 
 NOW = datetime.now(timezone.utc)
@@ -26,14 +27,14 @@ def doc(doc_id: str, tasking: str) -> dict:
     return {"_index": "fcmon-records-v1", "_id": doc_id, "found": True, "_source": {"fcm": {"tasking_id": tasking}}}
 
 
-class Upstream(BaseHTTPRequestHandler):
+class Upstream(FakeElasticsearch):
     """Records what it receives (and how many query entries the audit log held at that moment)."""
     received: list[dict] = []
     audit_dir = None
     protocol_version = "HTTP/1.1"
 
     def _answer(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.read_body()
         queries = len(list(LocalAuditLog(self.audit_dir / "audit.db", self.audit_dir / "audit.head").entries(["query"])))
         self.received.append({"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
                               "body": body.decode(), "queries_logged": queries})
@@ -50,18 +51,9 @@ class Upstream(BaseHTTPRequestHandler):
             answer = {"name": "es", "version": {"number": "8.15.0"}, "tagline": "You Know, for Search"}
         else:
             answer = {"result": "created"}
-        payload = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Elastic-Product", "Elasticsearch")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.answer(200, answer)
 
     do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 @pytest.fixture

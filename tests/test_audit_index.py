@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,6 +22,7 @@ from pipeline.bus import AUDIT, DEAD_LETTER, Message
 from pipeline.bus.local import LocalBus
 from pipeline.index.elasticsearch import load_template
 from tests.datadirs import fcmon, make_app
+from tests.factories_es import FakeElasticsearch, serving
 from tests.test_es_adapter import mapped_paths
 
 MAPPING = load_template(AUDIT_TEMPLATE_FILE)["template"]["mappings"]
@@ -106,7 +105,7 @@ def test_replays_in_one_batch_collapse_and_bad_messages_are_set_aside(tmp_path):
 
 # -- the stand-in cluster -------------------------------------------------------------------------
 
-class AuditCluster(BaseHTTPRequestHandler):
+class AuditCluster(FakeElasticsearch):
     """Stores documents by id per index; `create` of an existing id is 409; ids in `refuse` get a 400 mapping error."""
     docs: dict[str, dict] = {}
     bulks: list[list[str]] = []
@@ -114,22 +113,12 @@ class AuditCluster(BaseHTTPRequestHandler):
     aliases: set[str] = set()
     templates: dict[str, dict] = {}
 
-    def _answer(self, status: int, body: dict | None = None) -> None:
-        payload = json.dumps(body or {}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Elastic-Product", "Elasticsearch")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
     def _body(self) -> str:
-        return self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        return self.read_body().decode()
 
     def do_HEAD(self) -> None:  # noqa: N802  exists_alias
         name = urlsplit(self.path).path.rsplit("/", 1)[-1]
-        self._answer(200 if name in self.aliases else 404)
+        self.answer(200 if name in self.aliases else 404)
 
     def do_PUT(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path
@@ -140,13 +129,13 @@ class AuditCluster(BaseHTTPRequestHandler):
             self.templates[path.rsplit("/", 1)[-1]] = body
         else:
             self.aliases.update(body.get("aliases", {}))
-        self._answer(200, {"acknowledged": True})
+        self.answer(200, {"acknowledged": True})
 
     def do_POST(self) -> None:  # noqa: N802
         path, body = urlsplit(self.path).path, self._body()
         if path.endswith("/_mget"):
             ids = json.loads(body)["ids"]
-            return self._answer(200, {"docs": [{"_id": i, "found": i in self.docs, **(
+            return self.answer(200, {"docs": [{"_id": i, "found": i in self.docs, **(
                 {"_source": {"event": {"hash": self.docs[i]["event"]["hash"]}}} if i in self.docs else {})} for i in ids]})
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
         items, ids = [], []
@@ -163,22 +152,16 @@ class AuditCluster(BaseHTTPRequestHandler):
                 self.docs[target["_id"]] = source
                 items.append({op: {"_id": target["_id"], "status": 201}})
         self.bulks.append(ids)
-        self._answer(200, {"took": 1, "errors": any(next(iter(i.values()))["status"] >= 300 for i in items), "items": items})
-
-    def log_message(self, *args) -> None:
-        pass
+        self.answer(200, {"took": 1, "errors": any(next(iter(i.values()))["status"] >= 300 for i in items), "items": items})
 
 
 @pytest.fixture
 def cluster():
     from elasticsearch import Elasticsearch
     handler = type("Cluster", (AuditCluster,), {"docs": {}, "bulks": [], "refuse": set(), "aliases": set(), "templates": {}})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    handler.url, handler.writer = url, AuditIndexWriter(Elasticsearch(url))
-    yield handler
-    server.shutdown()
+    with serving(handler) as url:
+        handler.url, handler.writer = url, AuditIndexWriter(Elasticsearch(url))
+        yield handler
 
 
 def test_every_entry_is_indexed_once_and_committed(tmp_path, cluster):

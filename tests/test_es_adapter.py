@@ -4,9 +4,7 @@ The live tier is tests/test_index_contract.py with FCMON_ELASTICSEARCH_URL set."
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,6 +13,7 @@ from pipeline.index import FILTER_FIELDS, InvalidQuery, SearchQuery
 from pipeline.index.elasticsearch import (FILTER_TARGETS, QUERY_FIELDS, ElasticsearchIndex, bulk_actions, bulk_body,
                                           es_document, es_page, es_record, es_search_body, load_template, triage_bulk)
 from tests.factories import make_record
+from tests.factories_es import FakeElasticsearch, serving
 
 R1 = make_record(url="https://forum.example.org/t/1", author="Alice", title="Stolen pallets", text="Power tools")
 R2 = make_record(url="https://news.example.com/x", author=None, published_at=None,
@@ -165,13 +164,13 @@ def test_bulk_triage_separates_retries_from_failures():
     assert triage_bulk(deletes, {"items": [{"delete": {"_id": "gone", "status": 404}}]}, missing_ok=True) == ([], [])
 
 
-class FakeCluster(BaseHTTPRequestHandler):
+class FakeCluster(FakeElasticsearch):
     """Answers _bulk like a busy cluster: the first attempt at each id gets 429, later ones succeed; 'bad' ids get 400."""
     seen: dict[str, int] = {}
     requests: list[str] = []
 
     def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        body = self.read_body().decode()
         self.requests.append(self.path)
         items = []
         for line in body.splitlines():
@@ -182,18 +181,9 @@ class FakeCluster(BaseHTTPRequestHandler):
                 self.seen[rid] = self.seen.get(rid, 0) + 1
                 status = 400 if rid == BAD.id else (429 if self.seen[rid] == 1 else 200)
                 items.append({op: {"_id": rid, "status": status, **({"error": {"type": "x", "reason": "refused"}} if status >= 300 else {})}})
-        payload = json.dumps({"took": 1, "errors": True, "items": items}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Elastic-Product", "Elasticsearch")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.answer(200, {"took": 1, "errors": True, "items": items})
 
     do_PUT = do_POST
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 BAD = make_record(url="https://x.example/bad")
@@ -202,95 +192,61 @@ BAD = make_record(url="https://x.example/bad")
 def test_bulk_retries_busy_items_and_reports_failures_over_http():
     from elasticsearch import Elasticsearch
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeCluster)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        index = ElasticsearchIndex(Elasticsearch(f"http://127.0.0.1:{server.server_port}"), "fcmon-test")
+    with serving(FakeCluster) as url:
+        index = ElasticsearchIndex(Elasticsearch(url), "fcmon-test")
         with pytest.raises(FcmonError, match=r"refused 1 of 3 records \(first: .*400 x refused\)") as caught:
             index.upsert([R1, R2, BAD])
-        assert "replay" in caught.value.hint
-        assert FakeCluster.seen[R1.id] == 2 and FakeCluster.seen[R2.id] == 2 and FakeCluster.seen[BAD.id] == 1
-        assert all(path.startswith("/_bulk") and "refresh=wait_for" in path for path in FakeCluster.requests)
-    finally:
-        server.shutdown()
+    assert "replay" in caught.value.hint
+    assert FakeCluster.seen[R1.id] == 2 and FakeCluster.seen[R2.id] == 2 and FakeCluster.seen[BAD.id] == 1
+    assert all(path.startswith("/_bulk") and "refresh=wait_for" in path for path in FakeCluster.requests)
 
 
-class RetentionCluster(BaseHTTPRequestHandler):
+class RetentionCluster(FakeElasticsearch):
     """Answers a scan (search with scroll, scroll, clear) with the records whose purge date is due, and records the query."""
     queries: list[dict] = []
     stored = [make_record(url="https://x.example/due", label_overrides={"purge_by": datetime(2026, 1, 1).date()})]
 
-    def _answer(self, payload: dict) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Elastic-Product", "Elasticsearch")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
     def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        body = json.loads(self.read_body() or b"{}")
         if self.path.startswith("/_search/scroll"):
-            return self._answer({"_scroll_id": "s1", "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+            return self.answer(200, {"_scroll_id": "s1", "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
                                  "hits": {"hits": []}})
         self.queries.append(body["query"])
         hits = [{"_id": r.id, "_source": es_document(r)} for r in self.stored]
-        self._answer({"_scroll_id": "s1", "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-                      "hits": {"total": {"value": len(hits)}, "hits": hits}})
+        self.answer(200, {"_scroll_id": "s1", "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+                          "hits": {"total": {"value": len(hits)}, "hits": hits}})
 
     def do_DELETE(self) -> None:  # noqa: N802
-        self._answer({"succeeded": True, "num_freed": 1})
-
-    def log_message(self, *args) -> None:
-        pass
+        self.answer(200, {"succeeded": True, "num_freed": 1})
 
 
 def test_records_due_are_a_range_query_on_the_label():
     from elasticsearch import Elasticsearch
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RetentionCluster)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        index = ElasticsearchIndex(Elasticsearch(f"http://127.0.0.1:{server.server_port}"), "fcmon-test")
-        assert index.due("purge_by", datetime(2026, 11, 24).date()) == RetentionCluster.stored
-        assert RetentionCluster.queries == [{"range": {"fcm.labels.purge_by": {"lte": "2026-11-24"}}}]
-    finally:
-        server.shutdown()
+    with serving(RetentionCluster) as url:
+        due = ElasticsearchIndex(Elasticsearch(url), "fcmon-test").due("purge_by", datetime(2026, 11, 24).date())
+    assert due == RetentionCluster.stored
+    assert RetentionCluster.queries == [{"range": {"fcm.labels.purge_by": {"lte": "2026-11-24"}}}]
 
 
-class RecordingCluster(BaseHTTPRequestHandler):
+class RecordingCluster(FakeElasticsearch):
     """Says yes to everything and records the requests (method and path)."""
     requests: list[str] = []
 
-    def _answer(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def _yes(self) -> None:
+        self.read_body()
         self.requests.append(f"{self.command} {self.path.split('?')[0]}")
-        body = json.dumps({"acknowledged": True, "errors": False, "items": [], "took": 1}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Elastic-Product", "Elasticsearch")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.answer(200, {"acknowledged": True, "errors": False, "items": [], "took": 1})
 
-    do_GET = do_POST = do_PUT = do_HEAD = _answer
-
-    def log_message(self, *args) -> None:
-        pass
+    do_GET = do_POST = do_PUT = do_HEAD = _yes
 
 
 def test_opening_the_index_sends_nothing_and_the_template_goes_in_before_the_first_write():
     from pipeline.settings import Settings
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingCluster)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        index = ElasticsearchIndex.from_settings(Settings(index="elasticsearch", elasticsearch_url=f"http://127.0.0.1:{server.server_port}"))
+    with serving(RecordingCluster) as url:
+        index = ElasticsearchIndex.from_settings(Settings(index="elasticsearch", elasticsearch_url=url))
         assert RecordingCluster.requests == []  # a search can be logged before any request can fail
         index.upsert([R1])
         index.upsert([R2])
-        assert RecordingCluster.requests == ["PUT /_index_template/fcmon-records", "HEAD /_alias/fcmon-records",
-                                             "PUT /_bulk", "PUT /_bulk"]
-    finally:
-        server.shutdown()
+    assert RecordingCluster.requests == ["PUT /_index_template/fcmon-records", "HEAD /_alias/fcmon-records",
+                                         "PUT /_bulk", "PUT /_bulk"]
