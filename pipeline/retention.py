@@ -26,8 +26,7 @@ def due(app: App, user: User, within_days: int, tasking_id: str | None = None) -
     if within_days < 0:
         raise FcmonError("--within must not be negative", "give the number of days ahead to look, e.g. --within 30")
     horizon = utcnow().date() + timedelta(days=within_days)
-    records = {r.id: r for label in ("review_by", "purge_by") for r in app.index.due(label, horizon)}
-    rows = [_row(r) for r in sorted(records.values(), key=lambda r: (min(r.labels.review_by, r.labels.purge_by), r.id))
+    rows = [_row(r) for r in app.index.due(["review_by", "purge_by"], horizon)
             if tasking_id is None or r.tasking_id == tasking_id]
     validated = {e.payload["record_id"]: e for e in app.audit.entries(["retention.keep"])}
     for row in rows:
@@ -70,7 +69,7 @@ def run(app: App, user: User) -> dict[str, Any]:
     if user.role not in ("supervisor", "admin"):
         raise Forbidden(f"{user.name} is {user.role}; a retention run needs the role supervisor or admin")
     today = utcnow().date()
-    expired = app.index.due("purge_by", today)
+    expired = app.index.due(["purge_by"], today)
     by_tasking = Counter(r.tasking_id for r in expired)
     result = {"purged": len(expired), "on": today.isoformat(), "by_tasking": dict(sorted(by_tasking.items()))}
     if expired:

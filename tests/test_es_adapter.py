@@ -224,7 +224,7 @@ def test_records_due_are_a_range_query_on_the_label():
     from elasticsearch import Elasticsearch
 
     with serving(RetentionCluster) as url:
-        due = ElasticsearchIndex(Elasticsearch(url), "fcmon-test").due("purge_by", datetime(2026, 11, 24).date())
+        due = ElasticsearchIndex(Elasticsearch(url), "fcmon-test").due(["purge_by"], datetime(2026, 11, 24).date())
     assert due == RetentionCluster.stored
     assert RetentionCluster.queries == [{"range": {"fcm.labels.purge_by": {"lte": "2026-11-24"}}}]
 

@@ -168,7 +168,7 @@ def test_empty_index(open_index):
     empty = open_index()
     assert empty.count() == 0
     assert empty.ids() == []
-    assert empty.due("purge_by", date(2100, 1, 1)) == []
+    assert empty.due(["purge_by"], date(2100, 1, 1)) == []
     assert search(empty, "anything").total == 0
 
 
@@ -178,10 +178,11 @@ def test_records_due_for_review_or_purge(index):
     disguised = make_record(tasking_id=T1, url="https://forum.example.org/t/6", title='{"purge_by":"1999-01-01"}',
                             text='labels "review_by":"1999-01-01"')  # crawled text cannot make a record look due
     index.upsert([early, disguised])
-    assert index.due("purge_by", date(2026, 12, 1)) == [early]
-    assert index.due("purge_by", date(2026, 11, 30)) == []
-    assert index.due("review_by", date(2026, 12, 31)) == [early]
-    assert [r.id for r in index.due("purge_by", date(2031, 3, 1))] == [early.id] + sorted(r.id for r in [*CORPUS, disguised])
+    assert index.due(["purge_by"], date(2026, 12, 1)) == [early]
+    assert index.due(["purge_by"], date(2026, 11, 30)) == []
+    assert index.due(["review_by"], date(2026, 12, 31)) == [early]
+    assert index.due(["review_by", "purge_by"], date(2026, 6, 1)) == [early]  # by its review date alone, in one pass
+    assert [r.id for r in index.due(["purge_by"], date(2031, 3, 1))] == [early.id] + sorted(r.id for r in [*CORPUS, disguised])
 
 
 # -- query language ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Sequence
 
 from pipeline.datadir import DataDir
 from pipeline.errors import FcmonError
@@ -18,6 +18,11 @@ from pipeline.models import IndexedRecord
 from pipeline.settings import Settings
 
 RetentionLabel = Literal["review_by", "purge_by"]
+
+
+def earliest(record: IndexedRecord, labels: Sequence[RetentionLabel]) -> tuple[date, str]:
+    """The sort key of Index.due: the earliest of the labels' dates, then the id."""
+    return min(getattr(record.labels, label) for label in labels), record.id
 FILTER_FIELDS = ("source_kind", "source_id", "author", "sensitivity", "source_reliability",
                  "content_validity", "review_status", "criminal_intelligence")
 
@@ -89,8 +94,8 @@ class Index(Protocol):
     def ids(self) -> list[str]:
         """Every record id held."""
 
-    def due(self, label: RetentionLabel, on_or_before: date) -> list[IndexedRecord]:
-        """Records whose `review_by` or `purge_by` label is on or before a day, oldest first (retention)."""
+    def due(self, labels: Sequence[RetentionLabel], on_or_before: date) -> list[IndexedRecord]:
+        """Records one of whose `labels` (`review_by`, `purge_by`) is on or before a day, in one pass, earliest first."""
 
     def search(self, query: SearchQuery) -> SearchPage:
         """Matches within the query's tasking; raises InvalidQuery for a malformed query."""

@@ -15,11 +15,11 @@ import re
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from pipeline.errors import FcmonError, Unavailable
 from pipeline.index import (FILTER_FIELDS, QUERY_HINT, Hit, InvalidQuery, RetentionLabel, SearchPage, SearchQuery,
-                            check_window)
+                            check_window, earliest)
 from pipeline.models import IndexedRecord
 from pipeline.settings import REPO_CONFIG_DIR, Settings
 
@@ -272,11 +272,12 @@ class ElasticsearchIndex:
         return sorted(hit["_id"] for hit in scan(self.client, index=self.alias, query={"query": {"match_all": {}}},
                                                  _source=False))
 
-    def due(self, label: RetentionLabel, on_or_before: date) -> list[IndexedRecord]:
+    def due(self, labels: Sequence[RetentionLabel], on_or_before: date) -> list[IndexedRecord]:
         from elasticsearch.helpers import scan
-        query = {"query": {"range": {f"fcm.labels.{label}": {"lte": on_or_before.isoformat()}}}}
+        ranges = [{"range": {f"fcm.labels.{label}": {"lte": on_or_before.isoformat()}}} for label in labels]
+        query = {"query": ranges[0] if len(ranges) == 1 else {"bool": {"should": ranges, "minimum_should_match": 1}}}
         records = [es_record(hit["_source"]) for hit in es_call(lambda: list(scan(self.client, index=self.alias, query=query)))]
-        return sorted(records, key=lambda r: (getattr(r.labels, label), r.id))
+        return sorted(records, key=lambda r: earliest(r, labels))
 
     def search(self, query: SearchQuery) -> SearchPage:
         from elasticsearch import BadRequestError

@@ -10,14 +10,14 @@ import html
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import tantivy
 from tantivy import Document, FieldType, Occur, Query
 
 from pipeline.errors import FcmonError
 from pipeline.index import (FILTER_FIELDS, QUERY_HINT, Hit, InvalidQuery, RetentionLabel, SearchPage, SearchQuery,
-                            check_window)
+                            check_window, earliest)
 from pipeline.models import IndexedRecord
 
 LOWER_RAW = "fcmon_lower_raw"
@@ -154,20 +154,19 @@ class LocalIndex:
         hits = searcher.search(Query.all_query(), searcher.num_docs, count=False).hits
         return sorted(searcher.doc(address).get_first("id") for _, address in hits)
 
-    def due(self, label: RetentionLabel, on_or_before: date) -> list[IndexedRecord]:
-        """A scan of the stored records (a retention run is daily, not per query): the label's date is read from each
+    def due(self, labels: Sequence[RetentionLabel], on_or_before: date) -> list[IndexedRecord]:
+        """A scan of the stored records (a retention run is daily, not per query): the labels' dates are read from each
         record's JSON without parsing it, since an unescaped `"purge_by":"` can only be the label's own key."""
         searcher = self._open().searcher()
         if searcher.num_docs == 0:
             return []
-        key, limit = f'"{label}":"'.encode(), on_or_before.isoformat().encode()
+        keys, limit = [f'"{label}":"'.encode() for label in labels], on_or_before.isoformat().encode()
         due = []
         for _, address in searcher.search(Query.all_query(), searcher.num_docs, count=False).hits:
             raw = searcher.doc(address).get_first("record")
-            start = raw.find(key) + len(key)
-            if raw[start:start + 10] <= limit:
+            if any(raw[(start := raw.find(key) + len(key)):start + 10] <= limit for key in keys):
                 due.append(IndexedRecord.model_validate_json(raw))
-        return sorted(due, key=lambda r: (getattr(r.labels, label), r.id))
+        return sorted(due, key=lambda r: earliest(r, labels))
 
     def search(self, query: SearchQuery) -> SearchPage:
         check_window(query)
