@@ -11,7 +11,8 @@ approved tasking, all of which pass the guards (the worst case: every item is wr
 - worker processes: 1 and 2 `fcmon work --bus kafka` processes in one consumer group (2 = this machine's cores),
   started and assigned first, then N items produced; the rate counts from the first batch searchable in the index
   to the last (as the in-process figure counts from the first batch), index commits included.
---profile prints the top functions of the local-bus worker run (cProfile, cumulative).
+--profile prints the top functions of both in-process worker runs, Kafka then local (cProfile, main thread,
+cumulative); it slows them, so their rates are not the benchmark's.
 """
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ def main() -> None:
             broker = Broker().start()  # empty again: the worker reads exactly N
             app = make_app(Path(tmp) / "kafka", tasking(), **broker.settings())
             produce(app.bus, values)
-            kafka_rate, join_s = work(app)
+            kafka_rate, join_s = work(app, profile=args.profile)
             print(f"worker kafka: {kafka_rate:,.0f} items/s (group join {join_s:.1f} s before the first batch)")
             app.close()
             for processes in (1, 2):
