@@ -1,7 +1,7 @@
 """Benchmark the guard chain: items/s on one core for ~1 KB JSON items (parse + decide), and the chain's
 share of the worker's per-item cost (the real worker on the local bus and index, same items).
 
-    taskset -c 0 .venv/bin/python bench/bench_guards.py --n 20000
+    taskset -c 0 .venv/bin/python bench/bench_guards.py --n 20000 [--stages]
 
 Items are forum posts of ~1 KB JSON: most are in scope and indexed, some carry contact details
 (masked), a few mention protests (rejected) or lack keywords (rejected), so every stage does work.
@@ -28,6 +28,7 @@ from pipeline.worker import Worker
 ROLES = {"alice": "analyst", "sam": "supervisor"}
 FILLER = ("seller says the parts came off a fleet of vans near the yard and wants cash only, pickup after dark, "
           "no receipts, prices negotiable for bulk buyers who can move them quickly out of state ")
+KINDS = ["plain post", "phone + email", "address + mention", "rally", "off-topic"]  # one per variant, in order
 VARIANTS = [
     "Six catalytic converters, $150 each. {f}",
     "Converter lot for sale, text his cousin at 312-555-01{n:02d} or mail buddy{n}@mail.example. {f}",
@@ -55,6 +56,7 @@ def make_items(n: int, tasking: Tasking) -> list[bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--stages", action="store_true", help="also print µs per stage, and per item kind, for 10,000 items")
     args = parser.parse_args()
     now = utcnow()
     tasking = Tasking(id="T-B", kind="criminal_predicate", case_number="B-1", requested_by="alice", approved_by="sam",
@@ -91,6 +93,8 @@ def main() -> None:
         app.close()
 
     n = args.n
+    if args.stages:
+        stage_times(chain, items[:10_000], context)
     print(json.dumps({
         "items": n, "avg_item_bytes": round(sum(map(len, raw)) / n),
         "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
@@ -100,6 +104,25 @@ def main() -> None:
         "chain_share_of_worker_per_item": round(chain_s / worker_s, 3),
         "parse_plus_chain_share_of_worker_per_item": round((parse_s + chain_s) / worker_s, 3),
     }, indent=2))
+
+
+def stage_times(chain: GuardChain, items: list[CollectedItem], context: GuardContext) -> None:
+    """µs per item in each stage's check (run as GuardChain.run runs them), and per item kind for the whole chain."""
+    per_stage: dict[str, float] = {guard.rule: 0.0 for guard in chain.guards}
+    per_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    for item in items:
+        started, current = time.perf_counter(), item
+        for guard in chain.guards:
+            began = time.perf_counter()
+            verdict = guard.check(current, context)
+            per_stage[guard.rule] += time.perf_counter() - began
+            if verdict.outcome == "reject":
+                break
+            current = verdict.item or current
+        variant = next(i for i, v in enumerate(VARIANTS) if item.text.startswith(v.split("{")[0][:12]))
+        per_kind[KINDS[variant]].append(time.perf_counter() - started)
+    print("µs per item, by stage: " + ", ".join(f"{rule} {t / len(items) * 1e6:.1f}" for rule, t in per_stage.items()))
+    print("µs per item, by kind: " + ", ".join(f"{kind} {sum(v) / len(v) * 1e6:.0f}" for kind, v in per_kind.items() if v))
 
 
 if __name__ == "__main__":
