@@ -99,10 +99,10 @@ class Worker(CommittingLoop):
                 stats.quarantined += 1
             else:
                 rejected.append(decision)
-                self.bus.produce(REJECTED, decision.item_id, payload)
+                self.bus.produce(REJECTED, message.key or decision.item_id, payload)
                 stats.rejected += 1
                 stats.rejected_by_rule[decision.reasons[0].rule] += 1
-            self.bus.produce(DECISIONS, decision.item_id, payload)
+            self.bus.produce(DECISIONS, message.key or decision.item_id, payload)  # the source: its order kept
         self.state.record_outcomes(held, rejected, self.settings.quarantine_days)  # one transaction per batch
         if records:
             self.index.upsert(records)

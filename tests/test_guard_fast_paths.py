@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from guards.chain import GuardChain
 from guards.first_amendment import Lexicon, load_lexicons
-from guards.pii import PATTERNS, may_match
+from guards.pii import PATTERNS, may_match, window
 from guards.scope import host_of, keyword_hits, keyword_pattern
 from guards.text import WORD, ItemText, item_text, words_of
 from pipeline.settings import Settings
@@ -139,3 +139,17 @@ def test_pii_pretests_never_skip_an_address_or_phone(kind, parts):
     text = "".join(word + space for word, space in parts)
     if not may_match(kind, text):
         assert PATTERNS[kind].search(text) is None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(kind=st.sampled_from(["email", "phone"]),
+       text=st.lists(st.sampled_from(["312", "555", "0101", "(312)", "(", ")", "+1", "+", "1", "$150", "buddy", "x_y", "@", "@@",
+                                      "mail", ".", "example", "com", "co_", "-", "+", " ", "  ", "\t", "\n", "\u2003", "١٢٣",
+                                      "\U00011f50", "é", "_"]), max_size=16).map("".join) | TEXT)
+@example(kind="email", text="a@b.co_x @c.org")
+@example(kind="email", text="x@y.com@z.org mail me@here.net")
+@example(kind="phone", text="+1 (312) 555-0101 or 312.555.0101x")
+def test_pii_windows_hold_every_match(kind, text):
+    pos, endpos = window(kind, text)
+    assert [m.span() for m in PATTERNS[kind].finditer(text, pos, endpos)] == [m.span() for m in PATTERNS[kind].finditer(text)]
+    assert PATTERNS[kind].sub("[masked]", text, pos=pos, endpos=endpos) == PATTERNS[kind].sub("[masked]", text)

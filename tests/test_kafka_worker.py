@@ -11,9 +11,10 @@ import time
 from datetime import timedelta
 
 import tantivy
+from kafka.partitioner.default import murmur2
 
 from guards.chain import GuardChain
-from pipeline.bus import AUDIT, COLLECTED, DEAD_LETTER
+from pipeline.bus import AUDIT, COLLECTED, DEAD_LETTER, DECISIONS
 from pipeline.bus.kafka import DAY_MS, KafkaBus, TopicSpec, create_topics
 from pipeline.demosite import DemoSite
 from pipeline.index.local import LocalIndex
@@ -131,6 +132,20 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_worker_goes_on(fres
     letters = [json.loads(m.value) for m in drain(app.bus.consumer("t", [DEAD_LETTER]), 2)]
     assert "invalid" in letters[0]["error"] and "schema_version" in letters[1]["error"]
     assert letters[0]["value"] == "{not json" and letters[0]["topic"] == COLLECTED
+
+
+def test_decisions_are_keyed_by_source_in_the_partition_the_java_client_picks(fresh_broker, tmp_path):
+    app = make_app(tmp_path / "d", live_tasking(), **fresh_broker.settings())
+    n = 60
+    publish(app.settings, [spread_item(i) for i in range(n)])
+    stats = Worker(app.settings, app.bus, app.index, app.state, GuardChain.from_settings(app.settings)).run(until_idle=True)
+    assert stats.indexed == n
+    for topic, partitions in ((COLLECTED, 6), (DECISIONS, 6)):
+        got = drain(app.bus.consumer(f"check-{topic}", [topic]), n)
+        assert {m.key for m in got} == {f"forum.example/u{i}" for i in range(SOURCES)}
+        # The Java client's default partitioner (kafka-python's murmur2 is its port): other clients agree on partitions.
+        assert all(m.partition == (murmur2(m.key.encode()) & 0x7FFFFFFF) % partitions for m in got), topic
+    app.close()
 
 
 def test_while_the_index_is_down_the_worker_commits_nothing_and_resumes_when_it_is_back(fresh_broker, tmp_path, caplog):
