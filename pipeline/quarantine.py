@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 PURGE_CLAUSE = "28CFR23.20(b); D3.II"
 
 
-def show(app: App, item_id: str) -> dict[str, Any]:
+def show(app: App, user: User, item_id: str, interface: str = "cli") -> dict[str, Any]:
+    """A held item for a supervisor to decide on; the reading is audited first (held content is protected activity)."""
     item, decision, held_at, purge_after = app.state.held(item_id)
+    app.audit.append("quarantine.show", user.name, {"item_id": item_id, "tasking_id": item.tasking_id, "interface": interface})
     return {"item": item.model_dump(mode="json"), "decision": decision.model_dump(mode="json"),
             "held_at": held_at, "purge_after": purge_after}
 

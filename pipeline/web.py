@@ -24,13 +24,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from pipeline.app import App
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
-from pipeline.models import IndexedRecord, Interface, Tasking
+from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
 from pipeline.passwords import BasicAuth, verify_password
 from pipeline.packets import REQUEST_ROLES, Packet, decide, disseminate, request as request_packet, visible_packets
+from pipeline.quarantine import keep, purge, purge_expired, show as show_held
 from pipeline.records import show as show_record
 from pipeline.review import AUDIT_READERS, QUERY_KINDS, QueryRow, mark, query_rows
 from pipeline.search import audited_search, authorize_search, hit_dict, new_event, parse_filters, parse_time, refuse_query
 from pipeline.state import User
+from pipeline.taskings import approve_tasking, revoke_tasking
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +214,53 @@ class Console:
                 and (not wanted["status"] or r.review_status == wanted["status"])]
 
     def mark_query(self, user: User, query_id: str, status: str, note: str) -> None:
-        if user.role != "supervisor":
-            raise Forbidden(f"{user.name} is {user.role}; marking queries needs the role supervisor")
+        _supervisor(user, "marking queries")
         with self.lock:
             mark(self.app.audit, self.app.state, self.app.settings, user, query_id, status, note)
+
+    # the quarantine (pipeline/quarantine.py decides and audits; supervisors only, as in `fcmon quarantine`)
+    def held(self, user: User) -> list[dict[str, Any]]:
+        _supervisor(user, "the quarantine")
+        with self.lock:
+            purge_expired(self.app)
+            return self.app.state.quarantined()
+
+    def held_item(self, user: User, item_id: str) -> dict[str, Any]:
+        _supervisor(user, "the quarantine")
+        with self.lock:
+            purge_expired(self.app)
+            return show_held(self.app, user, item_id, "web")
+
+    def decide_held(self, user: User, item_id: str, choice: str, reason: str) -> dict[str, Any]:
+        _supervisor(user, "deciding quarantined items")
+        if choice not in ("keep", "purge"):
+            raise Refusal(400, "say what to do with the item", "keep it (index it) or purge it")
+        if not reason.strip():
+            raise Refusal(400, "the reason is empty", "say why; the reason is audited and kept with the outcome")
+        with self.lock:
+            return keep(self.app, user, item_id, reason) if choice == "keep" else purge(self.app, user.name, item_id, reason)
+
+    # taskings (pipeline/taskings.py decides and audits)
+    def taskings(self, user: User) -> list[Tasking]:
+        """Supervisors see every tasking; others those they requested or are on the team of (need to know)."""
+        with self.lock:
+            taskings = self.app.state.taskings()
+        return [t for t in taskings if user.role == "supervisor" or user.name == t.requested_by or user.name in t.team]
+
+    def approve_tasking(self, user: User, tasking_id: str) -> Tasking:
+        with self.lock:
+            return approve_tasking(self.app, user, tasking_id)
+
+    def revoke_tasking(self, user: User, tasking_id: str, reason: str) -> Tasking:
+        if not reason.strip():
+            raise Refusal(400, "the reason is empty", "say why the tasking ends; the reason is audited")
+        with self.lock:
+            return revoke_tasking(self.app, user, tasking_id, reason)
+
+
+def _supervisor(user: User, what: str) -> None:
+    if user.role != "supervisor":
+        raise Forbidden(f"{user.name} is {user.role}; {what} needs the role supervisor")
 
 
 def _may_search(user: User, tasking: Tasking) -> bool:
@@ -260,7 +305,9 @@ def query_from(params: dict[str, list[str]]) -> SearchQuery:
 
 def layout(title: str, body: str, user: User | None = None, csrf: str | None = None) -> bytes:
     review = ' <a href="/review">Query review</a> ·' if user and user.role in AUDIT_READERS else ""
-    account = (f'<form method="post" action="/logout" class="account"><a href="/">Search</a> · <a href="/packets">Packets</a> ·{review} {e(user.name)} '
+    review += ' <a href="/quarantine">Quarantine</a> ·' if user and user.role == "supervisor" else ""
+    account = (f'<form method="post" action="/logout" class="account"><a href="/">Search</a> · <a href="/packets">Packets</a> · '
+               f'<a href="/taskings">Taskings</a> ·{review} {e(user.name)} '
                f'({e(user.role)}) <input type="hidden" name="csrf" value="{e(csrf)}"><button>Sign out</button></form>') if user else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)} · fcmon</title>
@@ -381,6 +428,63 @@ dissemination, recorded before it happens (28 CFR 23.20(e)-(g)).</p>
 <th>requested by</th><th>status</th><th></th></tr></thead><tbody>{"".join(rows)}</tbody></table>"""
 
 
+def quarantine_page(held: list[dict[str, Any]]) -> str:
+    rows = []
+    for h in held:
+        reason = h["decision"]["reasons"][0] if h["decision"]["reasons"] else {}
+        rows.append(f"""<tr><td><a href="/quarantine/{e(h['item_id'])}">{e(h['item_id'])}</a></td><td>{e(h['tasking_id'])}</td>
+<td>{e(h['held_at'][:16].replace("T", " "))}</td><td>{e(h['purge_after'][:10])}</td>
+<td>{e(reason.get('rule'))}: {e(", ".join(reason.get('signals', [])))}</td></tr>""")
+    return f"""<h2>Quarantine</h2>
+<p class="meta">Items about protected activity that also showed signs of criminal conduct (28 CFR 23.20(b)). Nothing here
+is searchable until a supervisor keeps it; undecided items are purged on their purge date. Opening one is audited.</p>
+<table><thead><tr><th>item</th><th>tasking</th><th>held (UTC)</th><th>purged after</th><th>why held</th></tr></thead>
+<tbody>{"".join(rows) or '<tr><td colspan="5">Nothing held.</td></tr>'}</tbody></table>"""
+
+
+def held_page(held: dict[str, Any], csrf: str) -> str:
+    item = held["item"]
+    reasons = "".join(f"<tr><td>{e(r['rule'])}</td><td>{e(r['clause'])}</td><td>{e(r['message'])}</td>"
+                      f"<td>{e(', '.join(r['signals']))}</td></tr>" for r in held["decision"]["reasons"])
+    return f"""<h2>{e(item['title']) or "(untitled)"}</h2>
+<p class="meta">held item {e(item['id'])} · tasking {e(item['tasking_id'])} · {e(item['source_kind'])} · {link(item['final_url'])}
+· purged after {e(held['purge_after'][:10])}</p>
+<blockquote style="white-space:pre-wrap">{e(item['text'])}</blockquote>
+<table><thead><tr><th>rule</th><th>clause</th><th>why</th><th>signals</th></tr></thead><tbody>{reasons}</tbody></table>
+<form method="post" action="/quarantine/decide"><input type="hidden" name="csrf" value="{e(csrf)}">
+<input type="hidden" name="item_id" value="{e(item['id'])}">
+<label>Reason (audited) <textarea name="reason" rows="2" cols="60" required></textarea></label><br>
+<button name="choice" value="keep">Keep: index it, with me recorded on it</button>
+<button name="choice" value="purge">Purge: keep only its id, hash and the reason</button></form>"""
+
+
+def taskings_page(taskings: list[Tasking], user: User, csrf: str) -> str:
+    now = utcnow()
+    rows = []
+    for t in taskings:
+        status = t.status(now)
+        actions = ""
+        if status == "pending" and user.role == "supervisor" and user.name != t.requested_by:
+            actions += (f'<form method="post" action="/taskings/approve"><input type="hidden" name="csrf" value="{e(csrf)}">'
+                        f'<input type="hidden" name="tasking_id" value="{e(t.id)}"><button>Approve</button></form>')
+        if status in ("pending", "active") and (user.role == "supervisor" or user.name == t.requested_by):
+            actions += (f'<form method="post" action="/taskings/revoke"><input type="hidden" name="csrf" value="{e(csrf)}">'
+                        f'<input type="hidden" name="tasking_id" value="{e(t.id)}"><input name="reason" placeholder="why" required size="16">'
+                        '<button>Revoke</button></form>')
+        scope = "; ".join(f"{name}: {', '.join(values)}" for name, values in
+                          (("domains", t.scope.domains), ("keywords", t.scope.keywords), ("accounts", t.scope.accounts)) if values)
+        purpose = f"{e(t.predicate)}<br><em>{e(t.criminal_activity)}</em>" if t.kind == "criminal_predicate" else e(t.title)
+        rows.append(f"""<tr><td>{e(t.id)}</td><td>{e(t.kind)}</td><td class="status">{e(status)}</td><td>{e(t.case_number or "")}</td>
+<td>{purpose}</td><td>{e(scope)}</td><td>{e(t.requested_by)}</td><td>{e(t.approved_by or "")}</td>
+<td>{e(t.expires_at.strftime("%Y-%m-%d"))}</td><td>{actions}</td></tr>""")
+    return f"""<h2>Taskings</h2>
+<p class="meta">No tasking, no collection and no search. A supervisor other than the requester approves (D3.IV.A.11.a);
+request new taskings with <code>fcmon tasking request</code>, which checks them against the denied terms first.</p>
+<table><thead><tr><th>tasking</th><th>kind</th><th>status</th><th>case</th><th>predicate / purpose</th><th>scope</th>
+<th>requested by</th><th>approved by</th><th>expires</th><th></th></tr></thead>
+<tbody>{"".join(rows) or '<tr><td colspan="10">No tasking you requested or work on.</td></tr>'}</tbody></table>"""
+
+
 def _mark_form(row: QueryRow, csrf: str) -> str:
     return (f'<form method="post" action="/review"><input type="hidden" name="csrf" value="{e(csrf)}">'
             f'<input type="hidden" name="query_id" value="{e(row.query_id)}">'
@@ -479,6 +583,13 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             if parts.path == "/review":
                 return Reply(200, layout("Query review", review_page(console.review_rows(user, params), params, session.csrf, user.role == "supervisor"),
                                          user, session.csrf))
+            if parts.path == "/quarantine":
+                return Reply(200, layout("Quarantine", quarantine_page(console.held(user)), user, session.csrf))
+            if parts.path.startswith("/quarantine/"):
+                held = console.held_item(user, parts.path.removeprefix("/quarantine/"))
+                return Reply(200, layout("Held item", held_page(held, session.csrf), user, session.csrf))
+            if parts.path == "/taskings":
+                return Reply(200, layout("Taskings", taskings_page(console.taskings(user), user, session.csrf), user, session.csrf))
             if parts.path.startswith("/record/"):
                 tasking_id = (params.get("tasking") or [""])[0]
                 record = console.record(user, parts.path.removeprefix("/record/"), tasking_id, "web")
@@ -491,33 +602,44 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 raise Refusal(413, "form too large")
             form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
             path = urlsplit(self.path).path
+
+            def one(name: str) -> str:
+                return (form.get(name) or [""])[0]
+
             if path == "/login":
                 try:
-                    token = console.sign_in((form.get("name") or [""])[0], (form.get("password") or [""])[0], self.client_address[0])
+                    token = console.sign_in(one("name"), one("password"), self.client_address[0])
                 except Refusal as refusal:
                     return Reply(refusal.status, login_page(str(refusal)))
                 cookie = f"{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={console.session_seconds}"
                 return Reply(303, b"", headers={"Location": "/", "Set-Cookie": cookie})
             session = console.session(self.headers.get("Cookie"))
-            if session is None or not secrets.compare_digest((form.get("csrf") or [""])[0], session.csrf):
+            if session is None or not secrets.compare_digest(one("csrf"), session.csrf):
                 raise Refusal(403, "this form did not come from your session", "sign in again and use the page's own form")
             user = console.user(session.user)
             if path == "/packets":
                 console.request_packet(user, form)
                 return Reply(303, b"", headers={"Location": "/packets"})
             if path == "/packets/decide":
-                decision = (form.get("decision") or [""])[0]
-                console.decide_packet(user, (form.get("packet_id") or [""])[0], decision == "approve", (form.get("note") or [""])[0])
+                console.decide_packet(user, one("packet_id"), one("decision") == "approve", one("note"))
                 return Reply(303, b"", headers={"Location": "/packets"})
             if path == "/packets/render":
-                packet_id = (form.get("packet_id") or [""])[0]
+                packet_id = one("packet_id")
                 document = console.disseminate(user, packet_id, self.client_address[0])
                 return Reply(200, document.encode(), headers={
                     "Content-Disposition": f'attachment; filename="packet-{re.sub(r"[^A-Za-z0-9-]", "", packet_id)}.html"'})
             if path == "/review":
-                console.mark_query(user, (form.get("query_id") or [""])[0], (form.get("status") or [""])[0],
-                             (form.get("note") or [""])[0])
+                console.mark_query(user, one("query_id"), one("status"), one("note"))
                 return Reply(303, b"", headers={"Location": "/review"})
+            if path == "/quarantine/decide":
+                console.decide_held(user, one("item_id"), one("choice"), one("reason"))
+                return Reply(303, b"", headers={"Location": "/quarantine"})
+            if path == "/taskings/approve":
+                console.approve_tasking(user, one("tasking_id"))
+                return Reply(303, b"", headers={"Location": "/taskings"})
+            if path == "/taskings/revoke":
+                console.revoke_tasking(user, one("tasking_id"), one("reason"))
+                return Reply(303, b"", headers={"Location": "/taskings"})
             if path == "/logout":
                 console.sign_out(self.headers.get("Cookie"))
                 return Reply(303, b"", headers={"Location": "/login", "Set-Cookie": f"{SESSION_COOKIE}=; Max-Age=0; Path=/"})

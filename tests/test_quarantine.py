@@ -47,6 +47,8 @@ def test_list_and_show_name_the_signals(held):
     shown = json.loads(q(data, "show", item_id, "--json").stdout)
     assert "protest:rally" in shown["decision"]["reasons"][0]["signals"]
     assert "joe@x.example" not in shown["item"]["text"], "held content is already minimized"
+    [read] = [e for e in reopen(data).audit.entries(["quarantine.show"])]
+    assert (read.actor, read.payload["item_id"], read.payload["interface"]) == ("sam", item_id, "cli")
 
 
 def test_only_supervisors(held):

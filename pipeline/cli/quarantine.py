@@ -44,9 +44,9 @@ def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, as_
 @click.option("--json", "as_json", is_flag=True, help="Print the held item and its decision as JSON.")
 @click.pass_context
 def show_(ctx: click.Context, data_dir: str | None, acting_user: str | None, item_id: str, as_json: bool) -> None:
-    """Show a held item, the signals that held it and the tasking it came under."""
-    app, _ = supervisor_app(ctx, data_dir, acting_user)
-    held = show(app, item_id)
+    """Show a held item, the signals that held it and the tasking it came under (the reading is audited)."""
+    app, user = supervisor_app(ctx, data_dir, acting_user)
+    held = show(app, user, item_id)
 
     def text() -> None:
         item = held["item"]

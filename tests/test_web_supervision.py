@@ -1,0 +1,143 @@
+"""Supervisors in the web console: the quarantine (open a held item, keep or purge it) and taskings (approve,
+revoke), in a real browser; every step is the CLI's, audited the same way; nobody else may take them."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from guards.chain import GuardChain
+from pipeline.bus import COLLECTED
+from pipeline.models import utcnow
+from pipeline.passwords import hash_password
+from pipeline.worker import Worker
+from tests.datadirs import make_app
+from tests.factories_guards import build, item_fields, tasking_fields
+from tests.factories_pipeline import make_tasking
+from tests.factories_web import WebClient, running_console
+from tests.test_web import PASSWORD, browser, page, queries, sign_in  # noqa: F401  (fixtures)
+
+NOW = utcnow()
+HELD_TITLE = 'Rally <img src=x onerror="alert(1)">'
+HELD_TEXT = "After the rally we cut the converters off their trucks <script>alert(2)</script>"
+
+
+@pytest.fixture
+def app(tmp_path):
+    """T-Q holds one item in the quarantine (protected activity with signs of crime); alice asked for T-P, not yet approved."""
+    tasking, item = build(tasking_fields("T-Q", NOW), item_fields("T-Q", 1, NOW, title=HELD_TITLE, text=HELD_TEXT))
+    pending = make_tasking(id="T-P", case_number="2026-CR-9", approved_by=None, approved_at=None,
+                           expires_at=NOW + timedelta(days=30))
+    app = make_app(tmp_path / "d", tasking, pending, make_tasking(id="T-S", requested_by="sue", team=[]))
+    for name in ("alice", "sam", "sue"):
+        app.state.set_password_hash(name, hash_password(PASSWORD))
+    app.bus.produce(COLLECTED, item.source_id, item.model_dump_json().encode())
+    app.bus.flush()
+    assert Worker(app.settings, app.bus, app.index, app.state, GuardChain.from_settings(app.settings)).run(until_idle=True).quarantined == 1
+    app.held_id = item.id
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def base(app):
+    with running_console(app) as url:
+        yield url
+
+
+def test_a_supervisor_opens_a_held_item_and_purges_it_in_the_browser(app, base, page):
+    sign_in(page, base, "sam")
+    with page.expect_navigation():
+        page.click("a:text-is('Quarantine')")
+    row = page.locator("tr", has_text=app.held_id)
+    assert "first_amendment" in row.inner_text() and "protest:rally" in row.inner_text()
+    assert queries(app, "quarantine.show") == []  # the list shows no content
+    with page.expect_navigation():
+        row.locator("a").click()
+    assert page.locator("h2").inner_text() == HELD_TITLE and page.locator("blockquote").inner_text() == HELD_TEXT
+    [read] = queries(app, "quarantine.show")
+    assert (read["item_id"], read["tasking_id"], read["interface"]) == (app.held_id, "T-Q", "web")
+    page.fill("textarea[name=reason]", "a rally report; the theft is already in case 2026-CR-7")
+    with page.expect_navigation():
+        page.click("button[value=purge]")
+    assert page.url == base + "/quarantine" and "Nothing held." in page.locator("tbody").inner_text()
+    [purged] = queries(app, "quarantine.purge")
+    assert (purged["item_id"], purged["reason"]) == (app.held_id, "a rally report; the theft is already in case 2026-CR-7")
+    assert app.state.quarantined() == [] and app.index.count() == 0
+    assert page.dialogs == []  # the held markup was shown as text
+
+
+def test_a_kept_item_is_indexed_with_the_supervisor_on_it(app, base):
+    client = WebClient(base)
+    assert client.sign_in("sam", PASSWORD) == 303
+    csrf = _csrf(client.request("GET", f"/quarantine/{app.held_id}")[2])
+    status, headers, _ = client.request("POST", "/quarantine/decide", {"csrf": csrf, "item_id": app.held_id, "choice": "keep",
+                                                                      "reason": "a direct threat to property"})
+    assert (status, headers["Location"]) == (303, "/quarantine")
+    record = app.index.get(app.held_id)
+    assert (record.released_by, record.release_reason) == ("sam", "a direct threat to property")
+    assert [e["item_id"] for e in queries(app, "quarantine.keep")] == [app.held_id]
+
+
+def test_a_decision_needs_a_reason_and_only_supervisors_see_the_quarantine(app, base):
+    supervisor = WebClient(base)
+    supervisor.sign_in("sam", PASSWORD)
+    csrf = _csrf(supervisor.request("GET", f"/quarantine/{app.held_id}")[2])
+    status, _, body = supervisor.request("POST", "/quarantine/decide", {"csrf": csrf, "item_id": app.held_id, "choice": "keep",
+                                                                        "reason": " "})
+    assert status == 400 and "the reason is empty" in body
+    assert len(app.state.quarantined()) == 1 and queries(app, "quarantine.keep") == []
+
+    analyst = WebClient(base)
+    analyst.sign_in("alice", PASSWORD)
+    assert "Quarantine" not in analyst.request("GET", "/")[2]
+    for path in ("/quarantine", f"/quarantine/{app.held_id}"):
+        status, _, body = analyst.request("GET", path)
+        assert status == 403 and "needs the role supervisor" in body
+    status, _, body = analyst.request("POST", "/quarantine/decide", {"csrf": _csrf(analyst.request("GET", "/")[2]),
+                                                                     "item_id": app.held_id, "choice": "purge", "reason": "x"})
+    assert status == 403 and len(app.state.quarantined()) == 1
+    assert [e["interface"] for e in queries(app, "quarantine.show")] == ["web"]  # the supervisor's read only
+
+
+def test_a_supervisor_approves_a_tasking_in_the_browser_and_nobody_approves_their_own(app, base, page):
+    sign_in(page, base, "sam")
+    with page.expect_navigation():
+        page.click("a:text-is('Taskings')")
+    pending = page.locator("tr", has_text="T-P")
+    assert pending.locator(".status").inner_text() == "pending" and "2026-CR-9" in pending.inner_text()
+    assert page.locator("tr", has_text="T-S").count() == 1  # a supervisor sees every tasking
+    with page.expect_navigation():
+        pending.locator("button:text-is('Approve')").click()
+    assert page.locator("tr", has_text="T-P").locator(".status").inner_text() == "active"
+    [approval] = queries(app, "tasking.approve")
+    assert approval["tasking_id"] == "T-P" and app.state.tasking("T-P").approved_by == "sam"
+
+    app.state.put_tasking(make_tasking(id="T-O", requested_by="sam", approved_by=None, approved_at=None))
+    page.reload()
+    assert page.locator("tr", has_text="T-O").locator("button:text-is('Approve')").count() == 0
+    client = WebClient(base)
+    client.sign_in("sam", PASSWORD)
+    status, _, body = client.request("POST", "/taskings/approve", {"csrf": _csrf(client.request("GET", "/")[2]), "tasking_id": "T-O"})
+    assert status == 403 and "cannot approve it" in body and app.state.tasking("T-O").approved_by is None
+
+
+def test_the_requester_sees_and_revokes_only_their_own_taskings(app, base):
+    client = WebClient(base)
+    client.sign_in("alice", PASSWORD)
+    _, _, body = client.request("GET", "/taskings")
+    assert "T-Q" in body and "T-P" in body and "T-S" not in body  # sue's tasking is not hers to know
+    assert "Approve</button>" not in body
+    csrf = _csrf(body)
+    status, _, body = client.request("POST", "/taskings/approve", {"csrf": csrf, "tasking_id": "T-P"})
+    assert status == 403 and "only a supervisor approves" in body
+    status, _, body = client.request("POST", "/taskings/revoke", {"csrf": csrf, "tasking_id": "T-S", "reason": "not mine"})
+    assert status == 403 and not app.state.tasking("T-S").revoked
+    status, _, _ = client.request("POST", "/taskings/revoke", {"csrf": csrf, "tasking_id": "T-P", "reason": "case closed"})
+    assert status == 303 and app.state.tasking("T-P").revoked
+    [revocation] = queries(app, "tasking.revoke")
+    assert (revocation["tasking_id"], revocation["reason"]) == ("T-P", "case closed")
+
+
+def _csrf(body: str) -> str:
+    return body.split('name="csrf" value="', 1)[1].split('"', 1)[0]
