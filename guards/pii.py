@@ -137,4 +137,12 @@ class PiiMinimization(Stage):
 def is_authors(kind: str, value: str, text: str, start: int, item: CollectedItem) -> bool:
     if kind == "email" and alnum(value.split("@")[0]) in author_names(item):
         return True
-    return OWN.search(text[max(0, start - 60):start]) is not None
+    before = text[max(0, start - 60):start]
+    return may_introduce_own(before) and OWN.search(before) is not None
+
+
+def may_introduce_own(before: str) -> bool:
+    """False only when OWN cannot match: each of its matches holds "me" or "my", and only m/M, e/E and y/Y match
+    those letters ignoring case (tests/test_guard_fast_paths.py checks every character)."""
+    lowered = before.lower()
+    return "me" in lowered or "my" in lowered

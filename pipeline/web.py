@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from pydantic import ValidationError
+
 from pipeline.app import App
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
@@ -32,7 +34,7 @@ from pipeline.records import show as show_record
 from pipeline.review import AUDIT_READERS, QUERY_KINDS, QueryRow, mark, query_rows
 from pipeline.search import audited_search, authorize_search, hit_dict, new_event, parse_filters, parse_time, refuse_query
 from pipeline.state import User
-from pipeline.taskings import approve_tasking, revoke_tasking
+from pipeline.taskings import REQUEST_ROLES as TASKING_ROLES, approve_tasking, request_tasking, revoke_tasking
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +249,27 @@ class Console:
             taskings = self.app.state.taskings()
         return [t for t in taskings if user.role == "supervisor" or user.name == t.requested_by or user.name in t.team]
 
+    def request_tasking(self, user: User, form: dict[str, list[str]]) -> Tasking:
+        """A tasking from the request form, checked as `fcmon tasking add` checks a file (pending until approved)."""
+        def one(name: str) -> str:
+            return (form.get(name) or [""])[0].strip()
+
+        def listed(name: str) -> list[str]:
+            return [v for v in re.split(r"[\s,]+", one(name)) if v]
+        expires = parse_time(one("expires") or None, "expires")
+        try:
+            tasking = Tasking.model_validate({
+                "id": one("id"), "kind": one("kind"), "title": one("title"), "case_number": one("case_number") or None,
+                "predicate": one("predicate") or None, "criminal_activity": one("criminal_activity") or None,
+                "requested_by": user.name, "team": listed("team"), "expires_at": expires,
+                "scope": {"domains": listed("domains"), "keywords": listed("keywords"), "accounts": listed("accounts")}})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "tasking"
+            raise Refusal(400, f"not a valid tasking: {where}: {first['msg']}", "correct the form and send it again") from exc
+        with self.lock:
+            return request_tasking(self.app, user, tasking)[0]
+
     def approve_tasking(self, user: User, tasking_id: str) -> Tasking:
         with self.lock:
             return approve_tasking(self.app, user, tasking_id)
@@ -458,7 +481,30 @@ def held_page(held: dict[str, Any], csrf: str) -> str:
 <button name="choice" value="purge">Purge: keep only its id, hash and the reason</button></form>"""
 
 
-def taskings_page(taskings: list[Tasking], user: User, csrf: str) -> str:
+def tasking_form(form: dict[str, list[str]], csrf: str) -> str:
+    def value(name: str) -> str:
+        return e((form.get(name) or [""])[0])
+    kind = (form.get("kind") or ["criminal_predicate"])[0]
+    kinds = "".join(f'<option value="{k}"{" selected" if k == kind else ""}>{k.replace("_", " ")}</option>'
+                    for k in ("criminal_predicate", "information_gathering", "public_safety"))
+    return f"""<form method="post" action="/taskings"><input type="hidden" name="csrf" value="{e(csrf)}">
+<fieldset><legend>Request a tasking (a supervisor other than you approves it)</legend>
+<label>Id <input name="id" value="{value('id')}" required pattern="[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}" size="16"></label>
+<label>Kind <select name="kind">{kinds}</select></label> <label>Title <input name="title" value="{value('title')}" size="40"></label><br>
+<label>Case number <input name="case_number" value="{value('case_number')}" size="16"></label>
+<label>Criminal activity <input name="criminal_activity" value="{value('criminal_activity')}" size="40"></label><br>
+<label>Predicate: the facts behind the reasonable suspicion (criminal predicates)<br>
+<textarea name="predicate" rows="3" cols="80">{value('predicate')}</textarea></label><br>
+<label>Domains <input name="domains" value="{value('domains')}" size="24"></label>
+<label>Keywords <input name="keywords" value="{value('keywords')}" size="24"></label>
+<label>Accounts <input name="accounts" value="{value('accounts')}" size="16"></label><br>
+<label>Team <input name="team" value="{value('team')}" size="24"></label>
+<label>Expires (00:00 UTC that day) <input name="expires" type="date" value="{value('expires')}" required></label>
+<button>Request</button><p class="meta">Lists: separate with commas or spaces. Information gathering names places,
+events and topics, never persons or accounts; protest, advocacy, worship and organizing terms are refused.</p></fieldset></form>"""
+
+
+def taskings_page(taskings: list[Tasking], user: User, csrf: str, form: dict[str, list[str]] | None = None) -> str:
     now = utcnow()
     rows = []
     for t in taskings:
@@ -478,11 +524,11 @@ def taskings_page(taskings: list[Tasking], user: User, csrf: str) -> str:
 <td>{purpose}</td><td>{e(scope)}</td><td>{e(t.requested_by)}</td><td>{e(t.approved_by or "")}</td>
 <td>{e(t.expires_at.strftime("%Y-%m-%d"))}</td><td>{actions}</td></tr>""")
     return f"""<h2>Taskings</h2>
-<p class="meta">No tasking, no collection and no search. A supervisor other than the requester approves (D3.IV.A.11.a);
-request new taskings with <code>fcmon tasking request</code>, which checks them against the denied terms first.</p>
+<p class="meta">No tasking, no collection and no search. A supervisor other than the requester approves (D3.IV.A.11.a).</p>
 <table><thead><tr><th>tasking</th><th>kind</th><th>status</th><th>case</th><th>predicate / purpose</th><th>scope</th>
 <th>requested by</th><th>approved by</th><th>expires</th><th></th></tr></thead>
-<tbody>{"".join(rows) or '<tr><td colspan="10">No tasking you requested or work on.</td></tr>'}</tbody></table>"""
+<tbody>{"".join(rows) or '<tr><td colspan="10">No tasking you requested or work on.</td></tr>'}</tbody></table>
+{tasking_form(form or {}, csrf) if user.role in TASKING_ROLES else ""}"""
 
 
 def _mark_form(row: QueryRow, csrf: str) -> str:
@@ -634,6 +680,15 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             if path == "/quarantine/decide":
                 console.decide_held(user, one("item_id"), one("choice"), one("reason"))
                 return Reply(303, b"", headers={"Location": "/quarantine"})
+            if path == "/taskings":
+                try:
+                    console.request_tasking(user, form)
+                except (Refusal, FcmonError) as refusal:  # the form comes back as sent, with what to fix
+                    status = refusal.status if isinstance(refusal, Refusal) else 403 if isinstance(refusal, Forbidden) else 400
+                    message = str(refusal) if isinstance(refusal, Refusal) else refusal.message
+                    body = f'<p class="error" role="alert">{e(message)}</p>' + taskings_page(console.taskings(user), user, session.csrf, form)
+                    return Reply(status, layout("Taskings", body, user, session.csrf))
+                return Reply(303, b"", headers={"Location": "/taskings"})
             if path == "/taskings/approve":
                 console.approve_tasking(user, one("tasking_id"))
                 return Reply(303, b"", headers={"Location": "/taskings"})

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import regex
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from guards.chain import GuardChain
 from guards.first_amendment import Lexicon, load_lexicons
-from guards.pii import PATTERNS, may_match, window
+from guards.pii import OWN, PATTERNS, may_introduce_own, may_match, window
 from guards.scope import host_of, keyword_hits, keyword_pattern
 from guards.text import WORD, ItemText, item_text, words_of
 from pipeline.settings import Settings
@@ -153,3 +154,20 @@ def test_pii_windows_hold_every_match(kind, text):
     pos, endpos = window(kind, text)
     assert [m.span() for m in PATTERNS[kind].finditer(text, pos, endpos)] == [m.span() for m in PATTERNS[kind].finditer(text)]
     assert PATTERNS[kind].sub("[masked]", text, pos=pos, endpos=endpos) == PATTERNS[kind].sub("[masked]", text)
+
+
+def test_only_ascii_m_e_y_match_them_ignoring_case():
+    letters = {letter: regex.compile(f"(?i){letter}") for letter in "mey"}
+    folding = {(letter, chr(cp)) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF
+               for letter, pattern in letters.items() if pattern.fullmatch(chr(cp))}
+    assert folding == {(letter, case) for letter in "mey" for case in (letter, letter.upper())}
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(["call", "Call", "me", "ME", "mE", "my", "MY", "at", "number", "shop", "text", "e-mail", " ",
+                                 "\n", "\t", "x", "İ", "é"]), max_size=12).map(" ".join) | TEXT)
+@example("Call ME at")
+@example("my shop is at")
+def test_the_own_pretest_never_skips_a_match(before):
+    if not may_introduce_own(before):
+        assert OWN.search(before) is None

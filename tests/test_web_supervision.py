@@ -2,6 +2,7 @@
 revoke), in a real browser; every step is the CLI's, audited the same way; nobody else may take them."""
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 
 import pytest
@@ -141,3 +142,42 @@ def test_the_requester_sees_and_revokes_only_their_own_taskings(app, base):
 
 def _csrf(body: str) -> str:
     return body.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def test_an_analyst_requests_a_tasking_in_the_browser_and_a_refused_request_keeps_the_form(app, base, page):
+    sign_in(page, base, "alice")
+    page.goto(base + "/taskings")
+    page.fill("input[name=id]", "IG-7")
+    page.select_option("select[name=kind]", "information_gathering")
+    page.fill("input[name=title]", "Street racing meet-ups, 14th District")
+    page.fill("input[name=domains]", "forum.example")
+    page.fill("input[name=keywords]", "street racing, rally")
+    page.fill("input[name=expires]", f"{NOW + timedelta(days=60):%Y-%m-%d}")
+    with page.expect_navigation():
+        page.click("button:text-is('Request')")
+    assert "rally are protest, advocacy, worship or organizing terms" in page.locator(".error").inner_text()
+    assert page.input_value("input[name=title]") == "Street racing meet-ups, 14th District"  # nothing typed is lost
+    assert queries(app, "tasking.request") == []
+    page.fill("input[name=keywords]", "drag race, street racing")
+    with page.expect_navigation():
+        page.click("button:text-is('Request')")
+    assert page.url == base + "/taskings"
+    assert page.locator("tr", has_text="IG-7").locator(".status").inner_text() == "pending"
+    stored = app.state.tasking("IG-7")
+    assert (stored.requested_by, stored.kind, stored.scope.keywords) == ("alice", "information_gathering", ["drag", "race", "street", "racing"])
+    assert [e["id"] for e in queries(app, "tasking.request")] == ["IG-7"]
+
+
+def test_a_criminal_predicate_must_state_its_facts(app, base):
+    client = WebClient(base)
+    client.sign_in("alice", PASSWORD)
+    form = {"csrf": _csrf(client.request("GET", "/taskings")[2]), "id": "T-9", "kind": "criminal_predicate",
+            "case_number": "2026-CR-10", "criminal_activity": "burglary of garages", "domains": "forum.example",
+            "expires": f"{NOW + timedelta(days=30):%Y-%m-%d}"}
+    status, _, body = client.request("POST", "/taskings", form)
+    assert status == 400 and "must state predicate (28CFR23.20(c))" in body and 'value="burglary of garages"' in body
+    status, _, body = client.request("POST", "/taskings", form | {"predicate": "he is suspicious"})
+    assert status == 400 and "the predicate must state the facts" in body
+    assert queries(app, "tasking.request") == []
+    status, _, body = client.request("POST", "/taskings", form | {"expires": "next week"})
+    assert status == 400 and "expires 'next week' is not a date" in html.unescape(body)
