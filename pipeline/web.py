@@ -255,7 +255,7 @@ class Console:
             return (form.get(name) or [""])[0].strip()
 
         def listed(name: str) -> list[str]:
-            return [v for v in re.split(r"[\s,]+", one(name)) if v]
+            return [v.strip() for v in re.split(r"[,\n]", one(name)) if v.strip()]  # a keyword may be a phrase
         expires = parse_time(one("expires") or None, "expires")
         try:
             tasking = Tasking.model_validate({
@@ -279,6 +279,16 @@ class Console:
             raise Refusal(400, "the reason is empty", "say why the tasking ends; the reason is audited")
         with self.lock:
             return revoke_tasking(self.app, user, tasking_id, reason)
+
+
+def refusal_of(exc: Refusal | FcmonError) -> tuple[int, str, str | None]:
+    """The HTTP status, message and hint of what the console refuses."""
+    if isinstance(exc, Refusal):
+        return exc.status, str(exc), exc.hint
+    if isinstance(exc, AuditUnavailable):
+        return 503, f"{exc.message}: nothing was searched or read", exc.hint
+    status = 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else 503 if isinstance(exc, Unavailable) else 400
+    return status, exc.message, exc.hint
 
 
 def _supervisor(user: User, what: str) -> None:
@@ -343,9 +353,12 @@ table{{border-collapse:collapse;font-size:.85rem}} td,th{{border-bottom:1px soli
 {body}</body></html>""".encode()
 
 
+def error_box(message: str, hint: str | None = None) -> str:
+    return f'<p class="error" role="alert">{e(message)}{"<br>" + e(hint) if hint else ""}</p>'
+
+
 def login_page(message: str | None = None) -> bytes:
-    error = f'<p class="error" role="alert">{e(message)}</p>' if message else ""
-    return layout("Sign in", f"""{error}<form method="post" action="/login">
+    return layout("Sign in", f"""{error_box(message) if message else ""}<form method="post" action="/login">
 <label>User <input name="name" autocomplete="username" required></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
 <button>Sign in</button></form>""")
@@ -500,7 +513,7 @@ def tasking_form(form: dict[str, list[str]], csrf: str) -> str:
 <label>Accounts <input name="accounts" value="{value('accounts')}" size="16"></label><br>
 <label>Team <input name="team" value="{value('team')}" size="24"></label>
 <label>Expires (00:00 UTC that day) <input name="expires" type="date" value="{value('expires')}" required></label>
-<button>Request</button><p class="meta">Lists: separate with commas or spaces. Information gathering names places,
+<button>Request</button><p class="meta">Lists: separate with commas. Information gathering names places,
 events and topics, never persons or accounts; protest, advocacy, worship and organizing terms are refused.</p></fieldset></form>"""
 
 
@@ -571,14 +584,8 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             api = self.path.startswith("/api/")
             try:
                 reply = route()
-            except Refusal as refusal:
-                reply = self._error(refusal.status, str(refusal), refusal.hint, api)
-            except AuditUnavailable as exc:
-                reply = self._error(503, f"{exc.message}: nothing was searched or read", exc.hint, api)
-            except FcmonError as exc:
-                status = 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else \
-                    503 if isinstance(exc, Unavailable) else 400
-                reply = self._error(status, exc.message, exc.hint, api)
+            except (Refusal, FcmonError) as exc:
+                reply = self._error(*refusal_of(exc), api)
             log.info("event=web.request client=%s method=%s path=%s status=%d", client, self.command,
                      urlsplit(self.path).path, reply.status)
             self.send_response(reply.status)
@@ -598,7 +605,7 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 user = console.user(session.user) if session and status != 401 else None
             except FcmonError:  # the account is gone: show the error without it
                 user, session = None, None
-            body = f'<p class="error" role="alert">{e(message)}{"<br>" + e(hint) if hint else ""}</p><p><a href="/">Back to search</a></p>'
+            body = error_box(message, hint) + '<p><a href="/">Back to search</a></p>'
             return Reply(status, layout("Refused", body, user, session.csrf if session else None))
 
         # routes
@@ -683,10 +690,9 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             if path == "/taskings":
                 try:
                     console.request_tasking(user, form)
-                except (Refusal, FcmonError) as refusal:  # the form comes back as sent, with what to fix
-                    status = refusal.status if isinstance(refusal, Refusal) else 403 if isinstance(refusal, Forbidden) else 400
-                    message = str(refusal) if isinstance(refusal, Refusal) else refusal.message
-                    body = f'<p class="error" role="alert">{e(message)}</p>' + taskings_page(console.taskings(user), user, session.csrf, form)
+                except (Refusal, FcmonError) as exc:  # the form comes back as sent, with what to fix
+                    status, message, hint = refusal_of(exc)
+                    body = error_box(message, hint) + taskings_page(console.taskings(user), user, session.csrf, form)
                     return Reply(status, layout("Taskings", body, user, session.csrf))
                 return Reply(303, b"", headers={"Location": "/taskings"})
             if path == "/taskings/approve":

@@ -164,7 +164,7 @@ def test_an_analyst_requests_a_tasking_in_the_browser_and_a_refused_request_keep
     assert page.url == base + "/taskings"
     assert page.locator("tr", has_text="IG-7").locator(".status").inner_text() == "pending"
     stored = app.state.tasking("IG-7")
-    assert (stored.requested_by, stored.kind, stored.scope.keywords) == ("alice", "information_gathering", ["drag", "race", "street", "racing"])
+    assert (stored.requested_by, stored.kind, stored.scope.keywords) == ("alice", "information_gathering", ["drag race", "street racing"])
     assert [e["id"] for e in queries(app, "tasking.request")] == ["IG-7"]
 
 
