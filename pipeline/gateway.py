@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from pipeline.audit import AuditLog
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
+from pipeline.http_body import BodyRefused, read_body
 from pipeline.passwords import BasicAuth
 from pipeline.review import AUDIT_READERS
 from pipeline.search import SEARCH_ROLES, close_query, new_event, open_query, refuse_query
@@ -249,8 +250,9 @@ class Refusal(Exception):
 class Gateway:
     def __init__(self, state: State, audit: AuditLog, upstream: str, *, records_alias: str, service_account: str,
                  kibana_account: str = "kibana_system", upstream_auth: tuple[str, str] | None = None,
-                 audit_alias: str = "fcmon-audit", timeout: float = 60):
+                 audit_alias: str = "fcmon-audit", timeout: float = 60, max_body_bytes: int = 100 * 1024 * 1024):
         self.state, self.audit = state, audit
+        self.max_body_bytes = max_body_bytes
         self.upstream = upstream.rstrip("/")
         self.records_alias, self.audit_alias = records_alias, audit_alias
         self.service_account, self.kibana_account = service_account, kibana_account
@@ -401,10 +403,13 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             method = self.command
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             client = self.client_address[0]
             try:
+                try:
+                    body = read_body(self, gateway.max_body_bytes)
+                except BodyRefused as refused:
+                    raise Refusal(refused.status, str(refused)) from refused
                 status, out_headers, payload = gateway.handle(method, self.path, headers, body, client)
             except Refusal as refusal:
                 status, out_headers, payload = refusal.status, {}, _error(refusal.status, str(refusal))

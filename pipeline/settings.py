@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     elasticsearch_username: str = Field("fcmon", description="fcmon's Elasticsearch service account (index=elasticsearch; password: elasticsearch_password).")
     elasticsearch_records_alias: str = Field("fcmon-records", description="Alias fcmon reads and writes records through; the first index behind it is <alias>-v1, so re-indexing is a new index and an alias swap.")
     gateway_service_account: str = Field("fcmon", description="The only fcmon user whose writes and deletes the Kibana gateway forwards.")
+    gateway_max_body_bytes: int = Field(100 * 1024 * 1024, ge=1024, description="Largest request body the Kibana gateway reads (bytes; Elasticsearch's own default http.max_content_length); a larger one is refused with 413 before it is read.")
     gateway_kibana_account: str = Field("kibana_system", description="The user Kibana itself logs in as (an fcmon user with the same password): the only one whose requests on Kibana's system indices the gateway forwards, with its own credentials.")
     duty_timezone: str = Field("UTC", description="Time zone (IANA name, e.g. America/Chicago) in which duty hours are read.")
     duty_hours_default: str | None = Field(None, pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$", description="Duty window HH:MM-HH:MM for users without their own; unset: their queries are never highlighted as off-hours.")

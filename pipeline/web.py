@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from pipeline.app import App
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable
+from pipeline.http_body import BodyRefused, read_body
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
 from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
 from pipeline.passwords import BasicAuth, verify_password
@@ -650,10 +651,11 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             raise Refusal(404, f"no page {parts.path}")
 
         def _post(self) -> Reply:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_FORM_BYTES:
-                raise Refusal(413, "form too large")
-            form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+            try:
+                body = read_body(self, MAX_FORM_BYTES)
+            except BodyRefused as refused:
+                raise Refusal(refused.status, str(refused)) from refused
+            form = parse_qs(body.decode("utf-8", "replace"))
             path = urlsplit(self.path).path
 
             def one(name: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import http.cookiejar
 import json
 import threading
@@ -63,3 +64,17 @@ def api_search(base: str, params: dict[str, str], user: str | None, password: st
             return answer.status, dict(answer.headers.items()), json.loads(answer.read())
     except urllib.error.HTTPError as answer:
         return answer.code, dict(answer.headers.items()), json.loads(answer.read())
+
+
+def raw_request(base: str, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    """A request with exactly these headers and no body sent: what a hostile or broken client can do."""
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(base).netloc, timeout=5)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode()
+    finally:
+        connection.close()

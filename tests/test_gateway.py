@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.gateway import request_terms, route
 from tests.factories_gateway import PASSWORD, Upstream, call, setup  # noqa: F401  (setup is a fixture)
+from tests.factories_web import raw_request
 
 
 def kinds(app) -> list[str]:
@@ -181,3 +182,17 @@ def test_terms_from_kibana_bodies():
     assert request_terms("_search", json.dumps({"query": {"terms": {"fcm.source_kind": ["x", "y"]}}}).encode()) == \
         ["fcm.source_kind:x", "fcm.source_kind:y"]
     assert request_terms("_search", b"") == []
+
+
+@pytest.mark.parametrize("headers, status, message", [
+    ({"Content-Length": str(200 * 1024 * 1024)}, 413, "over this service's limit of 104,857,600 bytes"),
+    ({"Content-Length": "-5"}, 400, "is negative"),
+    ({"Content-Length": "1e3"}, 400, "is not a number of bytes"),
+    ({"Transfer-Encoding": "chunked"}, 411, "send it with a Content-Length"),
+])
+def test_a_body_is_read_only_when_its_length_is_sound(setup, headers, status, message):
+    app, base, _ = setup
+    auth = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    got, body = raw_request(base, "POST", "/fcmon-records/_search", {"Authorization": auth, "X-Fcmon-Tasking": "T-1", **headers})
+    assert got == status and message in json.loads(body)["error"]["reason"]
+    assert Upstream.received == [] and kinds(app) == []  # refused before anything was read, logged or forwarded

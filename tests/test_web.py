@@ -3,6 +3,7 @@ data directory: sign-in required, every search audited first as interface web or
 from __future__ import annotations
 
 import hashlib
+import html
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from tests.broker import free_port
 from tests.datadirs import make_app
 from tests.factories import make_record
 from tests.factories_pipeline import make_tasking
-from tests.factories_web import WebClient, api_search, running_console
+from tests.factories_web import WebClient, api_search, raw_request, running_console
 
 NOW = utcnow()
 LIVE = dict(approved_at=NOW - timedelta(days=1), expires_at=NOW + timedelta(days=30))
@@ -343,3 +344,15 @@ def test_a_down_index_is_a_503_after_the_attempt_is_logged(tmp_path):
     assert status == 503 and "Elasticsearch request failed" in body["error"] and "hits" not in body
     assert [q["query"] for q in queries(app)] == ["converter"] and queries(app, "query.result") == []
     app.close()
+
+
+@pytest.mark.parametrize("headers, status, message", [
+    ({"Content-Length": str(10**9)}, 413, "over this service's limit of 16,384 bytes"),
+    ({"Content-Length": "-1"}, 400, "is negative"),
+    ({"Content-Length": "lots"}, 400, "is not a number of bytes"),
+    ({"Transfer-Encoding": "chunked"}, 411, "send it with a Content-Length"),
+])
+def test_a_form_body_is_read_only_when_its_length_is_sound(app, base, headers, status, message):
+    got, body = raw_request(base, "POST", "/login", headers)  # answered at once: the declared body is never awaited
+    assert got == status and message in html.unescape(body)
+    assert queries(app, "web.login") == queries(app, "web.login.refused") == []

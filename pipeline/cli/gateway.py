@@ -25,5 +25,6 @@ def gateway(ctx: click.Context, data_dir: str | None, acting_user: str | None, l
     password = settings.elasticsearch_password.get_secret_value() if settings.elasticsearch_password else None
     proxy = Gateway(app.state, app.audit, upstream, records_alias=settings.elasticsearch_records_alias,
                     service_account=settings.gateway_service_account, kibana_account=settings.gateway_kibana_account,
-                    upstream_auth=(settings.elasticsearch_username, password) if password else None)
+                    upstream_auth=(settings.elasticsearch_username, password) if password else None,
+                    max_body_bytes=settings.gateway_max_body_bytes)
     run_http("gateway", lambda host, port: serve(proxy, host, port), listen, f", forwarding to {upstream}")
