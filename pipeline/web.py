@@ -32,6 +32,7 @@ from pipeline.passwords import BasicAuth, verify_password
 from pipeline.packets import REQUEST_ROLES, Packet, decide, disseminate, request as request_packet, visible_packets
 from pipeline.quarantine import keep, purge, purge_expired, show as show_held
 from pipeline.records import show as show_record
+from pipeline.retention import due as retention_due, review as retention_review
 from pipeline.review import AUDIT_READERS, QUERY_KINDS, QueryRow, mark, query_rows
 from pipeline.search import audited_search, authorize_search, hit_dict, new_event, parse_filters, parse_time, refuse_query
 from pipeline.state import User
@@ -243,6 +244,21 @@ class Console:
         with self.lock:
             return keep(self.app, user, item_id, reason) if choice == "keep" else purge(self.app, user.name, item_id, reason)
 
+    # retention (pipeline/retention.py decides and audits; 28CFR23.20(h))
+    def due(self, user: User, params: dict[str, list[str]]) -> tuple[int, list[dict[str, Any]]]:
+        within = (params.get("within") or ["30"])[0].strip() or "30"
+        if not within.isdigit():
+            raise Refusal(400, f"within {within!r} is not a number of days", "give the days ahead to look, e.g. 30")
+        tasking_id = (params.get("tasking") or [""])[0].strip() or None
+        with self.lock:
+            return int(within), retention_due(self.app, user, int(within), tasking_id)
+
+    def review_retention(self, user: User, record_id: str, tasking_id: str, choice: str, reason: str) -> dict[str, Any]:
+        if choice not in ("keep", "purge"):
+            raise Refusal(400, "say what to do with the record", "validate it (keep) or purge it")
+        with self.lock:
+            return retention_review(self.app, user, record_id, tasking_id, choice == "keep", reason)
+
     # taskings (pipeline/taskings.py decides and audits)
     def taskings(self, user: User) -> list[Tasking]:
         """Supervisors see every tasking; others those they requested or are on the team of (need to know)."""
@@ -339,7 +355,7 @@ def query_from(params: dict[str, list[str]]) -> SearchQuery:
 
 def layout(title: str, body: str, user: User | None = None, csrf: str | None = None) -> bytes:
     review = ' <a href="/review">Query review</a> ·' if user and user.role in AUDIT_READERS else ""
-    review += ' <a href="/quarantine">Quarantine</a> ·' if user and user.role == "supervisor" else ""
+    review += ' <a href="/quarantine">Quarantine</a> · <a href="/retention">Retention</a> ·' if user and user.role == "supervisor" else ""
     account = (f'<form method="post" action="/logout" class="account"><a href="/">Search</a> · <a href="/packets">Packets</a> · '
                f'<a href="/taskings">Taskings</a> ·{review} {e(user.name)} '
                f'({e(user.role)}) <input type="hidden" name="csrf" value="{e(csrf)}"><button>Sign out</button></form>') if user else ""
@@ -495,6 +511,27 @@ def held_page(held: dict[str, Any], csrf: str) -> str:
 <button name="choice" value="purge">Purge: keep only its id, hash and the reason</button></form>"""
 
 
+def retention_page(within: int, rows: list[dict[str, Any]], params: dict[str, list[str]], csrf: str) -> str:
+    lines = []
+    for r in rows:
+        validated = f"validated by {e(r['validated']['by'])}: {e(r['validated']['reason'])}" if r["validated"] else "not validated"
+        lines.append(f"""<tr><td>{e(r['review_by'])}</td><td>{e(r['purge_by'])}</td><td>{e(r['tasking_id'])}</td>
+<td>{e(r['title']) or "(untitled)"}<br>{link(r['url'])}</td><td>{e(r['review_status'])}{" · criminal intelligence" if r['criminal_intelligence'] else ""}</td>
+<td>{validated}</td><td><form method="post" action="/retention"><input type="hidden" name="csrf" value="{e(csrf)}">
+<input type="hidden" name="record_id" value="{e(r['record_id'])}"><input type="hidden" name="tasking_id" value="{e(r['tasking_id'])}">
+<input name="reason" placeholder="why (audited)" required size="18"><button name="choice" value="keep">Validate</button>
+<button name="choice" value="purge">Purge now</button></form></td></tr>""")
+    tasking = e((params.get("tasking") or [""])[0])
+    return f"""<h2>Retention review</h2>
+<p class="meta">Records whose review or purge date falls within {within} day(s), earliest first (28 CFR 23.20(h): reviewed
+and validated, or purged, within five years). Validating keeps a record to its purge date, which never moves; on that date
+<code>fcmon retention run</code> purges it. This listing is audited.</p>
+<form method="get" action="/retention"><label>Within (days) <input name="within" value="{within}" size="4"></label>
+<label>Tasking <input name="tasking" value="{tasking}" size="12"></label><button>List</button></form>
+<table><thead><tr><th>review by</th><th>purge by</th><th>tasking</th><th>record</th><th>status</th><th>validation</th><th></th></tr></thead>
+<tbody>{"".join(lines) or '<tr><td colspan="7">Nothing comes due in that time.</td></tr>'}</tbody></table>"""
+
+
 def tasking_form(form: dict[str, list[str]], csrf: str) -> str:
     def value(name: str) -> str:
         return e((form.get(name) or [""])[0])
@@ -642,6 +679,9 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             if parts.path.startswith("/quarantine/"):
                 held = console.held_item(user, parts.path.removeprefix("/quarantine/"))
                 return Reply(200, layout("Held item", held_page(held, session.csrf), user, session.csrf))
+            if parts.path == "/retention":
+                within, rows = console.due(user, params)
+                return Reply(200, layout("Retention", retention_page(within, rows, params, session.csrf), user, session.csrf))
             if parts.path == "/taskings":
                 return Reply(200, layout("Taskings", taskings_page(console.taskings(user), user, session.csrf), user, session.csrf))
             if parts.path.startswith("/record/"):
@@ -689,6 +729,9 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             if path == "/quarantine/decide":
                 console.decide_held(user, one("item_id"), one("choice"), one("reason"))
                 return Reply(303, b"", headers={"Location": "/quarantine"})
+            if path == "/retention":
+                console.review_retention(user, one("record_id"), one("tasking_id"), one("choice"), one("reason"))
+                return Reply(303, b"", headers={"Location": "/retention"})
             if path == "/taskings":
                 try:
                     console.request_tasking(user, form)

@@ -14,6 +14,7 @@ from pipeline.passwords import hash_password
 from pipeline.worker import Worker
 from tests.datadirs import make_app
 from tests.factories_guards import build, item_fields, tasking_fields
+from tests.factories import make_record
 from tests.factories_pipeline import make_tasking
 from tests.factories_web import WebClient, running_console
 from tests.test_web import PASSWORD, browser, page, queries, sign_in  # noqa: F401  (fixtures)
@@ -181,3 +182,43 @@ def test_a_criminal_predicate_must_state_its_facts(app, base):
     assert queries(app, "tasking.request") == []
     status, _, body = client.request("POST", "/taskings", form | {"expires": "next week"})
     assert status == 400 and "expires 'next week' is not a date" in html.unescape(body)
+
+
+def test_a_supervisor_validates_and_purges_records_coming_due_in_the_browser(app, base, page):
+    soon, later = (make_record(tasking_id="T-Q", url=f"https://forum.example/{name}", title=title,
+                               label_overrides={"review_by": (NOW + timedelta(days=days)).date(),
+                                                "purge_by": (NOW + timedelta(days=days)).date()})
+                   for name, title, days in (("soon", "Soon <b>due</b>", 5), ("later", "Later", 400)))
+    app.index.upsert([soon, later])
+    sign_in(page, base, "sam")
+    with page.expect_navigation():
+        page.click("a:text-is('Retention')")
+    rows = page.locator("tbody tr")
+    assert rows.count() == 1 and "Soon <b>due</b>" in rows.first.inner_text()  # within 30 days only; titles as text
+    [listing] = queries(app, "retention.list")
+    assert (listing["within_days"], listing["rows"]) == (30, 1)
+    rows.first.locator("input[name=reason]").fill("still tied to case 2026-CR-7")
+    with page.expect_navigation():
+        rows.first.locator("button:text-is('Validate')").click()
+    assert "validated by sam: still tied to case 2026-CR-7" in page.locator("tbody tr").first.inner_text()
+    [kept] = queries(app, "retention.keep")
+    assert (kept["record_id"], kept["purge_by"]) == (soon.id, soon.labels.purge_by.isoformat())  # the date never moves
+    page.goto(base + "/retention?within=500")
+    later_row = page.locator("tr", has_text="Later")
+    later_row.locator("input[name=reason]").fill("no longer relevant")
+    with page.expect_navigation():
+        later_row.locator("button:text-is('Purge now')").click()
+    assert app.index.get(later.id) is None and app.index.get(soon.id) is not None
+    assert [e["record_id"] for e in queries(app, "retention.purge")] == [later.id]
+
+
+def test_retention_is_for_supervisors_and_a_bad_horizon_is_refused(app, base):
+    analyst = WebClient(base)
+    analyst.sign_in("alice", PASSWORD)
+    status, _, body = analyst.request("GET", "/retention")
+    assert status == 403 and "needs the role supervisor" in body and "Retention</a>" not in analyst.request("GET", "/")[2]
+    supervisor = WebClient(base)
+    supervisor.sign_in("sam", PASSWORD)
+    status, _, body = supervisor.request("GET", "/retention?within=soon")
+    assert status == 400 and "is not a number of days" in html.unescape(body)
+    assert queries(app, "retention.list") == []
