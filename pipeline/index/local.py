@@ -7,6 +7,7 @@ after another; readers see each commit.
 from __future__ import annotations
 
 import html
+import logging
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -19,6 +20,8 @@ from pipeline.errors import FcmonError
 from pipeline.index import (FILTER_FIELDS, QUERY_HINT, Hit, InvalidQuery, RetentionLabel, SearchPage, SearchQuery,
                             check_window, earliest)
 from pipeline.models import IndexedRecord
+
+log = logging.getLogger(__name__)
 
 LOWER_RAW = "fcmon_lower_raw"
 SEARCH_FIELDS = ["title", "text"]
@@ -117,11 +120,15 @@ class LocalIndex:
 
     def _writer(self, heap: int, threads: int) -> _Writing:
         index = self._open()
-        deadline = time.monotonic() + self.lock_timeout
-        pause = 0.02
+        started = time.monotonic()
+        deadline = started + self.lock_timeout
+        pause, waited = 0.02, False
         while True:
             try:
-                return _Writing(self, index.writer(heap, threads))
+                writing = _Writing(self, index.writer(heap, threads))
+                if waited:  # workers sharing one local index take turns; this shows how long
+                    log.info("event=index_writer_waited ms=%d", (time.monotonic() - started) * 1000)
+                return writing
             except ValueError as exc:
                 if "LockBusy" not in str(exc):
                     raise FcmonError(f"cannot write the search index in {self.path}: {_one_line(str(exc))}") from exc
@@ -132,7 +139,7 @@ class LocalIndex:
                         "another fcmon process is writing it; retry when it is done, "
                         "or stop the stuck process") from exc
             time.sleep(pause)
-            pause = min(pause * 2, 0.5)
+            waited, pause = True, min(pause * 2, 0.05)  # a commit holds the lock for 0.1-0.3 s: wake soon after it ends
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -142,7 +149,10 @@ class LocalIndex:
         return _record(searcher, hits[0][1]) if hits else None
 
     def count(self, tasking_id: str | None = None) -> int:
-        searcher = self._open().searcher()
+        """Records committed now, by any process (searches see other processes' commits within ~0.5 s)."""
+        index = self._open()
+        index.reload()
+        searcher = index.searcher()
         if tasking_id is None:
             return searcher.num_docs
         return searcher.search(Query.term_query(self._schema, "tasking_id", tasking_id), 1).count
