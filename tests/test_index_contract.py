@@ -164,6 +164,13 @@ def test_writers_take_turns(index, open_index):
     assert index.get(extra.id) == extra
 
 
+def test_count_sees_another_writers_commit_at_once(index, open_index):
+    other = open_index()
+    assert other.count() == 4
+    index.upsert([make_record(tasking_id=T2, url="https://forum.example.org/t/79")])
+    assert other.count() == 5  # not after a reader happens to notice: workers and benchmarks count on it
+
+
 def test_empty_index(open_index):
     empty = open_index()
     assert empty.count() == 0
