@@ -112,3 +112,19 @@ def test_a_worker_killed_mid_run_and_restarted_loses_and_duplicates_nothing(tmp_
     subprocess.run([*FCMON, "work", "--until-idle"], env={**os.environ, **env}, check=True, capture_output=True, timeout=120)
     ids = LocalIndex(root / "index").ids()
     assert len(ids) == len(set(ids)) == n
+
+
+def test_progress_lines_read_the_lag_at_most_every_ten_seconds(tmp_path, monkeypatch):
+    from pipeline.bus.local import LocalConsumer
+    app = make_app(tmp_path / "d", live_tasking(), work_batch_size=3)
+    for i in range(30):
+        app.bus.produce(COLLECTED, "forum.example", item(i).model_dump_json().encode())
+    app.bus.flush()
+    readings, reports = [], []
+    read_lag = LocalConsumer.lag
+    monkeypatch.setattr(LocalConsumer, "lag", lambda self: readings.append(1) or read_lag(self))
+    worker = Worker(app.settings, app.bus, app.index, app.state, GuardChain.from_settings(app.settings), progress=reports.append)
+    worker.progress_every_s = 0  # a line after every batch
+    worker.run(until_idle=True)
+    assert len(reports) == 10 and {r["lag"] for r in reports} == {27}  # read after the first batch, shown since
+    assert len(readings) == 2  # that reading and the until-idle check at the end (a Kafka reading costs ~0.1 s)
