@@ -111,10 +111,10 @@ def work_in_processes(root: Path, broker: Broker, values: list[bytes], processes
         index = LocalIndex(root / "index")
         produce(app.bus, values)  # faster than the workers consume: they are never starved once the first batch is in
         while (first := index.count()) == 0:
-            time.sleep(0.01)
+            time.sleep(0.05)  # each count reloads the index: poll gently, the workers share these cores
         start = time.perf_counter()
         while index.count() < len(values):
-            time.sleep(0.01)
+            time.sleep(0.05)  # each count reloads the index: poll gently, the workers share these cores
         elapsed = time.perf_counter() - start
     finally:
         for worker in workers:
