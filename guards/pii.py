@@ -54,30 +54,44 @@ def may_match(kind: str, text: str) -> bool:
     return ADDRESS_HINT(text.encode("ascii").translate(ADDRESS_SHAPES)) is not None
 
 
-FIRST_DIGIT = regex.compile(r"\d").search
-LAST_DIGIT = regex.compile(r"\d", regex.REVERSE).search
+DIGIT_RUN = regex.compile(r"\d+")
+PHONE_GAP = 2  # the most characters between two digits of a PHONE match: ") " after the area code, " (" before it
 
 
-def window(kind: str, text: str) -> tuple[int, int]:
-    """(pos, endpos) holding every match of PATTERNS[kind] in the text, the lookahead at endpos seeing what it sees in
-    the whole text (`regex` lookbehinds read before pos anyway), so a scan of the window finds exactly the whole
-    text's matches; an email or phone number is a few characters of a long post, and its pattern costs per character.
+def windows(kind: str, text: str) -> list[tuple[int, int]]:
+    """(pos, endpos) stretches of the text that hold every match of PATTERNS[kind], each match inside one, the
+    lookahead at each endpos seeing what it sees in the whole text (`regex` lookbehinds read before pos anyway): a
+    scan of the stretches finds exactly the whole text's matches. [] when the pattern cannot match. A contact detail
+    is a few characters of a long post, and a pattern costs per character scanned.
 
     An EMAIL match holds an "@" and no space: it lies between the spaces around the first and last "@", and its
-    final \\b sees the space. A PHONE match starts at most one character ("+" or "(") before its first digit and
-    ends with a digit, the next character being no digit."""
+    final \\b sees the space. A PHONE match's digits (10 or 11) are never more than PHONE_GAP characters apart, so
+    they lie in one cluster of such digit runs; it starts at most one character ("+" or "(") before its first digit
+    and ends with a digit, the next character being no digit."""
+    if kind == "phone":
+        return phone_windows(text)
+    if not may_match(kind, text):
+        return []
     if kind == "email":
         first, last = text.find("@"), text.rfind("@")
-        if first < 0:
-            return 0, 0
         end = text.find(" ", last)
-        return text.rfind(" ", 0, first) + 1, end if end >= 0 else len(text)
-    if kind == "phone":
-        first_digit = FIRST_DIGIT(text)
-        if first_digit is None:
-            return 0, 0
-        return max(0, first_digit.start() - 1), LAST_DIGIT(text).end()
-    return 0, len(text)
+        return [(text.rfind(" ", 0, first) + 1, end if end >= 0 else len(text))]
+    return [(0, len(text))]
+
+
+def phone_windows(text: str) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
+    start = end = digits = 0
+    for run in DIGIT_RUN.finditer(text):
+        if digits and run.start() - end <= PHONE_GAP:
+            end, digits = run.end(), digits + run.end() - run.start()
+            continue
+        if digits >= PHONE_DIGITS:
+            found.append((max(0, start - 1), end))
+        start, end, digits = run.start(), run.end(), run.end() - run.start()
+    if digits >= PHONE_DIGITS:
+        found.append((max(0, start - 1), end))
+    return found
 
 
 def normalized(kind: str, value: str) -> str:
@@ -120,17 +134,14 @@ class PiiMinimization(Stage):
     @staticmethod
     def mask(text: str, item: CollectedItem, named: set[tuple[str, str]], counts: dict[str, int]) -> str:
         for kind, pattern in PATTERNS.items():
-            if not may_match(kind, text):
-                continue
-
             def replace(m: regex.Match, kind: str = kind) -> str:
                 value = m.group(0)
                 if (kind, normalized(kind, value)) in named or is_authors(kind, value, m.string, m.start(), item):
                     return value
                 counts[kind] = counts.get(kind, 0) + 1
                 return f"[{kind} masked]"
-            pos, endpos = window(kind, text)
-            text = pattern.sub(replace, text, pos=pos, endpos=endpos)
+            for pos, endpos in reversed(windows(kind, text)):  # last first: a replacement moves what follows it
+                text = pattern.sub(replace, text, pos=pos, endpos=endpos)
         return text
 
 
