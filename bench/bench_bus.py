@@ -1,6 +1,6 @@
 """Benchmark the bus: Kafka producer throughput and the worker end to end, Kafka against the local bus, in one run.
 
-    .venv/bin/python bench/bench_bus.py --n 20000 [--profile]
+    .venv/bin/python bench/bench_bus.py --n 20000 [--runs 5] [--profile]
 
 Starts a Tansu broker (tests/broker.py) on 127.0.0.1. Items are ~1 KB CollectedItems over 24 sources under one
 approved tasking, all of which pass the guards (the worst case: every item is written to the index).
@@ -12,7 +12,8 @@ approved tasking, all of which pass the guards (the worst case: every item is wr
   processes' figure leaves it out);
 - worker processes: 1 and 2 `fcmon work --bus kafka` processes in one consumer group (2 = this machine's cores),
   started and assigned first, then N items produced; the rate counts from the first batch searchable in the index
-  to the last (as the in-process figure counts from the first batch), index commits included.
+  to the last (as the in-process figure counts from the first batch), index commits included; --runs repeats
+  these two and prints median, min and max.
 --profile prints the top functions of both in-process worker runs, Kafka then local (cProfile, main thread,
 cumulative); it slows them, so their rates are not the benchmark's.
 """
@@ -22,6 +23,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,6 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--runs", type=int, default=1, help="times to run the 1- and 2-process measurements (their spread is wide)")
     args = parser.parse_args()
     values = items(args.n)
     print(f"items={args.n} bytes_per_item={sum(map(len, values)) // len(values)}")
@@ -148,12 +151,19 @@ def main() -> None:
             kafka_rate, join_s = work(app, profile=args.profile)
             print(f"worker kafka: {kafka_rate:,.0f} items/s (group join {join_s:.1f} s before the first batch)")
             app.close()
-            for processes in (1, 2):
-                broker.stop()
-                broker = Broker().start()
-                rate = work_in_processes(Path(tmp) / f"kafka-{processes}p", broker, values, processes)
-                print(f"worker kafka, {processes} `fcmon work` process(es) in one group: {rate:,.0f} items/s "
-                      "(first batch indexed to last)")
+            rates: dict[int, list[float]] = {1: [], 2: []}
+            for run in range(args.runs):
+                for processes in (1, 2):
+                    broker.stop()
+                    broker = Broker().start()
+                    rate = work_in_processes(Path(tmp) / f"kafka-{processes}p-{run}", broker, values, processes)
+                    rates[processes].append(rate)
+                    print(f"worker kafka, {processes} `fcmon work` process(es) in one group: {rate:,.0f} items/s "
+                          "(first batch indexed to last)", flush=True)
+            if args.runs > 1:
+                for processes, measured in rates.items():
+                    print(f"worker kafka, {processes} process(es), {args.runs} runs: median {statistics.median(measured):,.0f}, "
+                          f"min {min(measured):,.0f}, max {max(measured):,.0f} items/s")
         finally:
             broker.stop()
         app = make_app(Path(tmp) / "local", tasking())
