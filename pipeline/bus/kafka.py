@@ -94,9 +94,9 @@ def _key_hash(key: bytes) -> int:
 class KeyHashCachingPartitioner(DefaultPartitioner):
     """The default partitioner's choice (murmur2 of the key, as the Java client: other clients agree on partitions),
     remembering each key's hash: fcmon keys by source, a few keys in many messages, and kafka-python's pure-Python
-    murmur2 was a third of the worker's time in `send`."""
+    murmur2 was a third of the time the worker spent in `send`."""
 
-    def partition(self, topic, key, serialized_key, value, serialized_value, cluster):  # noqa: D102
+    def partition(self, topic, key, serialized_key, value, serialized_value, cluster):
         partitions = cluster.partitions_for_topic(topic) if serialized_key is not None else None
         if not partitions:  # no key (random choice) or unknown topic (the default's error)
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
