@@ -15,6 +15,7 @@ GC = "tests/test_guard_cases.py"
 RR = "tests/test_record_review.py"
 PK = "tests/test_packets.py"
 RT = "tests/test_retention.py"
+WS = "tests/test_web_supervision.py"
 
 
 def cases(*names: str) -> tuple[str, ...]:
@@ -121,7 +122,9 @@ MATRIX: tuple[Clause, ...] = (
     Clause("D3.IV.B.2.d", "Never a speculative search without grounds; 28 CFR Part 23 for intelligence on persons or groups", ENF,
            "guards.purpose (approved, unexpired, in scope), guards.relevance, guards.tasking_rules (predicate states facts)",
            cases("self-approved", "approved-by-detective", "approver-unknown", "in-domain-off-topic", "irrelevant-in-domain",
-                 "predicate-without-facts", "account-mentioned-not-author")),
+                 "predicate-without-facts", "account-mentioned-not-author")
+           + (f"{WS}::test_a_supervisor_approves_a_tasking_in_the_browser_and_nobody_approves_their_own",
+              f"{WS}::test_a_criminal_predicate_must_state_its_facts")),
     Clause("D3.IV.B.2.e", "Access Public Domain social networking sites", ENF, "robots.txt honoured; public source kinds only",
            cases("robots-disallowed", "private-message-kind")),
     Clause("D3.IV.B.2.f", "Monikers for login-only sites, with supervisor approval", ORG,
@@ -158,7 +161,7 @@ MATRIX: tuple[Clause, ...] = (
     Clause("28CFR23.20(g)", "Safeguards and audit trails; labels of sensitivity, confidence, submitting agency and control official", ENF,
            "guards.labels on every record; audit log before every query (CLI, web console, API, Kibana gateway), record read, "
            "record review and dissemination "
-           "(who received what, why, when: DisseminationEvent); quarantine decisions audited",
+           "(who received what, why, when: DisseminationEvent); quarantine decisions and readings of held items audited",
            ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
             f"{PK}::test_an_approved_packet_is_disseminated_on_record_and_crawled_content_is_escaped",
             f"{PK}::test_no_log_no_packet",
@@ -166,18 +169,20 @@ MATRIX: tuple[Clause, ...] = (
             "tests/test_web.py::test_no_log_no_query",
             "tests/test_audit_review.py::test_the_ledger_holds_every_search_term_from_every_interface",
             "tests/test_quarantine.py::test_keep_indexes_with_the_supervisor_and_is_audited",
+            f"{WS}::test_a_supervisor_opens_a_held_item_and_purges_it_in_the_browser",
             f"{RR}::test_reading_a_record_is_authorized_and_audited_like_a_search") + cases("in-scope-post")),
     Clause("28CFR23.20(h)", "Periodic review; reviewer, date and reason recorded; never retained over five years", ENF,
            "guards.labels: review_by/purge_by within five years (settings capped); `fcmon record review` records reviewer, "
            "date and note, audited, and never extends retention; pipeline.retention: `fcmon retention review` lists records "
-           "coming due and records a keep (reviewer, date, reason) or purge, `fcmon retention run` purges every record on "
-           "its purge date, audited before the index changes",
+           "coming due and records a keep (reviewer, date, reason) or purge (also the web console's /retention), "
+           "`fcmon retention run` purges every record on its purge date, audited before the index changes",
            ("tests/test_guards.py::test_noncriminal_taskings_get_the_shorter_retention",
             "tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
             f"{RR}::test_the_review_is_audited_with_labels_before_and_after",
             f"{RR}::test_retention_is_never_extended_beyond_five_years_of_collection",
             f"{RT}::test_the_run_purges_every_record_whose_date_has_come_and_audits_it_first",
             f"{RT}::test_keeping_records_the_validation_and_never_moves_the_purge_date",
+            f"{WS}::test_a_supervisor_validates_and_purges_records_coming_due_in_the_browser",
             f"{RT}::test_no_log_no_purge")),
     Clause("28CFR23.20(i)", "No direct remote terminal access without OJP approval; no major modifications without OJP approval", ORG,
            "deployment decision: fcmon serves authenticated users of the data directory only"),
