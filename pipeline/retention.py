@@ -19,12 +19,16 @@ from pipeline.records import REVIEW_ROLES, authorized, record_under, refusals_au
 from pipeline.state import User
 
 
+MAX_WITHIN_DAYS = 5 * 366
+
+
 def due(app: App, user: User, within_days: int, tasking_id: str | None = None) -> list[dict[str, Any]]:
     """Records whose review or purge date falls within `within_days` (supervisors; the listing is audited)."""
     if user.role != "supervisor":
         raise Forbidden(f"{user.name} is {user.role}; the retention review list needs the role supervisor")
-    if within_days < 0:
-        raise FcmonError("--within must not be negative", "give the number of days ahead to look, e.g. --within 30")
+    if not 0 <= within_days <= MAX_WITHIN_DAYS:
+        raise FcmonError(f"--within {within_days} is outside 0-{MAX_WITHIN_DAYS} days (no record is kept over five years)",
+                         "give the number of days ahead to look, e.g. --within 30")
     horizon = utcnow().date() + timedelta(days=within_days)
     rows = [_row(r) for r in app.index.due(["review_by", "purge_by"], horizon)
             if tasking_id is None or r.tasking_id == tasking_id]

@@ -221,4 +221,6 @@ def test_retention_is_for_supervisors_and_a_bad_horizon_is_refused(app, base):
     supervisor.sign_in("sam", PASSWORD)
     status, _, body = supervisor.request("GET", "/retention?within=soon")
     assert status == 400 and "is not a number of days" in html.unescape(body)
+    status, _, body = supervisor.request("GET", f"/retention?within={10**12}")
+    assert status == 400 and "is outside 0-1830 days" in body
     assert queries(app, "retention.list") == []
