@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from pipeline.audit import AuditLog
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
-from pipeline.http_body import BodyRefused, read_body
+from pipeline.httpd import BodyRefused, read_body, threading_server
 from pipeline.passwords import BasicAuth
 from pipeline.review import AUDIT_READERS
 from pipeline.search import SEARCH_ROLES, close_query, new_event, open_query, refuse_query
@@ -443,7 +443,10 @@ def _error(status: int, message: str) -> bytes:
     return json.dumps({"error": {"type": "fcmon_gateway", "reason": message}, "status": status}).encode()
 
 
-def serve(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(gateway))
-    server.daemon_threads = True
-    return server
+# Longer than Kibana's elasticsearch.idleSocketTimeout (60 s): Kibana closes an idle keep-alive socket before the
+# gateway does, so no request is ever written to a socket the gateway is closing.
+GATEWAY_IDLE_TIMEOUT_S = 120.0
+
+
+def serve(gateway: Gateway, host: str, port: int, idle_timeout_s: float = GATEWAY_IDLE_TIMEOUT_S) -> ThreadingHTTPServer:
+    return threading_server(host, port, make_handler(gateway), idle_timeout_s)

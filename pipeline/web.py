@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from pipeline.app import App
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable
-from pipeline.http_body import BodyRefused, read_body
+from pipeline.httpd import IDLE_TIMEOUT_S, BodyRefused, read_body, threading_server
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
 from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
 from pipeline.passwords import BasicAuth, verify_password
@@ -757,7 +757,5 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(console: Console, host: str, port: int) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(console))
-    server.daemon_threads = True
-    return server
+def serve(console: Console, host: str, port: int, idle_timeout_s: float = IDLE_TIMEOUT_S) -> ThreadingHTTPServer:
+    return threading_server(host, port, make_handler(console), idle_timeout_s)

@@ -6,8 +6,10 @@ import hashlib
 import html
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import timedelta
@@ -19,6 +21,7 @@ from pipeline import passwords
 from pipeline.models import utcnow
 from pipeline.passwords import hash_password
 from pipeline.records import review
+from pipeline.web import Console, serve
 from tests.broker import free_port
 from tests.datadirs import make_app
 from tests.factories import make_record
@@ -356,3 +359,18 @@ def test_a_form_body_is_read_only_when_its_length_is_sound(app, base, headers, s
     got, body = raw_request(base, "POST", "/login", headers)  # answered at once: the declared body is never awaited
     assert got == status and message in html.unescape(body)
     assert queries(app, "web.login") == queries(app, "web.login.refused") == []
+
+
+def test_a_connection_that_sends_nothing_is_closed_and_others_are_served(app):
+    server = serve(Console(app), "127.0.0.1", 0, idle_timeout_s=0.5)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        stalled = socket.create_connection(("127.0.0.1", server.server_port), timeout=10)
+        began = time.monotonic()
+        assert stalled.recv(1024) == b""  # closed by the server, no request ever sent
+        assert time.monotonic() - began < 5
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/login", timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
