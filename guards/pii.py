@@ -52,8 +52,11 @@ def may_match(kind: str, text: str) -> bool:
     return ADDRESS_HINT(raw.translate(ADDRESS_SHAPES)) is not None
 
 
-DIGIT_RUN = regex.compile(r"\d+")
 PHONE_GAP = 2  # the most characters between two digits of a PHONE match: ") " after the area code, " (" before it
+DIGIT_RUN = regex.compile(r"\d+")
+# Ten digits no more than PHONE_GAP apart, which every PHONE match holds; the ASCII form is twice as fast on ASCII text.
+PHONE_CLUSTER = regex.compile(rf"\d(?:\D{{0,{PHONE_GAP}}}\d){{{PHONE_DIGITS - 1}}}").search
+ASCII_PHONE_CLUSTER = regex.compile(rf"[0-9](?:[^0-9]{{0,{PHONE_GAP}}}[0-9]){{{PHONE_DIGITS - 1}}}").search
 
 
 def windows(kind: str, text: str) -> list[tuple[int, int]]:
@@ -80,6 +83,8 @@ def windows(kind: str, text: str) -> list[tuple[int, int]]:
 def phone_windows(text: str) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
     start = end = digits = 0
+    if (ASCII_PHONE_CLUSTER if text.isascii() else PHONE_CLUSTER)(text) is None:  # prices and dates, no number
+        return []
     for run in DIGIT_RUN.finditer(text):
         if digits and run.start() - end <= PHONE_GAP:
             end, digits = run.end(), digits + run.end() - run.start()
