@@ -1,11 +1,8 @@
-"""Stand-ins for an Elasticsearch cluster over real HTTP on 127.0.0.1: the JSON answer and the server they share."""
+"""Stand-ins for an Elasticsearch cluster over real HTTP on 127.0.0.1 (served with tests.servers.serving): the JSON answer they share."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 
 class FakeElasticsearch(BaseHTTPRequestHandler):
@@ -26,15 +23,3 @@ class FakeElasticsearch(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
-
-
-@contextmanager
-def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """The handler on a free port of 127.0.0.1, for the block; its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()

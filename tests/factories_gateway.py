@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
-from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -17,6 +15,7 @@ from pipeline.passwords import hash_password
 from tests.datadirs import make_app
 from tests.factories_es import FakeElasticsearch
 from tests.factories_pipeline import make_tasking
+from tests.servers import running, serving
 
 NOW = datetime.now(timezone.utc)
 PASSWORD = "correct horse battery"
@@ -65,15 +64,11 @@ def setup(tmp_path):
     for name in ("alice", "sam", "fcmon", "kibana_system"):
         app.state.set_password_hash(name, hash_password(PASSWORD))
     Upstream.received, Upstream.audit_dir = [], tmp_path / "d"
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    threading.Thread(target=upstream.serve_forever, args=(0.05,), daemon=True).start()
-    proxy = Gateway(app.state, app.audit, f"http://127.0.0.1:{upstream.server_port}", records_alias="fcmon-records",
-                    service_account="fcmon", kibana_account="kibana_system", upstream_auth=("fcmon-es", "es-secret"))
-    server = serve(proxy, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield app, f"http://127.0.0.1:{server.server_port}", tmp_path
-    server.shutdown()
-    upstream.shutdown()
+    with serving(Upstream) as upstream:
+        proxy = Gateway(app.state, app.audit, upstream, records_alias="fcmon-records", service_account="fcmon",
+                        kibana_account="kibana_system", upstream_auth=("fcmon-es", "es-secret"))
+        with running(serve(proxy, "127.0.0.1", 0)) as base:
+            yield app, base, tmp_path
 
 
 def call(base: str, method: str, path: str, body: object = None, user: str | None = "alice", password: str = PASSWORD,

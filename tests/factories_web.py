@@ -5,26 +5,17 @@ import base64
 import http.client
 import http.cookiejar
 import json
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from pipeline.app import App
 from pipeline.web import Console, serve
+from tests.servers import running
 
 
-@contextmanager
-def running_console(app: App, **options) -> Iterator[str]:
-    server = serve(Console(app, **options), "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def running_console(app: App, **options):
+    return running(serve(Console(app, **options), "127.0.0.1", 0))
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

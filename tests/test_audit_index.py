@@ -22,7 +22,8 @@ from pipeline.bus import AUDIT, DEAD_LETTER, Message
 from pipeline.bus.local import LocalBus
 from pipeline.index.elasticsearch import load_template
 from tests.datadirs import fcmon, make_app
-from tests.factories_es import FakeElasticsearch, serving
+from tests.factories_es import FakeElasticsearch
+from tests.servers import serving
 from tests.test_es_adapter import mapped_paths
 
 MAPPING = load_template(AUDIT_TEMPLATE_FILE)["template"]["mappings"]

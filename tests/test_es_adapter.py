@@ -13,7 +13,8 @@ from pipeline.index import FILTER_FIELDS, InvalidQuery, SearchQuery
 from pipeline.index.elasticsearch import (FILTER_TARGETS, QUERY_FIELDS, ElasticsearchIndex, bulk_actions, bulk_body,
                                           es_document, es_page, es_record, es_search_body, load_template, triage_bulk)
 from tests.factories import make_record
-from tests.factories_es import FakeElasticsearch, serving
+from tests.factories_es import FakeElasticsearch
+from tests.servers import serving
 
 R1 = make_record(url="https://forum.example.org/t/1", author="Alice", title="Stolen pallets", text="Power tools")
 R2 = make_record(url="https://news.example.com/x", author=None, published_at=None,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from pipeline.audit import AuditEntry
 from pipeline.index.elasticsearch import load_template
 from pipeline.review import QueryRow, audit_document
 from pipeline.settings import REPO_CONFIG_DIR
+from tests.servers import serving
 
 KIBANA = REPO_CONFIG_DIR / "kibana"
 TEMPLATES = REPO_CONFIG_DIR / "elasticsearch"
@@ -147,12 +147,9 @@ class FakeKibana(BaseHTTPRequestHandler):
 
 
 def test_the_import_script_uploads_every_file(tmp_path):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKibana)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with serving(FakeKibana) as url:
         result = subprocess.run([str(SCRIPT), "--space", "fusion"], capture_output=True, text=True, timeout=30,
-                                env={"PATH": "/usr/bin:/bin", "KIBANA_URL": f"http://127.0.0.1:{server.server_port}",
-                                     "KIBANA_AUTH": "sam:secret"})
+                                env={"PATH": "/usr/bin:/bin", "KIBANA_URL": url, "KIBANA_AUTH": "sam:secret"})
         assert result.returncode == 0, result.stderr
         assert [u["path"] for u in FakeKibana.uploads] == ["/s/fusion/api/saved_objects/_import?overwrite=true"] * 2
         assert all(u["xsrf"] == "true" and u["auth"].startswith("Basic ") for u in FakeKibana.uploads)
@@ -160,5 +157,3 @@ def test_the_import_script_uploads_every_file(tmp_path):
         assert all(f'"id":"{o["id"]}"' in sent for o in OBJECTS)
         missing = subprocess.run([str(SCRIPT)], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
         assert missing.returncode == 2 and "KIBANA_URL" in missing.stderr
-    finally:
-        server.shutdown()

@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from datetime import timedelta
@@ -27,6 +26,7 @@ from tests.datadirs import make_app
 from tests.factories import make_record
 from tests.factories_pipeline import make_tasking
 from tests.factories_web import WebClient, api_search, raw_request, running_console
+from tests.servers import running
 
 NOW = utcnow()
 LIVE = dict(approved_at=NOW - timedelta(days=1), expires_at=NOW + timedelta(days=30))
@@ -363,14 +363,10 @@ def test_a_form_body_is_read_only_when_its_length_is_sound(app, base, headers, s
 
 def test_a_connection_that_sends_nothing_is_closed_and_others_are_served(app):
     server = serve(Console(app), "127.0.0.1", 0, idle_timeout_s=0.5)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with running(server) as url:
         stalled = socket.create_connection(("127.0.0.1", server.server_port), timeout=10)
         began = time.monotonic()
         assert stalled.recv(1024) == b""  # closed by the server, no request ever sent
         assert time.monotonic() - began < 5
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/login", timeout=5) as answer:
+        with urllib.request.urlopen(url + "/login", timeout=5) as answer:
             assert answer.status == 200
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -16,8 +16,8 @@ from tests.datadirs import make_app
 from tests.factories_guards import build, item_fields, tasking_fields
 from tests.factories import make_record
 from tests.factories_pipeline import make_tasking
-from tests.factories_web import WebClient, running_console
-from tests.test_web import PASSWORD, browser, page, queries, sign_in  # noqa: F401  (fixtures)
+from tests.factories_web import WebClient
+from tests.test_web import PASSWORD, base, browser, page, queries, sign_in  # noqa: F401  (fixtures; base serves this module's app)
 
 NOW = utcnow()
 HELD_TITLE = 'Rally <img src=x onerror="alert(1)">'
@@ -39,12 +39,6 @@ def app(tmp_path):
     app.held_id = item.id
     yield app
     app.close()
-
-
-@pytest.fixture
-def base(app):
-    with running_console(app) as url:
-        yield url
 
 
 def test_a_supervisor_opens_a_held_item_and_purges_it_in_the_browser(app, base, page):
