@@ -14,18 +14,14 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_index import TASKINGS  # noqa: E402
-from bench_search import build  # noqa: E402
+from bench_search import analyst_app, build  # noqa: E402
 
-from pipeline.app import App  # noqa: E402
 from pipeline.datadir import DataDir  # noqa: E402
-from pipeline.models import QueryResult, Tasking, utcnow  # noqa: E402
+from pipeline.models import QueryResult, utcnow  # noqa: E402
 from pipeline.search import authorize_search, new_event  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
 
 STEPS = ["new_event", "tasking lookup", "authorize", "event copy + dump", "QueryEvent append", "result model",
          "QueryResult append"]
@@ -41,13 +37,7 @@ def main() -> None:
         data_dir = DataDir(root / "data")
         data_dir.create()
         _, corpus = build(data_dir.index_dir, args.n, 100_000)
-        app = App(Settings(data_dir=data_dir.root))
-        app.state.add_user("bench.analyst", "analyst")
-        for tasking_id in TASKINGS:
-            app.state.put_tasking(Tasking(id=tasking_id, kind="information_gathering", requested_by="bench.analyst",
-                                          approved_by="bench.supervisor", approved_at=utcnow() - timedelta(days=1),
-                                          expires_at=utcnow() + timedelta(days=30)))
-        user = app.state.user("bench.analyst")
+        app, user = analyst_app(data_dir)
         kinds = ["common", "mid", "rare"]
         queries = [corpus.query(kinds[i % 3]) for i in range(args.queries)]
         timings: dict[str, list[float]] = {step: [] for step in STEPS}

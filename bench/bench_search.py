@@ -30,6 +30,7 @@ from pipeline.index.local import LocalIndex  # noqa: E402
 from pipeline.models import Tasking, utcnow  # noqa: E402
 from pipeline.search import audited_search  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from pipeline.state import User  # noqa: E402
 
 
 def timed_batches(corpus: Corpus, n: int, batch: int, clock: list[float]) -> Iterator[list]:
@@ -54,6 +55,17 @@ def build(folder: Path, n: int, batch: int) -> tuple[float, Corpus]:
     return seconds, corpus
 
 
+def analyst_app(data_dir: DataDir) -> tuple[App, User]:
+    """The data directory opened with an analyst who requested the corpus's taskings, all active."""
+    app = App(Settings(data_dir=data_dir.root))
+    app.state.add_user("bench.analyst", "analyst")
+    for tasking_id in TASKINGS:
+        app.state.put_tasking(Tasking(id=tasking_id, kind="information_gathering", requested_by="bench.analyst",
+                                      approved_by="bench.supervisor", approved_at=utcnow() - timedelta(days=1),
+                                      expires_at=utcnow() + timedelta(days=30)))
+    return app, app.state.user("bench.analyst")
+
+
 def stats(values: list[float]) -> str:
     return f"{percentile(values, 50):.2f} | {percentile(values, 95):.2f} | {percentile(values, 99):.2f}"
 
@@ -72,13 +84,7 @@ def main() -> None:
         build_s, corpus = build(data_dir.index_dir, args.n, args.batch)
         size = disk_size(data_dir.index_dir)
 
-        app = App(Settings(data_dir=data_dir.root))
-        app.state.add_user("bench.analyst", "analyst")
-        for tasking_id in TASKINGS:
-            app.state.put_tasking(Tasking(id=tasking_id, kind="information_gathering", requested_by="bench.analyst",
-                                          approved_by="bench.supervisor", approved_at=utcnow() - timedelta(days=1),
-                                          expires_at=utcnow() + timedelta(days=30)))
-        user = app.state.user("bench.analyst")
+        app, user = analyst_app(data_dir)
         kinds = ["common", "mid", "rare"]
         queries = [(kinds[n % 3], corpus.query(kinds[n % 3])) for n in range(args.queries)]
         for _, query in queries[:30]:  # warm-up
