@@ -14,17 +14,10 @@ from pydantic import ValidationError
 from guards.base import GuardContext
 from guards.chain import GuardChain, rejected_for_schema
 from guards.purpose import LawfulPurpose
-from pipeline.errors import FcmonError
+from pipeline.errors import FcmonError, first_error
 from pipeline.models import SCHEMA_VERSION, CollectedItem, GuardDecision, Reason, Tasking, UserRole, utcnow
 from pipeline.settings import Settings
 
-
-def first_error(exc: ValidationError | ValueError, what: str) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or what
-        return f"invalid {what}: {where}: {first.get('msg')}"
-    return f"invalid {what}: {exc}"
 
 
 def read_taskings(path: Path) -> tuple[dict[str, Tasking], dict[str, str]]:

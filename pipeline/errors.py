@@ -1,4 +1,16 @@
 """Errors a user can act on. Each says what went wrong and what to do next."""
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+def first_error(exc: ValidationError | ValueError, what: str) -> str:
+    """One line for invalid input: "invalid WHAT: the field: what is wrong with it" (the first problem found)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or what
+        return f"invalid {what}: {where}: {first.get('msg')}"
+    return f"invalid {what}: {exc}"
 
 
 class FcmonError(Exception):

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from pydantic import ValidationError
 
 from pipeline.app import App
-from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable
+from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable, first_error
 from pipeline.httpd import IDLE_TIMEOUT_S, BodyRefused, read_body, threading_server
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
 from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
@@ -75,6 +75,11 @@ class Reply:
     body: bytes
     content_type: str = "text/html; charset=utf-8"
     headers: dict[str, str] | None = None
+
+
+def first(values: dict[str, list[str]], name: str, default: str = "") -> str:
+    """The first value of a query or form field (parse_qs gives lists)."""
+    return (values.get(name) or [default])[0]
 
 
 def e(value: Any) -> str:
@@ -174,7 +179,7 @@ class Console:
             query = query_from(params)
         except (Refusal, FcmonError) as refusal:
             raw = {k: v[0] for k, v in params.items() if v and k != "q"}
-            event = new_event(user, raw.get("tasking", ""), (params.get("q") or [""])[0], raw, interface, client)
+            event = new_event(user, raw.get("tasking", ""), first(params, "q"), raw, interface, client)
             with self.lock:
                 refuse_query(self.app.audit, event, refusal)
             raise
@@ -192,11 +197,9 @@ class Console:
             return list(reversed(visible_packets(self.app, user)))
 
     def request_packet(self, user: User, form: dict[str, list[str]]) -> Packet:
-        def one(name: str) -> str:
-            return (form.get(name) or [""])[0]
         with self.lock:
-            return request_packet(self.app, user, one("tasking"), form.get("record", []), one("recipient"), one("agency"),
-                                  one("need_to_know"), one("right_to_know"))
+            return request_packet(self.app, user, first(form, "tasking"), form.get("record", []), first(form, "recipient"),
+                                  first(form, "agency"), first(form, "need_to_know"), first(form, "right_to_know"))
 
     def decide_packet(self, user: User, packet_id: str, approve: bool, note: str) -> Packet:
         with self.lock:
@@ -210,7 +213,7 @@ class Console:
     def review_rows(self, user: User, params: dict[str, list[str]]) -> list[QueryRow]:
         if user.role not in AUDIT_READERS:
             raise Forbidden(f"{user.name} is {user.role}; the query log is for supervisors and administrators")
-        wanted = {k: (params.get(k) or [""])[0].strip() for k in ("user", "tasking", "status")}
+        wanted = {k: first(params, k).strip() for k in ("user", "tasking", "status")}
         with self.lock:
             rows = query_rows(self.app.audit.entries(QUERY_KINDS), self.app.state, self.app.settings)
         return [r for r in reversed(rows) if (not wanted["user"] or r.user == wanted["user"])
@@ -246,10 +249,10 @@ class Console:
 
     # retention (pipeline/retention.py decides and audits; 28CFR23.20(h))
     def due(self, user: User, params: dict[str, list[str]]) -> tuple[int, list[dict[str, Any]]]:
-        within = (params.get("within") or ["30"])[0].strip() or "30"
+        within = first(params, "within", "30").strip() or "30"
         if not within.isdigit():
             raise Refusal(400, f"within {within!r} is not a number of days", "give the days ahead to look, e.g. 30")
-        tasking_id = (params.get("tasking") or [""])[0].strip() or None
+        tasking_id = first(params, "tasking").strip() or None
         with self.lock:
             return int(within), retention_due(self.app, user, int(within), tasking_id)
 
@@ -269,7 +272,7 @@ class Console:
     def request_tasking(self, user: User, form: dict[str, list[str]]) -> Tasking:
         """A tasking from the request form, checked as `fcmon tasking add` checks a file (pending until approved)."""
         def one(name: str) -> str:
-            return (form.get(name) or [""])[0].strip()
+            return first(form, name).strip()
 
         def listed(name: str) -> list[str]:
             return [v.strip() for v in re.split(r"[,\n]", one(name)) if v.strip()]  # a keyword may be a phrase
@@ -281,9 +284,7 @@ class Console:
                 "requested_by": user.name, "team": listed("team"), "expires_at": expires,
                 "scope": {"domains": listed("domains"), "keywords": listed("keywords"), "accounts": listed("accounts")}})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "tasking"
-            raise Refusal(400, f"not a valid tasking: {where}: {first['msg']}", "correct the form and send it again") from exc
+            raise Refusal(400, first_error(exc, "tasking"), "correct the form and send it again") from exc
         with self.lock:
             return request_tasking(self.app, user, tasking)[0]
 
@@ -331,7 +332,7 @@ def _cookie(header: str | None, name: str) -> str | None:
 
 def query_from(params: dict[str, list[str]]) -> SearchQuery:
     def one(name: str) -> str | None:
-        value = (params.get(name) or [""])[0].strip()
+        value = first(params, name).strip()
         return value or None
 
     tasking_id = one("tasking")
@@ -383,13 +384,13 @@ def login_page(message: str | None = None) -> bytes:
 
 def search_form(taskings: list[Tasking], params: dict[str, list[str]]) -> str:
     def value(name: str) -> str:
-        return e((params.get(name) or [""])[0])
-    chosen = (params.get("tasking") or [""])[0]
+        return e(first(params, name))
+    chosen = first(params, "tasking")
     options = "".join(f'<option value="{e(t.id)}"{" selected" if t.id == chosen else ""}>{e(t.id)}: {e(t.title or t.kind)}'
                       f'{" (case " + e(t.case_number) + ")" if t.case_number else ""}</option>' for t in taskings)
     if not taskings:
         return '<p class="error">No active tasking you may search: ask a supervisor to add you to one.</p>'
-    sort = (params.get("sort") or ["relevance"])[0]
+    sort = first(params, "sort", "relevance")
     return f"""<form method="get" action="/search" role="search">
 <label>Tasking <select name="tasking" required>{options}</select></label>
 <label>Query <input name="q" value="{value('q')}" size="40" placeholder='words, "phrases", AND/OR/NOT, field:value'></label>
@@ -438,8 +439,8 @@ def _params_of(query: SearchQuery, offset: int) -> list[tuple[str, str]]:
 
 def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str, can_mark: bool) -> str:
     def value(name: str) -> str:
-        return e((params.get(name) or [""])[0])
-    status = (params.get("status") or [""])[0]
+        return e(first(params, name))
+    status = first(params, "status")
     options = "".join(f'<option value="{v}"{" selected" if v == status else ""}>{v or "any"}</option>'
                       for v in ("", "unreviewed", "reviewed", "flagged"))
     lines = []
@@ -521,7 +522,7 @@ def retention_page(within: int, rows: list[dict[str, Any]], params: dict[str, li
 <input type="hidden" name="record_id" value="{e(r['record_id'])}"><input type="hidden" name="tasking_id" value="{e(r['tasking_id'])}">
 <input name="reason" placeholder="why (audited)" required size="18"><button name="choice" value="keep">Validate</button>
 <button name="choice" value="purge">Purge now</button></form></td></tr>""")
-    tasking = e((params.get("tasking") or [""])[0])
+    tasking = e(first(params, "tasking"))
     return f"""<h2>Retention review</h2>
 <p class="meta">Records whose review or purge date falls within {within} day(s), earliest first (28 CFR 23.20(h): reviewed
 and validated, or purged, within five years). Validating keeps a record to its purge date, which never moves; on that date
@@ -534,8 +535,8 @@ and validated, or purged, within five years). Validating keeps a record to its p
 
 def tasking_form(form: dict[str, list[str]], csrf: str) -> str:
     def value(name: str) -> str:
-        return e((form.get(name) or [""])[0])
-    kind = (form.get("kind") or ["criminal_predicate"])[0]
+        return e(first(form, name))
+    kind = first(form, "kind", "criminal_predicate")
     kinds = "".join(f'<option value="{k}"{" selected" if k == kind else ""}>{k.replace("_", " ")}</option>'
                     for k in ("criminal_predicate", "information_gathering", "public_safety"))
     return f"""<form method="post" action="/taskings"><input type="hidden" name="csrf" value="{e(csrf)}">
@@ -685,7 +686,7 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             if parts.path == "/taskings":
                 return Reply(200, layout("Taskings", taskings_page(console.taskings(user), user, session.csrf), user, session.csrf))
             if parts.path.startswith("/record/"):
-                tasking_id = (params.get("tasking") or [""])[0]
+                tasking_id = first(params, "tasking")
                 record = console.record(user, parts.path.removeprefix("/record/"), tasking_id, "web")
                 return Reply(200, layout(record.title or "Record", record_page(record), user, session.csrf))
             raise Refusal(404, f"no page {parts.path}")
@@ -698,39 +699,38 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             form = parse_qs(body.decode("utf-8", "replace"))
             path = urlsplit(self.path).path
 
-            def one(name: str) -> str:
-                return (form.get(name) or [""])[0]
-
             if path == "/login":
                 try:
-                    token = console.sign_in(one("name"), one("password"), self.client_address[0])
+                    token = console.sign_in(first(form, "name"), first(form, "password"), self.client_address[0])
                 except Refusal as refusal:
                     return Reply(refusal.status, login_page(str(refusal)))
                 cookie = f"{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={console.session_seconds}"
                 return Reply(303, b"", headers={"Location": "/", "Set-Cookie": cookie})
             session = console.session(self.headers.get("Cookie"))
-            if session is None or not secrets.compare_digest(one("csrf"), session.csrf):
+            if session is None or not secrets.compare_digest(first(form, "csrf"), session.csrf):
                 raise Refusal(403, "this form did not come from your session", "sign in again and use the page's own form")
             user = console.user(session.user)
             if path == "/packets":
                 console.request_packet(user, form)
                 return Reply(303, b"", headers={"Location": "/packets"})
             if path == "/packets/decide":
-                console.decide_packet(user, one("packet_id"), one("decision") == "approve", one("note"))
+                console.decide_packet(user, first(form, "packet_id"), first(form, "decision") == "approve",
+                                      first(form, "note"))
                 return Reply(303, b"", headers={"Location": "/packets"})
             if path == "/packets/render":
-                packet_id = one("packet_id")
+                packet_id = first(form, "packet_id")
                 document = console.disseminate(user, packet_id, self.client_address[0])
                 return Reply(200, document.encode(), headers={
                     "Content-Disposition": f'attachment; filename="packet-{re.sub(r"[^A-Za-z0-9-]", "", packet_id)}.html"'})
             if path == "/review":
-                console.mark_query(user, one("query_id"), one("status"), one("note"))
+                console.mark_query(user, first(form, "query_id"), first(form, "status"), first(form, "note"))
                 return Reply(303, b"", headers={"Location": "/review"})
             if path == "/quarantine/decide":
-                console.decide_held(user, one("item_id"), one("choice"), one("reason"))
+                console.decide_held(user, first(form, "item_id"), first(form, "choice"), first(form, "reason"))
                 return Reply(303, b"", headers={"Location": "/quarantine"})
             if path == "/retention":
-                console.review_retention(user, one("record_id"), one("tasking_id"), one("choice"), one("reason"))
+                console.review_retention(user, first(form, "record_id"), first(form, "tasking_id"), first(form, "choice"),
+                                         first(form, "reason"))
                 return Reply(303, b"", headers={"Location": "/retention"})
             if path == "/taskings":
                 try:
@@ -741,10 +741,10 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                     return Reply(status, layout("Taskings", body, user, session.csrf))
                 return Reply(303, b"", headers={"Location": "/taskings"})
             if path == "/taskings/approve":
-                console.approve_tasking(user, one("tasking_id"))
+                console.approve_tasking(user, first(form, "tasking_id"))
                 return Reply(303, b"", headers={"Location": "/taskings"})
             if path == "/taskings/revoke":
-                console.revoke_tasking(user, one("tasking_id"), one("reason"))
+                console.revoke_tasking(user, first(form, "tasking_id"), first(form, "reason"))
                 return Reply(303, b"", headers={"Location": "/taskings"})
             if path == "/logout":
                 console.sign_out(self.headers.get("Cookie"))

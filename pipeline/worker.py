@@ -19,6 +19,7 @@ from guards.base import GuardContext
 from guards.chain import GuardChain
 from pipeline.bus import COLLECTED, DEAD_LETTER, DECISIONS, REJECTED, Bus, Message
 from pipeline.bus.loop import CommittingLoop
+from pipeline.errors import first_error
 from pipeline.index import Index
 from pipeline.models import SCHEMA_VERSION, CollectedItem, GuardDecision, IndexedRecord, utcnow
 from pipeline.settings import Settings
@@ -116,7 +117,7 @@ class Worker(CommittingLoop):
                 raise ValueError(f"schema_version {item.schema_version} is not {SCHEMA_VERSION}")
             return item
         except (ValidationError, ValueError) as exc:
-            error = _first_error(exc)
+            error = first_error(exc, "item") if isinstance(exc, ValidationError) else str(exc)
             self.bus.produce(DEAD_LETTER, message.key, json.dumps({
                 "error": error, "topic": message.topic, "partition": message.partition, "offset": message.offset,
                 "value": message.value.decode("utf-8", "replace")}).encode())
@@ -131,11 +132,3 @@ class Worker(CommittingLoop):
         self.stats.rejected += batch.rejected
         self.stats.dead_lettered += batch.dead_lettered
         self.stats.rejected_by_rule.update(batch.rejected_by_rule)
-
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "item"
-        return f"invalid item: {where}: {first.get('msg')}"
-    return str(exc)
