@@ -30,17 +30,22 @@ class Verdict:
     signals: tuple[str, ...] = ()
     item: CollectedItem | None = None
     annotations: Mapping[str, Any] = field(default_factory=dict)
+    _reason: Reason | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_reason(self) -> Reason:
         """The decision's reason: built from a stage's own strings without validation, and shared between decisions
-        that give the same one (most passes), so treat it as immutable (the hot path needs one per stage per item)."""
-        key = (self.rule, self.clause, self.reason, tuple(self.signals))
+        that give the same one (most passes), so treat it as immutable (the hot path needs one per stage per item).
+        Kept on the verdict too: a stage's plain verdicts are themselves shared."""
+        if self._reason is not None:
+            return self._reason
+        key = (self.rule, self.clause, self.reason, self.signals)
         reason = _REASONS.get(key)
         if reason is None:
             if len(_REASONS) >= REASONS_CACHED:
                 _REASONS.clear()
             reason = _REASONS[key] = Reason.model_construct(rule=self.rule, clause=self.clause, message=self.reason,
                                                             signals=list(self.signals))
+        object.__setattr__(self, "_reason", reason)
         return reason
 
 
@@ -86,9 +91,9 @@ class Stage:
 
     def passed(self, reason: str, *signals: str, item: CollectedItem | None = None,
                annotations: Mapping[str, Any] | None = None) -> Verdict:
-        if not signals and item is None and not annotations:
-            return self._plain("pass", reason, self.clause)
-        return Verdict("pass", self.rule, self.clause, reason, signals, item, annotations or {})
+        if signals or item is not None or annotations:
+            return Verdict("pass", self.rule, self.clause, reason, signals, item, annotations or {})
+        return self._plain("pass", reason, self.clause)
 
     def rejected(self, reason: str, *signals: str, clause: str | None = None) -> Verdict:
         if not signals:
@@ -100,12 +105,15 @@ class Stage:
 
     def _plain(self, outcome: Outcome, reason: str, clause: str) -> Verdict:
         """A verdict with no signals, item or annotations: immutable, so one instance serves every item it fits."""
-        plain = self.__dict__.get("_plain_verdicts")
-        if plain is None or len(plain) >= PLAIN_VERDICTS_CACHED:
-            plain = self.__dict__["_plain_verdicts"] = {}
-        verdict = plain.get((outcome, reason, clause))
-        if verdict is None:
-            verdict = plain[(outcome, reason, clause)] = Verdict(outcome, self.rule, clause, reason)
+        key = (outcome, reason, clause)
+        try:
+            return self._plain_verdicts[key]
+        except AttributeError:
+            self._plain_verdicts: dict[tuple[str, str, str], Verdict] = {}
+        except KeyError:
+            if len(self._plain_verdicts) >= PLAIN_VERDICTS_CACHED:
+                self._plain_verdicts.clear()
+        verdict = self._plain_verdicts[key] = Verdict(outcome, self.rule, clause, reason)
         return verdict
 
 

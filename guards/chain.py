@@ -63,11 +63,10 @@ class GuardChain:
     def apply(self, item: CollectedItem, context: GuardContext) -> tuple[GuardDecision, CollectedItem]:
         """The decision and the item to store (masked and labelled by the transforming stages)."""
         verdicts, stored = self.run(item, context)
-        rejects = [v for v in verdicts if v.outcome == "reject"]
         holds = [v for v in verdicts if v.outcome == "quarantine"]
         base = {"item_id": item.id, "tasking_id": item.tasking_id, "content_sha256": item.content_sha256, "decided_at": context.now}
-        if rejects:
-            return GuardDecision(decision="rejected", reasons=[v.as_reason() for v in rejects + holds], **base), item
+        if verdicts[-1].outcome == "reject":  # the run stops at the first rejection
+            return GuardDecision(decision="rejected", reasons=[v.as_reason() for v in (verdicts[-1], *holds)], **base), item
         tasking = context.tasking_for(item)
         assert tasking is not None, "a chain without lawful_purpose must not store anything"
         outcome = "quarantined" if holds else "indexed"

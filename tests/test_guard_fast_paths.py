@@ -8,8 +8,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from guards.chain import GuardChain
-from guards.first_amendment import Lexicon, load_lexicons
-from guards.pii import OWN, PATTERNS, may_introduce_own, may_match, windows
+from guards.first_amendment import Lexicon, load_lexicons, required_literal
+from guards.pii import OWN, PATTERNS, alnum, may_introduce_own, may_match, windows
 from guards.scope import host_of, keyword_hits, keyword_pattern
 from guards.text import WORD, ItemText, item_text, words_of
 from pipeline.settings import Settings
@@ -87,6 +87,30 @@ def test_lexicon_signals_with_shared_words_match_the_reference(text, which):
     lexicon = LEXICONS[which]
     shared = ItemText("", text)
     assert lexicon.signals(shared.joined, shared.words) == lexicon.signals(shared.joined) == reference_signals(lexicon, shared.joined)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=TEXT)
+@example(value="K_Bob.Smith-1")
+def test_alnum_keeps_exactly_the_letters_and_digits_of_the_lowercased_value(value):
+    assert alnum(value) == "".join(c for c in value.lower() if c.isalnum())
+
+
+EXCEPTION_PATTERNS = [r"\bcritical\s+mass\b", r"(?:in|of)\s+March", r"union|strike", r"\p{Lu}ay", r"x(?:yz)?", r"(?x) l u c k y"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=st.lists(st.sampled_from(["critical", "Mass", "critical mass", "CRITICAL  MASS", "in march", "of MARCH", "union",
+                                      "strike", "May", "x", "xyz", "lucky", "LUCKY", "ſ", "K", " ", "\n"]), max_size=8).map(" ".join) | TEXT)
+def test_the_exceptions_pretest_never_skips_a_match(text):
+    lexicon = Lexicon({"protest": ["mass", "march", "strike"]}, EXCEPTION_PATTERNS)
+    if not lexicon.may_have_exceptions(text):
+        assert lexicon.exceptions.search(text) is None
+
+
+def test_an_exception_without_a_literal_of_two_characters_always_runs():
+    assert [required_literal(p) for p in EXCEPTION_PATTERNS] == ["critical", "march", None, None, None, "lucky"]
+    assert Lexicon({"protest": ["march"]}, [r"\bin\s+march", r"x(?:yz)?"]).may_have_exceptions("the rally")
 
 
 def test_item_text_is_reused_for_one_item_and_renewed_for_its_masked_copy():
