@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from re import _parser as sre_parse
 from pathlib import Path
+from re import _parser as sre_parse  # the standard library's own pattern parser
 
 import regex
 

@@ -136,13 +136,17 @@ class PiiMinimization(Stage):
     @staticmethod
     def mask(text: str, item: CollectedItem, named: set[tuple[str, str]], counts: dict[str, int]) -> str:
         for kind, pattern in PATTERNS.items():
+            spans = windows(kind, text)
+            if not spans:  # most texts: no closure to build
+                continue
+
             def replace(m: regex.Match, kind: str = kind) -> str:
                 value = m.group(0)
                 if (kind, normalized(kind, value)) in named or is_authors(kind, value, m.string, m.start(), item):
                     return value
                 counts[kind] = counts.get(kind, 0) + 1
                 return f"[{kind} masked]"
-            for pos, endpos in reversed(windows(kind, text)):  # last first: a replacement moves what follows it
+            for pos, endpos in reversed(spans):  # last first: a replacement moves what follows it
                 text = pattern.sub(replace, text, pos=pos, endpos=endpos)
         return text
 
