@@ -12,15 +12,16 @@ from guards.scope import keyword_hits_in
 from pipeline.models import CollectedItem
 
 WORD = re.compile(r"\w+")
-# On ASCII text `\w` is [A-Za-z0-9_]: mapping every other character to a space and splitting gives the same words.
-ASCII_NON_WORD = str.maketrans({i: " " for i in range(128) if not (chr(i).isalnum() or chr(i) == "_")})
+# On ASCII text `\w` is [A-Za-z0-9_]: mapping every other character to a space and splitting gives the same words
+# (a bytes table: `bytes.translate` is ~4x faster than `str.translate` with a mapping).
+ASCII_NON_WORD = bytes(b if b < 128 and (chr(b).isalnum() or chr(b) == "_") else ord(" ") for b in range(256))
 CONTEXT_KEY = "item_text"
 
 
 def words_of(lowered: str) -> set[str]:
     """The set of `\\w+` words of a text: exactly `set(WORD.findall(lowered))`, about twice as fast on ASCII."""
     if lowered.isascii():
-        return set(lowered.translate(ASCII_NON_WORD).split())
+        return set(lowered.encode("ascii").translate(ASCII_NON_WORD).decode("ascii").split())
     return set(WORD.findall(lowered))
 
 
