@@ -39,12 +39,14 @@ class Lexicon:
         # The first word of every term: a category's pattern runs only when one of them is in the text (fast path).
         self.first_words = {name: frozenset(WORD.findall(t.lower())[0] for t in terms if WORD.findall(t))
                             for name, terms in categories.items() if terms}
+        self.any_first_word = frozenset().union(*self.first_words.values())
 
     def candidates(self, text: str, words: set[str] | None = None) -> list[str]:
         """Categories one of whose first words is a word of the text (`words`: the text's words, when known)."""
         if words is None:
             words = words_of(text.lower())
-        return [name for name, firsts in self.first_words.items() if not firsts.isdisjoint(words)]
+        found = self.any_first_word.intersection(words)  # mostly empty: one pass over the text's words
+        return [name for name, firsts in self.first_words.items() if not firsts.isdisjoint(found)] if found else []
 
     def signals(self, text: str, words: set[str] | None = None) -> list[str]:
         """Every `category:term` found; `words`, when given, must be `words_of(text.lower())` (guards/text.py)."""
