@@ -33,11 +33,11 @@ class Lexicon:
         ordered = {name: sorted(terms, key=len, reverse=True) for name, terms in categories.items() if terms}
         self.patterns = {name: regex.compile(r"(?<!\w)(?:" + "|".join(regex.escape(t) for t in terms) + r")(?!\w)", regex.IGNORECASE)
                          for name, terms in ordered.items()}
-        # The same alternatives lowercased, for categories of non-empty ASCII terms (see `matched`).
-        self.ascii_terms = {name: [t.lower() for t in terms] for name, terms in ordered.items()
+        # The same alternatives lowercased, each with its first word, for categories of non-empty ASCII terms (see `matched`).
+        self.ascii_terms = {name: [(t.lower(), first_word(t)) for t in terms] for name, terms in ordered.items()
                             if all(t and t.isascii() for t in terms)}
         # The first word of every term: a category's pattern runs only when one of them is in the text (fast path).
-        self.first_words = {name: frozenset(WORD.findall(t.lower())[0] for t in terms if WORD.findall(t))
+        self.first_words = {name: frozenset(first_word(t) for t in terms if first_word(t))
                             for name, terms in categories.items() if terms}
         self.any_first_word = frozenset().union(*self.first_words.values())
 
@@ -51,13 +51,16 @@ class Lexicon:
     def signals(self, text: str, words: set[str] | None = None) -> list[str]:
         """Every `category:term` found; `words`, when given, must be `words_of(text.lower())` (guards/text.py)."""
         found: list[str] = []
+        if words is None:
+            words = words_of(text.lower())
         names = self.candidates(text, words)
         if names and self.exceptions is not None and self.may_have_exceptions(text):
             text, blanked = self.exceptions.subn(" ", text)
             if blanked:
-                names = self.candidates(text)
+                words = words_of(text.lower())
+                names = self.candidates(text, words)
         for name in names:
-            found.extend(f"{name}:{term}" for term in sorted(self.matched(name, text)))
+            found.extend(f"{name}:{term}" for term in sorted(self.matched(name, text, words)))
         return found
 
     def may_have_exceptions(self, text: str) -> bool:
@@ -68,15 +71,19 @@ class Lexicon:
         lowered = text.lower()
         return any(literal in lowered for literal in self.exception_literals)
 
-    def matched(self, name: str, text: str) -> set[str]:
+    def matched(self, name: str, text: str, words: set[str] | None = None) -> set[str]:
         """The lowercased terms of a category the text holds: its pattern's matches or, on ASCII text, the same
-        leftmost-first non-overlapping scan done with str.find (there ignoring case is lowering)."""
+        leftmost-first non-overlapping scan done with str.find (there ignoring case is lowering), skipping the terms
+        whose first word is not one of the text's `words` (`words_of(text.lower())`, when given): a whole-word match
+        of a term holds its first word as a whole word."""
         terms = self.ascii_terms.get(name)
         if terms is None or not text.isascii():
             return {m.group(0).lower() for m in self.patterns[name].finditer(text)}
         lowered = text.lower()
         first_at: dict[int, int] = {}  # start -> the first alternative (pattern order) that matches there
-        for index, term in enumerate(terms):
+        for index, (term, first) in enumerate(terms):
+            if words is not None and first and first not in words:
+                continue
             start = lowered.find(term)
             while start >= 0:
                 if ascii_bounded(lowered, start, start + len(term)):
@@ -86,10 +93,16 @@ class Lexicon:
         resume = 0
         for start in sorted(first_at):
             if start >= resume:
-                term = terms[first_at[start]]
+                term = terms[first_at[start]][0]
                 found.add(term)
                 resume = start + len(term)
         return found
+
+
+def first_word(term: str) -> str | None:
+    """The first `\\w+` word of the lowercased term (None when it has none)."""
+    words = WORD.findall(term.lower())
+    return words[0] if words else None
 
 
 def required_literal(pattern: str) -> str | None:

@@ -139,7 +139,7 @@ def test_keyword_hits_match_the_whole_word_pattern(text, keyword):
     assert keyword_hits([keyword], text) == expected
 
 
-OVERLAPPING = Lexicon({"a": ["burn down", "down town", "burn", "town", "die-in", "die", "in", "sit-in", "it", "a b", "b c", "_x"]})
+OVERLAPPING = Lexicon({"a": ["burn down", "down town", "burn", "town", "die-in", "die", "in", "sit-in", "it", "a b", "b c", "_x", "--"]})
 
 
 @settings(max_examples=1000, deadline=None)
@@ -148,7 +148,8 @@ OVERLAPPING = Lexicon({"a": ["burn down", "down town", "burn", "town", "die-in",
        | st.lists(st.sampled_from(["burn", "down", "town", "a", "b", "c", "sit-in", "-", " "]), max_size=8).map(" ".join))
 @example("Burn down town, a b c, sit-in it")
 def test_ascii_term_scan_is_the_patterns_leftmost_first_scan(text):
-    assert OVERLAPPING.matched("a", text) == {m.group(0).lower() for m in OVERLAPPING.patterns["a"].finditer(text)}
+    expected = {m.group(0).lower() for m in OVERLAPPING.patterns["a"].finditer(text)}
+    assert OVERLAPPING.matched("a", text) == OVERLAPPING.matched("a", text, words_of(text.lower())) == expected
 
 
 SPACE = st.sampled_from([" ", "  ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\u2003", "-", ""])
