@@ -89,7 +89,8 @@ def main() -> None:
     chain_s = statistics.median(passes)
     n = args.n
     if args.chain_only:
-        print(json.dumps({"items": n, "chain_items_per_s_median": round(n / chain_s), "chain_items_per_s_best": round(n / min(passes))}))
+        print(json.dumps({"items": n, "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
+                          "chain_items_per_s_median": round(n / chain_s), "chain_items_per_s_best": round(n / min(passes))}))
         return
 
     with tempfile.TemporaryDirectory() as tmp:
