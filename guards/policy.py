@@ -175,7 +175,8 @@ MATRIX: tuple[Clause, ...] = (
            "guards.labels: review_by/purge_by within five years (settings capped); `fcmon record review` records reviewer, "
            "date and note, audited, and never extends retention; pipeline.retention: `fcmon retention review` lists records "
            "coming due and records a keep (reviewer, date, reason) or purge (also the web console's /retention), "
-           "`fcmon retention run` purges every record on its purge date, audited before the index changes",
+           "`fcmon retention run` purges every record on its purge date, audited before the index changes; `fcmon maintain` "
+           "runs it daily with the quarantine's expiry (the compose `maintenance` service)",
            ("tests/test_guards.py::test_noncriminal_taskings_get_the_shorter_retention",
             "tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
             f"{RR}::test_the_review_is_audited_with_labels_before_and_after",
@@ -183,7 +184,9 @@ MATRIX: tuple[Clause, ...] = (
             f"{RT}::test_the_run_purges_every_record_whose_date_has_come_and_audits_it_first",
             f"{RT}::test_keeping_records_the_validation_and_never_moves_the_purge_date",
             f"{WS}::test_a_supervisor_validates_and_purges_records_coming_due_in_the_browser",
-            f"{RT}::test_no_log_no_purge")),
+            f"{RT}::test_no_log_no_purge",
+            "tests/test_maintain.py::test_one_round_purges_expired_holds_and_due_records_and_audits_both",
+            "tests/test_maintain.py::test_the_service_purges_on_schedule_and_stops_on_sigterm")),
     Clause("28CFR23.20(i)", "No direct remote terminal access without OJP approval; no major modifications without OJP approval", ORG,
            "deployment decision: fcmon serves authenticated users of the data directory only"),
     # Human review (Real-Time and Open Source Analysis guidance) and the 1998 clarification

@@ -20,7 +20,8 @@ def fcmon_services() -> list[str]:
 
 
 def test_the_expected_services_are_there():
-    assert {"kafka", "elasticsearch", "kibana", "gateway", "worker", "crawler", "web"} <= set(SERVICES)
+    assert {"kafka", "elasticsearch", "kibana", "gateway", "worker", "crawler", "web", "maintenance"} <= set(SERVICES)
+    assert SERVICES["maintenance"]["environment"]["FCMON_USER"] == "${FCMON_MAINTENANCE_USER}"  # the purges need a supervisor or admin
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:")
     assert "KAFKA_PROCESS_ROLES" in SERVICES["kafka"]["environment"]  # KRaft, no ZooKeeper
 

@@ -54,7 +54,7 @@ def review_(ctx: click.Context, data_dir: str | None, acting_user: str | None, r
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def run_(ctx: click.Context, data_dir: str | None, acting_user: str | None, as_json: bool) -> None:
-    """Purge every record whose purge date has come (supervisor or admin; audited). Run it daily, e.g. from cron."""
+    """Purge every record whose purge date has come (supervisor or admin; audited). `fcmon maintain` runs it daily."""
     app = get_app(ctx, data_dir, acting_user)
     result = run(app, app.acting_user())
     emit(result, as_json, lambda: click.echo(
