@@ -57,6 +57,7 @@ class TaskingScope(Strict):
 
 class Tasking(Strict):
     """A lawful purpose: a criminal predicate, an information-gathering assignment or a public-safety need."""
+    model_config = ConfigDict(frozen=True)  # a change is a model_copy stored again: State shares parsed taskings
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     kind: TaskingKind
     title: str = ""

@@ -4,6 +4,7 @@ Rejections hold no content: only the item id, its content hash and why it was re
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +39,13 @@ class User:
 
     def to_dict(self) -> dict[str, str | None]:
         return {"name": self.name, "role": self.role, "created_at": self.created_at, "duty_hours": self.duty_hours}
+
+
+@functools.lru_cache(maxsize=1024)
+def parsed_tasking(body: str) -> Tasking:
+    """Taskings are read from the database on every lookup (a revocation counts at once); only the parse of the same
+    stored text is shared, which the model being frozen makes safe (every audited search looks one up)."""
+    return Tasking.model_validate_json(body)
 
 
 USER_COLUMNS = "name, role, created_at, duty_hours"
@@ -106,10 +114,10 @@ class State:
         row = self.conn.execute("SELECT body FROM taskings WHERE id = ?", (tasking_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown tasking {tasking_id!r}", "see `fcmon tasking list` for the taskings that exist")
-        return Tasking.model_validate_json(row[0])
+        return parsed_tasking(row[0])
 
     def taskings(self) -> list[Tasking]:
-        return [Tasking.model_validate_json(body) for (body,) in self.conn.execute("SELECT body FROM taskings ORDER BY id")]
+        return [parsed_tasking(body) for (body,) in self.conn.execute("SELECT body FROM taskings ORDER BY id")]
 
     # situational-awareness packets (pipeline/packets.py)
     def put_packet(self, packet_id: str, tasking_id: str, body: str) -> None:

@@ -65,3 +65,15 @@ def test_no_log_no_query(app, tmp_path):
     with pytest.raises(AuditUnavailable, match="cannot be written"):
         search(app, "alice")
     assert len(list(app.audit.entries())) == before
+
+
+def test_a_revocation_counts_at_the_next_search_though_parsed_taskings_are_shared(app):
+    search(app, "alice")
+    tasking = app.state.tasking("T-1")
+    assert app.state.tasking("T-1") is tasking  # the same stored text: one parse
+    with pytest.raises(ValueError):
+        tasking.revoked = True  # frozen: a shared tasking cannot change under another lookup
+    app.state.put_tasking(tasking.model_copy(update={"revoked": True, "revoked_by": "sam", "revoked_at": NOW}))
+    with pytest.raises(Forbidden, match="revoked"):
+        search(app, "alice")
+    assert app.state.tasking("T-1").revoked and not tasking.revoked
