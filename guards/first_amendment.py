@@ -33,7 +33,8 @@ class Lexicon:
         ordered = {name: sorted(terms, key=len, reverse=True) for name, terms in categories.items() if terms}
         self.patterns = {name: regex.compile(r"(?<!\w)(?:" + "|".join(regex.escape(t) for t in terms) + r")(?!\w)", regex.IGNORECASE)
                          for name, terms in ordered.items()}
-        # The same alternatives lowercased, each with its first word, for categories of non-empty ASCII terms (see `matched`).
+        # The same alternatives lowercased, each with its first word, for categories of non-empty ASCII terms
+        # (see `matched`).
         self.ascii_terms = {name: [(t.lower(), first_word(t)) for t in terms] for name, terms in ordered.items()
                             if all(t and t.isascii() for t in terms)}
         # The first word of every term: a category's pattern runs only when one of them is in the text (fast path).
@@ -65,7 +66,8 @@ class Lexicon:
 
     def may_have_exceptions(self, text: str) -> bool:
         """False only when no exception can match: on ASCII text, ignoring case is lowering, and an exception whose
-        literal is not in the lowered text cannot match there (a scan of the exceptions costs ~35 µs a post)."""
+        literal is not in the lowered text cannot match there (a scan of the exceptions costs more than the rest of
+        the stage)."""
         if not text.isascii() or None in self.exception_literals:
             return True
         lowered = text.lower()
