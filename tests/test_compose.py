@@ -67,6 +67,22 @@ def test_depends_on_names_existing_services(name):
     assert set(SERVICES[name].get("depends_on", {})) <= set(SERVICES)
 
 
+def test_no_mapping_repeats_a_key():
+    """YAML loaders keep the last of two equal keys silently; Compose refuses the file."""
+    class StrictKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            keys = [key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode)]
+            assert len(keys) == len(set(keys)), f"line {node.start_mark.line + 1}: {sorted({k for k in keys if keys.count(k) > 1})}"
+            return super().construct_mapping(node, deep)
+    yaml.load((ROOT / "docker-compose.yml").read_text(), Loader=StrictKeys)
+
+
+def test_the_daemons_come_back_after_a_crash_or_a_reboot():
+    fcmon_daemons = {name for name, s in SERVICES.items() if "build" in s and "profiles" not in s}
+    assert fcmon_daemons == {"gateway", "worker", "audit-indexer", "maintenance", "web"}
+    assert all(SERVICES[name]["restart"] == "unless-stopped" for name in fcmon_daemons | {"kafka", "elasticsearch", "kibana"})
+
+
 def test_named_volumes_are_declared():
     named = {v.split(":")[0] for s in SERVICES.values() for v in s.get("volumes", []) if not v.startswith((".", "/"))}
     assert named <= set(COMPOSE["volumes"])
