@@ -88,8 +88,9 @@ def main() -> None:
         passes.append(time.perf_counter() - start)
     chain_s = statistics.median(passes)
     n = args.n
+    decided = {o: outcomes.count(o) for o in sorted(set(outcomes))}
     if args.chain_only:
-        print(json.dumps({"items": n, "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
+        print(json.dumps({"items": n, "outcomes": decided,
                           "chain_items_per_s_median": round(n / chain_s), "chain_items_per_s_best": round(n / min(passes))}))
         return
 
@@ -112,7 +113,7 @@ def main() -> None:
         stage_times(chain, items[:10_000], context)
     print(json.dumps({
         "items": n, "avg_item_bytes": round(sum(map(len, raw)) / n),
-        "outcomes": {o: outcomes.count(o) for o in sorted(set(outcomes))},
+        "outcomes": decided,
         "parse_items_per_s": round(n / parse_s),
         f"chain_items_per_s_median_of_{args.repeat}": round(n / chain_s), "chain_items_per_s_best": round(n / min(passes)),
         "parse_plus_chain_items_per_s": round(n / (parse_s + chain_s)),

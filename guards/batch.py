@@ -19,7 +19,6 @@ from pipeline.models import SCHEMA_VERSION, CollectedItem, GuardDecision, Reason
 from pipeline.settings import Settings
 
 
-
 def read_taskings(path: Path) -> tuple[dict[str, Tasking], dict[str, str]]:
     """Valid taskings by id, and the error of each invalid line (by its id when it has one, else by line)."""
     taskings: dict[str, Tasking] = {}

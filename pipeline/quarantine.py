@@ -3,7 +3,8 @@
 Every decision is written to the audit log before it takes effect (no log, no decision). A kept item is
 indexed with the supervisor and reason recorded on it; a purged one leaves only its id, content hash
 and the reason, as a rejection record. Holds older than `quarantine_days` are purged by
-`fcmon quarantine purge-expired`, `fcmon maintain`, at the start of every `fcmon work` and before every quarantine command.
+`fcmon quarantine purge-expired`, by `fcmon maintain`, at the start of every `fcmon work` and before every
+quarantine command.
 """
 from __future__ import annotations
 

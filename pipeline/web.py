@@ -526,7 +526,7 @@ def retention_page(within: int, rows: list[dict[str, Any]], params: dict[str, li
     return f"""<h2>Retention review</h2>
 <p class="meta">Records whose review or purge date falls within {within} day(s), earliest first (28 CFR 23.20(h): reviewed
 and validated, or purged, within five years). Validating keeps a record to its purge date, which never moves; on that date
-<code>fcmon retention run</code> purges it. This listing is audited.</p>
+<code>fcmon maintain</code> (or <code>fcmon retention run</code>) purges it. This listing is audited.</p>
 <form method="get" action="/retention"><label>Within (days) <input name="within" value="{within}" size="4"></label>
 <label>Tasking <input name="tasking" value="{tasking}" size="12"></label><button>List</button></form>
 <table><thead><tr><th>review by</th><th>purge by</th><th>tasking</th><th>record</th><th>status</th><th>validation</th><th></th></tr></thead>
