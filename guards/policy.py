@@ -92,10 +92,14 @@ MATRIX: tuple[Clause, ...] = (
            + ("tests/test_guard_rules.py::test_request_refuses_unlawful_taskings[iga-account]",)),
     Clause("D3.IV.A.1-9", "Members' personal SNS use, confidentiality, notification duties", ORG, NOT_OPS),
     Clause("D3.IV.A.10", "Gather, store and disseminate in conformity with the CPIC Privacy Policy; need-to-know", ENF,
-           "every query audited before it runs; pipeline.packets: dissemination only as an approved packet with need and right "
-           "to know stated, of reviewed records, recorded before it happens",
+           "every query audited before it runs and confined to its tasking's records (the Kibana gateway adds the tasking "
+           "filter and refuses reads that would step around it); pipeline.packets: dissemination only as an approved packet "
+           "with need and right to know stated, of reviewed records, recorded before it happens",
            (f"{PK}::test_an_approved_packet_is_disseminated_on_record_and_crawled_content_is_escaped",
-            f"{PK}::test_requests_need_an_authorized_user_and_records_of_the_tasking")),
+            f"{PK}::test_requests_need_an_authorized_user_and_records_of_the_tasking",
+            "tests/test_gateway.py::test_documents_of_other_taskings_are_not_found",
+            "tests/test_gateway.py::test_an_msearch_with_one_unconfined_search_is_refused_whole",
+            "tests/test_gateway.py::test_significant_terms_are_measured_against_the_taskings_own_documents")),
     Clause("D3.IV.A.11.a", "Not actively seek PII without a lawful purpose", ENF,
            "guards.purpose.LawfulPurpose (no tasking, no storage) and guards.pii.PiiMinimization",
            cases("no-tasking", "unapproved", "expired", "revoked", "host-outside-scope", "other-email-masked")),

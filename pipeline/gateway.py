@@ -3,12 +3,16 @@
 Kibana uses the gateway as its Elasticsearch host. Every request is authenticated against fcmon's
 users (the Basic credentials Kibana forwards). What happens next depends on what the request is:
 
-- data reads (`_search`, `_msearch`, `_async_search`, `_count`, `_field_caps`, `_terms_enum`, `_mget`,
-  document and source GETs, scroll and point-in-time): need the tasking in `X-Fcmon-Tasking`, may only
-  target the records alias, are authorized as any search is (pipeline.search), written to the audit
-  log as a QueryEvent with interface "kibana" BEFORE they are forwarded, restricted to the tasking
-  (a filter on fcm.tasking_id is added to every query; documents of other taskings come back as not
-  found), and their hit counts and returned ids are appended after;
+- data reads (`_search`, `_msearch`, `_async_search`, `_count`, `_field_caps`, `_mget`, document and
+  source GETs, scroll and point-in-time): need the tasking in `X-Fcmon-Tasking`, may only target the
+  records alias, are authorized as any search is (pipeline.search), written to the audit log as a
+  QueryEvent with interface "kibana" BEFORE they are forwarded, restricted to the tasking (a filter on
+  fcm.tasking_id is added to every query; documents of other taskings come back as not found), and
+  their hit counts and returned ids are appended after. What would step around that filter is refused
+  and logged as a refused query: other read APIs (`_terms_enum`, `_explain`, `_termvectors`, SQL, ...),
+  the `q` and `source` URL parameters (they replace the body's query), search-body keys that reach past
+  the query (`suggest`, `knn`, `retriever`, `explain`, ...) and `global` aggregations; significant terms and
+  text are compared with the tasking's documents (their background filter is the tasking's);
 - reads of the audit index: supervisors and administrators only, logged as `audit.read` first;
 - Kibana's housekeeping (cluster info, nodes, license, privileges, mappings, index resolution): forwarded
   for any authenticated user, since it carries no record content;
@@ -32,7 +36,7 @@ import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pipeline.audit import AuditLog
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
@@ -49,6 +53,21 @@ READ_ENDPOINTS = ("_search", "_msearch", "_async_search", "_count", "_field_caps
                   "_doc", "_source", "_pit", "_termvectors", "_mtermvectors", "_explain", "_validate", "_sql",
                   "_eql", "_query", "_knn_search", "_rank_eval", "_graph", "_rollup_search")
 GET_ONLY = frozenset({"_doc", "_source"})
+FORWARDED_READS = frozenset({"_search", "_msearch", "_async_search", "_count", "_field_caps", "_mget", "_doc", "_source",
+                             "_pit"})
+WHY_NOT_FORWARDED = {
+    "_terms_enum": "its index_filter selects shards, not documents, so it lists terms of every tasking; "
+                   "set Kibana's advanced setting autocomplete:valueSuggestionMethod to terms_agg",
+}
+BODY_OVERRIDES = ("q", "source")  # URL parameters Elasticsearch reads instead of the (restricted) body
+SEARCH_BODY_KEYS = frozenset({
+    "query", "aggs", "aggregations", "size", "from", "sort", "_source", "fields", "docvalue_fields", "stored_fields",
+    "script_fields", "runtime_mappings", "highlight", "track_total_hits", "track_scores", "version",
+    "seq_no_primary_term", "timeout", "terminate_after", "min_score", "post_filter", "search_after", "pit", "collapse",
+    "indices_boost", "rescore", "stats", "slice"})  # not explain or profile: they show index-wide term statistics
+COUNT_BODY_KEYS = frozenset({"query"})
+UNRESTRICTED_AGGS = frozenset({"global"})  # buckets of every document in the index, whatever the query
+BACKGROUND_AGGS = ("significant_terms", "significant_text")  # compared with every document unless given a background
 CLEANUP = re.compile(r"^/(_async_search/[^/]+|_pit|_search/scroll(/[^/]+)?)/?$")
 HOUSEKEEPING = re.compile(r"^/(|_nodes(/.*)?|_cluster/health(/.*)?|_xpack(/.*)?|_license|_security/_authenticate"
                           r"|_security/user/_has_privileges|_security/user/_privileges|_resolve/index/[^/]+"
@@ -126,8 +145,77 @@ def kibana_cluster_call(where: Route, path: str, body: bytes) -> bool:
     return True
 
 
+def unrestricted_read(endpoint: str | None, path: str, method: str, body: bytes) -> str | None:
+    """Why a read would not be confined by the tasking filter restrict_body adds, or None if it would be."""
+    split = urlsplit(path)
+    if endpoint not in FORWARDED_READS:
+        return f"{endpoint} is not forwarded through fcmon's gateway: " + WHY_NOT_FORWARDED.get(
+            endpoint or "", "it can read or describe documents outside the tasking, and Kibana does not need it")
+    overrides = sorted({name for name, _ in parse_qsl(split.query, keep_blank_values=True)} & set(BODY_OVERRIDES))
+    if overrides:
+        return f"the URL parameter {overrides[0]!r} is not forwarded (it replaces the query): send the query in the body"
+    parts = [p for p in split.path.split("/") if p]
+    after = parts[parts.index(endpoint) + 1:] if endpoint in parts else []
+    if endpoint in ("_search", "_msearch") and after and after[0] != "scroll":
+        return f"{endpoint}/{after[0]} is not forwarded: search templates can hold any query; send the query itself"
+    if is_scroll(path) or method not in ("GET", "POST") or not body.strip():
+        return None
+    if endpoint in ("_search", "_async_search"):
+        return _unrestricted_body(_json(body), SEARCH_BODY_KEYS)
+    if endpoint == "_count":
+        return _unrestricted_body(_json(body), COUNT_BODY_KEYS)
+    if endpoint == "_msearch":
+        try:
+            searches = msearch_lines(body)[1::2]
+        except ValueError:
+            return "the _msearch body is not NDJSON"
+        return next(filter(None, (_unrestricted_body(line, SEARCH_BODY_KEYS) for line in searches)), None)
+    return None
+
+
+def _unrestricted_body(parsed: Any, allowed: frozenset[str]) -> str | None:
+    if not isinstance(parsed, dict):
+        return None  # not a JSON object: restrict_body refuses it
+    extra = sorted(set(parsed) - allowed)
+    if extra:
+        return (f"{extra[0]!r} is not forwarded in a search body: it reaches past the documents the tasking filter "
+                "confines (other documents, terms or statistics), or fcmon does not know it")
+    for aggs in (parsed.get("aggs"), parsed.get("aggregations")):
+        found = _unrestricted_agg(aggs)
+        if found:
+            return f"a {found!r} aggregation is not forwarded: its buckets hold every tasking's documents"
+    return None
+
+
+def _unrestricted_agg(aggs: Any) -> str | None:
+    for definition in _agg_definitions(aggs):
+        found = next((kind for kind in definition if kind in UNRESTRICTED_AGGS), None)
+        found = found or _unrestricted_agg(definition.get("aggs")) or _unrestricted_agg(definition.get("aggregations"))
+        if found:
+            return found
+    return None
+
+
+def _agg_definitions(aggs: Any) -> list[dict[str, Any]]:
+    return [d for d in aggs.values() if isinstance(d, dict)] if isinstance(aggs, dict) else []
+
+
+def restrict_aggs(aggs: Any, tasking_id: str) -> None:
+    """Significant terms and text compare the query's documents with a background set: make it the tasking's."""
+    for definition in _agg_definitions(aggs):
+        for kind in BACKGROUND_AGGS:
+            if isinstance(definition.get(kind), dict):
+                settings = definition[kind]
+                settings["background_filter"] = restrict_query(settings.get("background_filter"), tasking_id)
+        restrict_aggs(definition.get("aggs"), tasking_id)
+        restrict_aggs(definition.get("aggregations"), tasking_id)
+
+
 def msearch_lines(body: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+    lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+    if not all(isinstance(line, dict) for line in lines):
+        raise ValueError("every line of an NDJSON body must be a JSON object")
+    return lines
 
 
 def restrict_query(query: dict[str, Any] | None, tasking_id: str) -> dict[str, Any]:
@@ -136,21 +224,27 @@ def restrict_query(query: dict[str, Any] | None, tasking_id: str) -> dict[str, A
 
 
 def restrict_body(endpoint: str, body: bytes, tasking_id: str) -> bytes:
-    """Add the tasking filter to every query a read carries."""
+    """Add the tasking filter to every query a read carries, and to the background set of significant terms."""
     if endpoint == "_msearch":
         lines = msearch_lines(body)
         for position in range(1, len(lines), 2):
-            lines[position]["query"] = restrict_query(lines[position].get("query"), tasking_id)
+            restrict_search(lines[position], tasking_id)
         return ("\n".join(json.dumps(line) for line in lines) + "\n").encode()
-    if endpoint in ("_search", "_async_search", "_count", "_explain", "_validate"):
+    if endpoint in ("_search", "_async_search", "_count"):
         parsed = json.loads(body) if body.strip() else {}
-        parsed["query"] = restrict_query(parsed.get("query"), tasking_id)
+        restrict_search(parsed, tasking_id)
         return json.dumps(parsed).encode()
     if endpoint in ("_terms_enum", "_field_caps"):
         parsed = json.loads(body) if body.strip() else {}
         parsed["index_filter"] = restrict_query(parsed.get("index_filter"), tasking_id)
         return json.dumps(parsed).encode()
     return body
+
+
+def restrict_search(search: dict[str, Any], tasking_id: str) -> None:
+    search["query"] = restrict_query(search.get("query"), tasking_id)
+    restrict_aggs(search.get("aggs"), tasking_id)
+    restrict_aggs(search.get("aggregations"), tasking_id)
 
 
 def search_terms(value: Any) -> list[str]:
@@ -205,7 +299,7 @@ def response_hits(endpoint: str | None, payload: Any) -> tuple[int, list[str]]:
     if not isinstance(payload, dict):
         return 0, []
     if endpoint == "_msearch":
-        total, ids = 0, []
+        total, ids = 0, list[str]()
         for answer in payload.get("responses", []):
             t, i = response_hits("_search", answer)
             total, ids = total + t, ids + i
@@ -310,6 +404,9 @@ class Gateway:
                 raise Forbidden(f"no tasking: Kibana must send the {TASKING_HEADER} header",
                                 "set it per space or per user in Kibana's custom headers")
             self._check_targets(where, path, method, body)
+            unrestricted = unrestricted_read(where.endpoint, path, method, body)
+            if unrestricted:
+                raise Forbidden(unrestricted)
         except Forbidden as refusal:
             self._locked(refuse_query, self.audit, event, refusal)
             raise Refusal(403, str(refusal)) from refusal
@@ -324,7 +421,9 @@ class Gateway:
         except (ValueError, AttributeError) as exc:
             self._locked(close_query, self.audit, event, 0, [])
             raise Refusal(400, f"the request body is not valid JSON ({exc})") from exc
-        status, out_headers, payload = self.forward(method, path, headers, restricted)
+        # a HEAD would answer 200 for another tasking's document: ask for it, and answer as the GET would
+        forwarded = "GET" if method == "HEAD" and where.endpoint in GET_ONLY else method
+        status, out_headers, payload = self.forward(forwarded, path, headers, restricted)
         parsed = _json(payload)
         if where.endpoint in ("_doc", "_source", "_mget") and parsed is not None and status < 300:
             parsed = foreign_docs(where.endpoint, parsed, tasking_id)
@@ -347,6 +446,11 @@ class Gateway:
                 if not named and not where.indices:
                     raise Forbidden(f"every _msearch header must name the records index ({self.records_alias})")
                 targets += named
+        if where.endpoint == "_mget":  # each document may name its own index
+            parsed = _json(body) if body.strip() else None
+            docs = parsed.get("docs") if isinstance(parsed, dict) else None
+            if isinstance(docs, list):
+                targets += [str(d["_index"]) for d in docs if isinstance(d, dict) and d.get("_index")]
         if not targets:
             if continuation(where.endpoint, path, method, body):
                 return  # scroll, async-search results, point-in-time searches: continuations of a gated search

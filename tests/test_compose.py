@@ -93,6 +93,13 @@ def test_kibana_talks_to_the_gateway_not_to_elasticsearch():
     assert "--listen" in SERVICES["gateway"]["command"] and "0.0.0.0:9201" in SERVICES["gateway"]["command"]
 
 
+def test_kibana_suggests_values_the_way_the_gateway_forwards():
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["kibana"]["volumes"]}
+    settings = yaml.safe_load((ROOT / mounted["/usr/share/kibana/config/kibana.yml"]).read_text())
+    assert settings["server.host"] == "0.0.0.0"  # the image's own file says so; ours replaces it
+    assert settings["uiSettings.overrides"]["autocomplete:valueSuggestionMethod"] == "terms_agg"  # not _terms_enum
+
+
 @pytest.mark.parametrize("name", fcmon_services())
 def test_fcmon_services_run_commands_that_exist_on_kafka(name):
     from pipeline.cli import cli

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
 from pipeline.gateway import request_terms, route
 from tests.factories_gateway import PASSWORD, Upstream, call, setup  # noqa: F401  (setup is a fixture)
 from tests.factories_web import raw_request
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def kinds(app) -> list[str]:
@@ -196,3 +199,77 @@ def test_a_body_is_read_only_when_its_length_is_sound(setup, headers, status, me
     got, body = raw_request(base, "POST", "/fcmon-records/_search", {"Authorization": auth, "X-Fcmon-Tasking": "T-1", **headers})
     assert got == status and message in json.loads(body)["error"]["reason"]
     assert Upstream.received == [] and kinds(app) == []  # refused before anything was read, logged or forwarded
+
+
+GLOBAL_AGGS = {"size": 0, "aggs": {"all": {"global": {}, "aggs": {"docs": {"top_hits": {"size": 100}}}}}}
+
+
+@pytest.mark.parametrize("method,path,body,reason", [
+    ("POST", "/fcmon-records/_search?q=*", KQL_BODY, "'q' is not forwarded"),  # q replaces the body's query
+    ("GET", "/fcmon-records/_search?source=%7B%7D&source_content_type=application/json", None, "'source' is not forwarded"),
+    ("POST", "/fcmon-records/_count?q=user.name:wrenchman", None, "'q' is not forwarded"),
+    ("POST", "/fcmon-records/_search", GLOBAL_AGGS, "a 'global' aggregation"),
+    ("POST", "/fcmon-records/_search", {"aggs": {"by": {"terms": {"field": "user.name"}, "aggs": {"all": {"global": {}}}}}},
+     "a 'global' aggregation"),
+    ("POST", "/fcmon-records/_search", {"suggest": {"s": {"text": "wrench", "term": {"field": "message"}}}}, "'suggest'"),
+    ("POST", "/fcmon-records/_search", {"knn": {"field": "v", "query_vector": [1.0], "k": 5}}, "'knn'"),
+    ("POST", "/fcmon-records/_search", {"retriever": {"standard": {"query": {"match_all": {}}}}}, "'retriever'"),
+    ("POST", "/fcmon-records/_search", {**KQL_BODY, "explain": True}, "'explain'"),  # document counts of every tasking
+    ("POST", "/fcmon-records/_async_search", {"suggest": {}}, "'suggest'"),
+    ("POST", "/fcmon-records/_count", {"query": {"match_all": {}}, "aggs": {}}, "'aggs'"),
+    ("POST", "/fcmon-records/_terms_enum", {"field": "user.name", "string": "wr"}, "terms_agg"),
+    ("GET", "/fcmon-records/_termvectors/r1", None, "_termvectors is not forwarded"),
+    ("GET", "/fcmon-records/_explain/r1?_source=true", None, "_explain is not forwarded"),
+    ("POST", "/fcmon-records/_validate/query?rewrite=true", {"query": {"wildcard": {"user.name": "a*"}}}, "_validate"),
+    ("POST", "/fcmon-records/_search/template", {"source": {"query": {"match_all": {}}}}, "search templates"),
+    ("POST", "/fcmon-records/_mget", {"docs": [{"_index": "fcmon-audit", "_id": "x"}]}, "only fcmon-records"),
+])
+def test_reads_that_would_step_around_the_tasking_filter_are_refused_and_logged(setup, method, path, body, reason):
+    app, base, _ = setup
+    status, answer = call(base, method, path, body)
+    assert status == 403 and reason in answer["error"]["reason"]
+    assert Upstream.received == []
+    (refused,) = app.audit.entries(["query.refused"])
+    assert reason in refused.payload["refusal"] and refused.payload["filters"]["path"] == path
+
+
+def test_an_msearch_with_one_unconfined_search_is_refused_whole(setup):
+    app, base, _ = setup
+    lines = [{"index": "fcmon-records"}, KQL_BODY, {"index": "fcmon-records"}, GLOBAL_AGGS]
+    status, answer = call(base, "POST", "/_msearch", lines, ndjson=True)
+    assert status == 403 and "a 'global' aggregation" in answer["error"]["reason"]
+    assert Upstream.received == [] and "query" not in kinds(app)
+    status, answer = call(base, "POST", "/_msearch", [{"index": "fcmon-records"}, ["not", "an", "object"]], ndjson=True)
+    assert status == 403 and "not NDJSON" in answer["error"]["reason"]
+
+
+def top_terms_body() -> dict:
+    """The body of the analyst dashboard's Top terms panel, as Kibana sends it (its context becomes the query)."""
+    for line in open(ROOT / "config" / "kibana" / "analyst.ndjson"):
+        saved = json.loads(line)
+        if saved["id"] == "fcmon-top-terms":
+            spec = json.loads(json.loads(saved["attributes"]["visState"])["params"]["spec"])
+            return {**spec["data"]["url"]["body"], "query": {"bool": {"filter": [{"range": {"@timestamp": {"gte": "now-7d"}}}]}}}
+    raise AssertionError("no Top terms panel in the analyst dashboard")
+
+
+def test_significant_terms_are_measured_against_the_taskings_own_documents(setup):
+    app, base, _ = setup
+    body = top_terms_body()
+    body["aggs"]["by_source"] = {"terms": {"field": "fcm.source_kind"}, "aggs": {"authors": {"significant_terms": {
+        "field": "user.name", "background_filter": {"term": {"fcm.source_kind": "forum_post"}}}}}}
+    assert call(base, "POST", "/fcmon-records/_search", body)[0] == 200
+    forwarded = json.loads(Upstream.received[0]["body"])
+    tasking_only = {"term": {"fcm.tasking_id": "T-1"}}
+    assert forwarded["aggs"]["top_terms"]["significant_text"]["background_filter"]["bool"]["filter"] == [tasking_only]
+    nested = forwarded["aggs"]["by_source"]["aggs"]["authors"]["significant_terms"]["background_filter"]["bool"]
+    assert nested == {"filter": [tasking_only], "must": [{"term": {"fcm.source_kind": "forum_post"}}]}
+    assert forwarded["query"]["bool"]["filter"] == [tasking_only]
+
+
+def test_a_head_answers_as_the_get_would(setup):
+    app, base, _ = setup
+    assert call(base, "HEAD", "/fcmon-records/_doc/own")[0] == 200
+    assert call(base, "HEAD", "/fcmon-records/_doc/foreign")[0] == 404  # another tasking's document: not found
+    assert [r["method"] for r in Upstream.received] == ["GET", "GET"]
+    assert [e.payload["hits_total"] for e in app.audit.entries(["query.result"])] == [1, 0]
