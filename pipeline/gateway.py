@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pipeline.audit import AuditLog
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
 from pipeline.httpd import BodyRefused, read_body, threading_server
-from pipeline.passwords import BasicAuth
+from pipeline.passwords import BasicAuth, FailedSignIns, Throttled
 from pipeline.review import AUDIT_READERS
 from pipeline.search import SEARCH_ROLES, close_query, new_event, open_query, refuse_query
 from pipeline.state import State, User
@@ -353,12 +353,15 @@ class Gateway:
         self.upstream_auth = "Basic " + base64.b64encode(":".join(upstream_auth).encode()).decode() if upstream_auth else None
         self.timeout = timeout
         self.lock = threading.Lock()  # one SQLite connection each for state and audit, shared by the handler threads
-        self.basic = BasicAuth(state.password_hash, self.lock)
+        # every user signs in through Kibana's one address, so failures count per user name, not per client
+        self.basic = BasicAuth(state.password_hash, self.lock, FailedSignIns())
 
     # authentication
     def authenticate(self, header: str | None) -> User:
         try:
             name = self.basic.user_name(header)
+        except Throttled as exc:
+            raise Refusal(429, str(exc)) from exc
         except ValueError as exc:
             raise Refusal(401, f"{exc}" if header else "authentication required: Kibana must forward the user's Basic credentials") from exc
         with self.lock:

@@ -36,14 +36,49 @@ def verify_password(password: str, stored: str | None) -> bool:
 
 
 CREDENTIAL_CACHE_SECONDS = 60
+MAX_FAILED_SIGN_INS = 5  # per key (user name, client address or both), within FAILED_SIGN_IN_WINDOW_S
+FAILED_SIGN_IN_WINDOW_S = 15 * 60
+
+
+class FailedSignIns:
+    """Recent failed sign-ins per key: a key with MAX_FAILED_SIGN_INS of them in the window is refused before its
+    password is checked, so guessing runs at five tries per quarter hour, not at scrypt's twenty a second."""
+
+    def __init__(self) -> None:
+        self._times: dict[object, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def throttled(self, key: object) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._times.get(key, []) if now - t < FAILED_SIGN_IN_WINDOW_S]
+            if recent:
+                self._times[key] = recent
+            else:
+                self._times.pop(key, None)
+            return len(recent) >= MAX_FAILED_SIGN_INS
+
+    def failed(self, key: object) -> None:
+        with self._lock:
+            self._times.setdefault(key, []).append(time.monotonic())
+
+    def succeeded(self, key: object) -> None:
+        with self._lock:
+            self._times.pop(key, None)
+
+
+class Throttled(ValueError):
+    """Too many failed sign-ins for these credentials' user: refused without checking the password."""
 
 
 class BasicAuth:
     """HTTP Basic credentials checked against the stored hashes. A header that verified is remembered for a minute:
     scrypt costs ~50 ms a try, and Kibana and API clients send the same header with every request."""
 
-    def __init__(self, stored_hash: Callable[[str], str | None], lock: threading.Lock):
+    def __init__(self, stored_hash: Callable[[str], str | None], lock: threading.Lock,
+                 failures: FailedSignIns | None = None):
         self.stored_hash, self.lock = stored_hash, lock
+        self.failures = failures  # when given, failed sign-ins are counted per user name and throttled
         self._verified: dict[str, tuple[str, float]] = {}
 
     def user_name(self, header: str | None) -> str:
@@ -58,9 +93,16 @@ class BasicAuth:
             name, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError("malformed Basic credentials") from exc
+        if self.failures is not None and self.failures.throttled(name):
+            raise Throttled(f"too many failed sign-ins for {name}: wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes, "
+                            "or ask an administrator to reset the password")
         with self.lock:
             stored = self.stored_hash(name)
         if not verify_password(password, stored):
+            if self.failures is not None:
+                self.failures.failed(name)
             raise ValueError("unknown user or wrong password (set one with `fcmon user set-password NAME`)")
+        if self.failures is not None:
+            self.failures.succeeded(name)
         self._verified[key] = (name, time.monotonic() + CREDENTIAL_CACHE_SECONDS)
         return name

@@ -28,7 +28,7 @@ from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, U
 from pipeline.httpd import IDLE_TIMEOUT_S, BodyRefused, read_body, threading_server
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
 from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
-from pipeline.passwords import BasicAuth, verify_password
+from pipeline.passwords import FAILED_SIGN_IN_WINDOW_S, BasicAuth, FailedSignIns, verify_password
 from pipeline.packets import REQUEST_ROLES, Packet, decide, disseminate, request as request_packet, visible_packets
 from pipeline.quarantine import keep, purge, purge_expired, show as show_held
 from pipeline.records import show as show_record
@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "fcmon_session"
 SESSION_SECONDS = 8 * 3600
-MAX_FAILED_SIGN_INS = 5  # per user name and client address, within FAILED_SIGN_IN_WINDOW_S
-FAILED_SIGN_IN_WINDOW_S = 15 * 60
 PAGE_SIZE = 20
 MAX_FORM_BYTES = 16 * 1024
 SECURITY_HEADERS = {
@@ -105,31 +103,26 @@ class Console:
         self.lock = threading.Lock()  # one SQLite connection each for state and audit, and one index, for all threads
         self.sessions: dict[str, Session] = {}
         self.basic = BasicAuth(app.state.password_hash, self.lock)
-        self.failures: dict[tuple[str, str], list[float]] = {}  # (name, client) -> times of failed sign-ins
+        self.failures = FailedSignIns()  # keyed by (name, client) for the sign-in form, ("(api)", client) for the API
 
     # authentication
-    def _throttled(self, name: str, client: str) -> bool:
-        now = time.monotonic()
-        recent = [t for t in self.failures.get((name, client), []) if now - t < FAILED_SIGN_IN_WINDOW_S]
-        self.failures[(name, client)] = recent
-        return len(recent) >= MAX_FAILED_SIGN_INS
 
     def _refused(self, name: str, client: str, reason: str) -> None:
         with self.lock:
             self.app.audit.append("web.login.refused", name or "(none)", {"user": name, "client": client, "reason": reason})
 
     def sign_in(self, name: str, password: str, client: str) -> str:
-        if self._throttled(name, client):
+        if self.failures.throttled((name, client)):
             self._refused(name, client, "throttled")
             raise Refusal(429, f"too many failed sign-ins for {name} from {client}",
                           f"wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes, or ask an administrator to reset the password")
         with self.lock:
             stored = self.app.state.password_hash(name) if name else None
         if not verify_password(password, stored):  # ~50 ms of scrypt: outside the lock the other requests need
-            self.failures.setdefault((name, client), []).append(time.monotonic())
+            self.failures.failed((name, client))
             self._refused(name, client, "wrong password or unknown user")
             raise Refusal(401, "unknown user or wrong password", "an administrator sets passwords with `fcmon user set-password NAME`")
-        self.failures.pop((name, client), None)
+        self.failures.succeeded((name, client))
         with self.lock:
             self.app.audit.append("web.login", name, {"user": name, "client": client})
         now = time.monotonic()
@@ -152,13 +145,13 @@ class Console:
 
     def basic_user(self, header: str | None, client: str) -> User:
         key = ("(api)", client)  # the name is unknown until the credentials decode: throttled per client address
-        if self._throttled(*key):
+        if self.failures.throttled(key):
             raise Refusal(429, f"too many failed API sign-ins from {client}", f"wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes")
         try:
             name = self.basic.user_name(header)
         except ValueError as exc:
             if header:
-                self.failures.setdefault(key, []).append(time.monotonic())
+                self.failures.failed(key)
             raise Refusal(401, str(exc)) from exc
         return self.user(name)
 
