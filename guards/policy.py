@@ -165,8 +165,10 @@ MATRIX: tuple[Clause, ...] = (
     Clause("28CFR23.20(g)", "Safeguards and audit trails; labels of sensitivity, confidence, submitting agency and control official", ENF,
            "guards.labels on every record; audit log before every query (CLI, web console, API, Kibana gateway), record read, "
            "record review and dissemination "
-           "(who received what, why, when: DisseminationEvent); quarantine decisions and readings of held items audited",
+           "(who received what, why, when: DisseminationEvent); quarantine decisions and readings of held items audited; "
+           "the data directory private to its owner (pipeline.datadir), so no file is read around those gates",
            ("tests/test_guards.py::test_indexed_decision_carries_labels_and_the_recorded_predicate",
+            "tests/test_cli.py::test_the_data_directory_is_private_to_its_owner",
             f"{PK}::test_an_approved_packet_is_disseminated_on_record_and_crawled_content_is_escaped",
             f"{PK}::test_no_log_no_packet",
             "tests/test_web.py::test_the_api_searches_with_basic_credentials_and_logs_first",

@@ -1,6 +1,13 @@
-"""The data directory: one folder holding every local backend."""
+"""The data directory: one folder holding every local backend.
+
+Its files are the records, the taskings, the password hashes and the audit log, so reading them directly would step
+around every audited gate: the folder is created for its owner only (0700), and one that any account on the machine
+can open is refused (28CFR23.20(g): safeguards against unauthorized access). Group access is left to the operator.
+"""
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +52,11 @@ class DataDir:
             raise FcmonError(f"{self.root} exists and is not an fcmon data directory",
                              "choose an empty or new folder for --data-dir")
         self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chmod(self.root, 0o700)
+        except OSError as exc:
+            raise FcmonError(f"cannot make {self.root} private to its owner ({exc.strerror})",
+                             "create the data directory as the account fcmon runs as") from exc
         self.index_dir.mkdir(exist_ok=True)
         (self.root / MARKER).write_text("This folder is an fcmon data directory. Its audit log is evidence: do not edit.\n")
         return True
@@ -57,4 +69,9 @@ def require_data_dir(settings: Settings) -> DataDir:
     if not data_dir.exists():
         raise FcmonError(f"{settings.data_dir} is not an fcmon data directory",
                          f"run `fcmon --data-dir {settings.data_dir} init` first")
+    mode = stat.S_IMODE(data_dir.root.stat().st_mode)
+    if mode & 0o007:
+        raise FcmonError(f"the data directory {data_dir.root} is open to every account on this machine (mode {mode:o}): "
+                         "its records and audit log must be read only through fcmon",
+                         f"run: chmod o-rwx {data_dir.root}")
     return data_dir

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import socket
 from datetime import timedelta
 
 import pytest
@@ -50,6 +53,17 @@ def test_every_command_has_help():
 def test_missing_data_directory(tmp_path):
     assert_one_line_error(fcmon("user", "list"), "no data directory", "--data-dir")
     assert_one_line_error(fcmon("--data-dir", str(tmp_path / "nowhere"), "user", "list"), "not an fcmon data directory", "init")
+
+
+def test_the_data_directory_is_private_to_its_owner(home):
+    tmp_path, env = home
+    data = tmp_path / "data"
+    assert data.stat().st_mode & 0o777 == 0o700  # init made it so, whatever the umask
+    data.chmod(0o755)  # every account on the machine could read the records and the audit log without fcmon
+    assert_one_line_error(fcmon("user", "list", env=env), "open to every account on this machine (mode 755)",
+                          f"chmod o-rwx {data}")
+    data.chmod(0o750)  # a group the operator chose may share it
+    assert fcmon("user", "list", env=env).returncode == 0
 
 
 def test_invalid_config(tmp_path):
@@ -107,6 +121,9 @@ def test_search_needs_a_known_active_tasking_and_a_role(home):
     assert_one_line_error(fcmon("search", "converter", "--tasking", "T-1", "--as", "ada", env=env), "admin")
     result = json.loads(fcmon("search", "converter", "--tasking", "T-1", "--as", "alice", "--json", env=env, check=True).stdout)
     assert result["total"] == 0
+    entries = json.loads(fcmon("audit", "list", "--kind", "query", "--json", "--as", "sam", env=env, check=True).stdout)
+    # --as names the fcmon user; the entry also names the operating-system account that ran the command
+    assert entries[-1]["payload"]["client"] == f"{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
     assert_one_line_error(fcmon("search", '"unbalanced', "--tasking", "T-1", "--as", "alice", env=env), "invalid query")
 
 

@@ -8,7 +8,9 @@ import html
 import json
 import logging
 import os
+import pwd
 import re
+import socket
 import sys
 from typing import Any, Callable
 
@@ -37,6 +39,16 @@ def build_app(data_dir: str | None, acting_user: str | None, **overrides: Any) -
     except (FileNotFoundError, ValueError) as exc:
         raise FcmonError(f"invalid configuration: {exc}", "fix the config file named by FCMON_CONFIG") from exc
     return App(settings, acting_user)
+
+
+def os_account() -> str:
+    """Who ran this command, as the operating system knows them: `--as` names the fcmon user, and anyone who can open
+    the data directory can name anyone, so audit entries that record a client record this for the CLI."""
+    try:
+        login = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        login = f"uid {os.getuid()}"
+    return f"{login}@{socket.gethostname()}"
 
 
 def app_options(fn: Callable[..., Any]) -> Callable[..., Any]:

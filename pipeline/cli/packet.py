@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli import app_options, cli, emit, get_app, shown
+from pipeline.cli import app_options, cli, emit, get_app, os_account, shown
 from pipeline.errors import NotFound
 from pipeline.packets import Packet, decide, packet as find_packet, render, request, visible_packets
 
@@ -64,7 +64,7 @@ def approve_(ctx: click.Context, data_dir: str | None, acting_user: str | None, 
 def render_(ctx: click.Context, data_dir: str | None, acting_user: str | None, packet_id: str, out: Path, as_json: bool) -> None:
     """Disseminate an approved packet as HTML: the DisseminationEvent is written to the audit log first."""
     app = get_app(ctx, data_dir, acting_user)
-    event = render(app, app.acting_user(), packet_id, out)
+    event = render(app, app.acting_user(), packet_id, out, client=os_account())
     emit(event.model_dump(mode="json"), as_json, lambda: click.echo(
         f"disseminated {packet_id} to {shown(event.recipient)} ({shown(event.recipient_agency)}): {out} "
         f"(dissemination {event.id}, in the audit log)"))

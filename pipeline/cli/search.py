@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli import app_options, cli, emit, get_app, shown, shown_highlight
+from pipeline.cli import app_options, cli, emit, get_app, os_account, shown, shown_highlight
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
 from pipeline.search import SEARCH_ROLES, audited_search, hit_dict, parse_filters, parse_time
 
@@ -39,5 +39,5 @@ def search(ctx: click.Context, data_dir: str | None, acting_user: str | None, qu
     request = SearchQuery(text=query, tasking_id=tasking_id, filters=parse_filters(filters),
                           time_from=parse_time(time_from, "--from"), time_to=parse_time(time_to, "--to"),
                           sort=sort, offset=offset, limit=limit)  # type: ignore[arg-type]
-    event, page = audited_search(app.state, app.audit, app.index, user, request, interface="cli")
+    event, page = audited_search(app.state, app.audit, app.index, user, request, interface="cli", client=os_account())
     emit({"query_id": event.id, "total": page.total, "hits": [hit_dict(h) for h in page.hits]}, as_json, lambda: print_hits(page))
