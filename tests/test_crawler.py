@@ -20,6 +20,7 @@ from crawlers.extract import extract_page, feed_links, is_feed, parse_datetime
 from crawlers.middlewares import LoginWallMiddleware, ProvenanceMiddleware, PublicOnlyMiddleware
 from crawlers.netpolicy import AddressPolicy, RequestPolicy, is_public, parse_ip
 from crawlers.pipelines import BusPipeline
+from crawlers.posts import feed_posts
 from crawlers.run import check_start_url, summarise
 from crawlers.settings import scrapy_settings
 from pipeline.bus import COLLECTED
@@ -383,6 +384,21 @@ def test_feeds_are_recognised_and_their_links_followed():
     assert is_feed("", atom) and feed_links(atom, "http://h/atom") == ["http://h/a/1"]
     broken = b"<rss><channel><item><title>x</title><link>http://h/x</link></item><item><title>&bad"
     assert feed_links(broken, "http://h/f") == ["http://h/x"]
+
+
+def test_a_hostile_feed_expands_no_entities_and_reads_no_local_file(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("NOT-FOR-THE-INDEX")
+    nested = "".join(f'<!ENTITY e{i} "{f"&e{i - 1};" * 10}">' for i in range(1, 10))
+    laughs = f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY e0 "lol">{nested}]>'  # a billion "lol"s if expanded
+    external = f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY e9 SYSTEM "file://{secret}">]>'
+    for prolog in (laughs, external):
+        body = (prolog + '<rss version="2.0"><channel><item><title>&e9;</title><link>http://h/1</link>'
+                "<description>&e9; and more</description></item></channel></rss>").encode()
+        assert feed_links(body, "http://h/f") == ["http://h/1"]  # what can be read is still read
+        parsed = feed_posts(body, "http://h/f")
+        text = " ".join(f"{post.title} {post.text}" for post in parsed.posts)
+        assert "NOT-FOR-THE-INDEX" not in text and "lollol" not in text and len(text) < 1000
 
 
 def test_parse_datetime():
