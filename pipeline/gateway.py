@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pipeline.audit import AuditLog
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
 from pipeline.httpd import BodyRefused, read_body, threading_server
-from pipeline.passwords import BasicAuth, FailedSignIns, Throttled
+from pipeline.passwords import BasicAuth, FailedSignIns, SignInRefused, Throttled
 from pipeline.review import AUDIT_READERS
 from pipeline.search import SEARCH_ROLES, close_query, new_event, open_query, refuse_query
 from pipeline.state import State, User
@@ -357,11 +357,13 @@ class Gateway:
         self.basic = BasicAuth(state.password_hash, self.lock, FailedSignIns())
 
     # authentication
-    def authenticate(self, header: str | None) -> User:
+    def authenticate(self, header: str | None, client: str) -> User:
         try:
             name = self.basic.user_name(header)
-        except Throttled as exc:
-            raise Refusal(429, str(exc)) from exc
+        except SignInRefused as exc:  # audited, as the console's are: a supervisor sees the guessing
+            self._append("gateway.login.refused", exc.name or "(none)",
+                          {"user": exc.name, "client": client, "reason": "throttled" if isinstance(exc, Throttled) else str(exc)})
+            raise Refusal(429 if isinstance(exc, Throttled) else 401, str(exc)) from exc
         except ValueError as exc:
             raise Refusal(401, f"{exc}" if header else "authentication required: Kibana must forward the user's Basic credentials") from exc
         with self.lock:
@@ -370,7 +372,7 @@ class Gateway:
     # the decision for one request
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes, client: str
                ) -> tuple[int, dict[str, str], bytes]:
-        user = self.authenticate(headers.get("authorization"))
+        user = self.authenticate(headers.get("authorization"), client)
         where = route(method, path, self.records_alias, self.audit_alias)
         service, kibana = user.name == self.service_account, user.name == self.kibana_account
         if kibana and (where.kind in ("system", "housekeeping") or kibana_cluster_call(where, path, body)):

@@ -67,7 +67,15 @@ class FailedSignIns:
             self._times.pop(key, None)
 
 
-class Throttled(ValueError):
+class SignInRefused(ValueError):
+    """Credentials that named a user (`name`) and did not sign them in."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+
+
+class Throttled(SignInRefused):
     """Too many failed sign-ins for these credentials' user: refused without checking the password."""
 
 
@@ -82,7 +90,7 @@ class BasicAuth:
         self._verified: dict[str, tuple[str, float]] = {}
 
     def user_name(self, header: str | None) -> str:
-        """The verified user's name; ValueError with what is wrong otherwise."""
+        """The verified user's name; ValueError with what is wrong otherwise (SignInRefused once a name was read)."""
         if not header or not header.startswith("Basic "):
             raise ValueError("authentication required: HTTP Basic with your fcmon user name and password")
         key = hashlib.sha256(header.encode()).hexdigest()
@@ -95,13 +103,13 @@ class BasicAuth:
             raise ValueError("malformed Basic credentials") from exc
         if self.failures is not None and self.failures.throttled(name):
             raise Throttled(f"too many failed sign-ins for {name}: wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes, "
-                            "or ask an administrator to reset the password")
+                            "or ask an administrator to reset the password", name)
         with self.lock:
             stored = self.stored_hash(name)
         if not verify_password(password, stored):
             if self.failures is not None:
                 self.failures.failed(name)
-            raise ValueError("unknown user or wrong password (set one with `fcmon user set-password NAME`)")
+            raise SignInRefused("unknown user or wrong password (set one with `fcmon user set-password NAME`)", name)
         if self.failures is not None:
             self.failures.succeeded(name)
         self._verified[key] = (name, time.monotonic() + CREDENTIAL_CACHE_SECONDS)

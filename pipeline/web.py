@@ -28,7 +28,7 @@ from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, U
 from pipeline.httpd import IDLE_TIMEOUT_S, BodyRefused, read_body, threading_server
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
 from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
-from pipeline.passwords import FAILED_SIGN_IN_WINDOW_S, BasicAuth, FailedSignIns, verify_password
+from pipeline.passwords import FAILED_SIGN_IN_WINDOW_S, BasicAuth, FailedSignIns, SignInRefused, verify_password
 from pipeline.packets import REQUEST_ROLES, Packet, decide, disseminate, request as request_packet, visible_packets
 from pipeline.quarantine import keep, purge, purge_expired, show as show_held
 from pipeline.records import show as show_record
@@ -146,12 +146,14 @@ class Console:
     def basic_user(self, header: str | None, client: str) -> User:
         key = ("(api)", client)  # the name is unknown until the credentials decode: throttled per client address
         if self.failures.throttled(key):
+            self._refused("", client, "throttled (API)")
             raise Refusal(429, f"too many failed API sign-ins from {client}", f"wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes")
         try:
             name = self.basic.user_name(header)
         except ValueError as exc:
             if header:
                 self.failures.failed(key)
+                self._refused(exc.name if isinstance(exc, SignInRefused) else "", client, f"{exc} (API)")
             raise Refusal(401, str(exc)) from exc
         return self.user(name)
 

@@ -133,14 +133,18 @@ def test_kibanas_account_reads_no_records(setup):
     assert refused.actor == "kibana_system"
 
 
-def test_password_guessing_is_throttled_per_user(setup):
-    _, base, _ = setup
+def test_password_guessing_is_throttled_per_user_and_audited(setup):
+    app, base, _ = setup
     for _ in range(5):
         assert call(base, "GET", "/_security/_authenticate", password="a wrong guess", tasking=None)[0] == 401
     status, answer = call(base, "GET", "/_security/_authenticate", tasking=None)
     assert status == 429 and "too many failed sign-ins for alice" in answer["error"]["reason"]  # even the right one waits
     assert call(base, "GET", "/_security/_authenticate", user="sam", tasking=None)[0] == 200  # others sign in as before
     assert Upstream.received == []
+    refused = list(app.audit.entries(["gateway.login.refused"]))
+    assert [e.actor for e in refused] == ["alice"] * 6 and refused[0].payload["client"] == "127.0.0.1"
+    assert [e.payload["reason"] for e in refused][-2:] == ["unknown user or wrong password (set one with "
+                                                           "`fcmon user set-password NAME`)", "throttled"]
 
 
 def test_authenticate_is_answered_for_fcmon_users(setup):

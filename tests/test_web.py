@@ -296,6 +296,8 @@ def test_failed_sign_ins_are_throttled_and_audited(app, base):
         assert api_search(base, {"tasking": "T-1", "q": "x"}, "alice", "guess")[0] == 401
     status, _, body = api_search(base, {"tasking": "T-1", "q": "x"}, "alice", PASSWORD)
     assert status == 429 and "too many failed API sign-ins" in body["error"] and queries(app) == []
+    api = [q for q in queries(app, "web.login.refused") if q["reason"].endswith("(API)")]
+    assert [q["user"] for q in api] == ["alice"] * 5 + [""] and api[-1]["reason"] == "throttled (API)"
 
 
 def test_an_expired_session_reads_nothing(app):
