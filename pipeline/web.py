@@ -106,7 +106,6 @@ class Console:
         self.failures = FailedSignIns()  # keyed by (name, client) for the sign-in form, ("(api)", client) for the API
 
     # authentication
-
     def _refused(self, name: str, client: str, reason: str) -> None:
         with self.lock:
             self.app.audit.append("web.login.refused", name or "(none)", {"user": name, "client": client, "reason": reason})
