@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline.audit import LocalAuditLog
+from pipeline.audit import LocalAuditLog, entries_sql
 from pipeline.errors import AuditUnavailable
 
 
@@ -110,3 +110,23 @@ def test_an_unwritable_log_refuses(tmp_path):
     (tmp_path / "audit.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(AuditUnavailable, match="cannot be"):
         LocalAuditLog(tmp_path / "audit.db", tmp_path / "audit.head").append("query", "alice", {})
+
+
+def test_entries_by_kind_come_back_in_chain_order_through_the_partial_index(tmp_path):
+    old = sqlite3.connect(tmp_path / "audit.db")  # a log made before searches' entries were left out of the index
+    old.executescript("CREATE TABLE entries (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT "
+                      "NOT NULL, payload TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+                      "CREATE INDEX entries_kind_at ON entries (kind, at);")
+    old.close()
+    log = LocalAuditLog(tmp_path / "audit.db", tmp_path / "audit.head")
+    kinds = ["query", "retention.keep", "query.result", "record.read", "retention.keep", "query.refused"]
+    for n, kind in enumerate(kinds):
+        log.append(kind, "alice", {"n": n})
+    assert [e.payload["n"] for e in log.entries(["retention.keep"])] == [1, 4]
+    assert [e.payload["n"] for e in log.entries(["query", "query.refused"])] == [0, 5]
+    assert [e.payload["n"] for e in log.entries(["record.read", "query.result", "retention.keep"])] == [1, 2, 3, 4]
+    assert len(list(log.entries())) == 6 and log.verify().ok
+    indices = [row[1] for row in log.conn.execute("PRAGMA index_list(entries)")]
+    assert indices == ["entries_indexed_kind"]  # the old index, which every search's two entries updated, is gone
+    plan = log.conn.execute("EXPLAIN QUERY PLAN " + entries_sql(["retention.keep"])[0], ["retention.keep"]).fetchall()
+    assert "entries_indexed_kind" in str(plan)
