@@ -259,7 +259,7 @@ def test_an_msearch_with_one_unconfined_search_is_refused_whole(setup):
 
 def top_terms_body() -> dict:
     """The body of the analyst dashboard's Top terms panel, as Kibana sends it (its context becomes the query)."""
-    for line in open(ROOT / "config" / "kibana" / "analyst.ndjson"):
+    for line in (ROOT / "config" / "kibana" / "analyst.ndjson").read_text().splitlines():
         saved = json.loads(line)
         if saved["id"] == "fcmon-top-terms":
             spec = json.loads(json.loads(saved["attributes"]["visState"])["params"]["spec"])
@@ -268,7 +268,7 @@ def top_terms_body() -> dict:
 
 
 def test_significant_terms_are_measured_against_the_taskings_own_documents(setup):
-    app, base, _ = setup
+    _, base, _ = setup
     body = top_terms_body()
     body["aggs"]["by_source"] = {"terms": {"field": "fcm.source_kind"}, "aggs": {"authors": {"significant_terms": {
         "field": "user.name", "background_filter": {"term": {"fcm.source_kind": "forum_post"}}}}}}
