@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "fcmon_session"
 SESSION_SECONDS = 8 * 3600
 PAGE_SIZE = 20
+REVIEW_PAGE_SIZE = 50
+REVIEW_FILTERS = ("user", "tasking", "status")
 MAX_FORM_BYTES = 16 * 1024
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -207,7 +209,7 @@ class Console:
     def review_rows(self, user: User, params: dict[str, list[str]]) -> list[QueryRow]:
         if user.role not in AUDIT_READERS:
             raise Forbidden(f"{user.name} is {user.role}; the query log is for supervisors and administrators")
-        wanted = {k: first(params, k).strip() for k in ("user", "tasking", "status")}
+        wanted = {k: first(params, k).strip() for k in REVIEW_FILTERS}
         with self.lock:
             rows = query_rows(self.app.audit.entries(QUERY_KINDS), self.app.state, self.app.settings)
         return [r for r in reversed(rows) if (not wanted["user"] or r.user == wanted["user"])
@@ -431,27 +433,51 @@ def _params_of(query: SearchQuery, offset: int) -> list[tuple[str, str]]:
     return params
 
 
+def review_view(params: dict[str, list[str]], offset: int) -> str:
+    """The review page's query string: its filters and where in the list (a mark brings the reviewer back there)."""
+    kept = [(k, first(params, k)) for k in REVIEW_FILTERS if first(params, k)]
+    return urlencode(kept + ([("offset", str(offset))] if offset else []))
+
+
+def review_offset(params: dict[str, list[str]]) -> int:
+    try:
+        return max(0, int(first(params, "offset") or 0))
+    except ValueError as exc:
+        raise Refusal(400, "offset must be a whole number") from exc
+
+
 def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str, can_mark: bool) -> str:
+    """One page of the filtered rows (newest first), REVIEW_PAGE_SIZE at a time."""
     def value(name: str) -> str:
         return e(first(params, name))
     status = first(params, "status")
     options = "".join(f'<option value="{v}"{" selected" if v == status else ""}>{v or "any"}</option>'
                       for v in ("", "unreviewed", "reviewed", "flagged"))
+    offset = review_offset(params)
+    shown = rows[offset:offset + REVIEW_PAGE_SIZE]
+    view = review_view(params, offset)
+    pages = []
+    if offset > 0:
+        pages.append(f'<a href="/review?{e(review_view(params, max(0, offset - REVIEW_PAGE_SIZE)))}">Newer {REVIEW_PAGE_SIZE}</a>')
+    if offset + len(shown) < len(rows):
+        pages.append(f'<a href="/review?{e(review_view(params, offset + REVIEW_PAGE_SIZE))}">Older {REVIEW_PAGE_SIZE}</a>')
     lines = []
-    for r in rows:
+    for r in shown:
         flags = " ".join(f'<strong class="flag">{e(h)}</strong>' for h in r.highlights)
         hits = "refused: " + e(r.refusal) if r.outcome == "refused" else f"{e(r.hits_total if r.hits_total is not None else '?')} hit(s)"
         review = (f"{e(r.review_status)} by {e(r.reviewed_by)}: {e(r.review_note)}" if r.reviewed_by else "unreviewed")
         lines.append(f"""<tr><td>{e(r.at[:19].replace("T", " "))}</td><td>{e(r.user)} ({e(r.role)})</td><td>{e(r.interface)}</td>
 <td>{e(r.tasking_id)} {e(r.case_number or "")}</td><td><code>{e(r.query)}</code></td><td>{hits}</td><td>{flags}</td><td>{review}</td>
-<td>{_mark_form(r, csrf) if can_mark else ""}</td></tr>""")
+<td>{_mark_form(r, csrf, view) if can_mark else ""}</td></tr>""")
+    span = f"{offset + 1}-{offset + len(shown)} of " if len(shown) < len(rows) else ""
     return f"""<h2>Query review</h2>
 <form method="get" action="/review"><label>User <input name="user" value="{value('user')}" size="10"></label>
 <label>Tasking <input name="tasking" value="{value('tasking')}" size="12"></label>
 <label>Status <select name="status">{options}</select></label><button>Filter</button></form>
-<p class="meta">{len(rows)} quer(ies), newest first. Marks are audit entries (query.review); nobody marks their own queries.</p>
+<p class="meta">{span}{len(rows)} quer(ies), newest first. Marks are audit entries (query.review); nobody marks their own queries.</p>
 <table><thead><tr><th>at (UTC)</th><th>user</th><th>via</th><th>tasking</th><th>query</th><th>outcome</th><th>highlights</th>
-<th>review</th><th>mark</th></tr></thead><tbody>{"".join(lines)}</tbody></table>"""
+<th>review</th><th>mark</th></tr></thead><tbody>{"".join(lines)}</tbody></table>
+<p class="pages">{" · ".join(pages)}</p>"""
 
 
 def packets_page(packets: list[Packet], user: User, csrf: str) -> str:
@@ -577,9 +603,9 @@ def taskings_page(taskings: list[Tasking], user: User, csrf: str, form: dict[str
 {tasking_form(form or {}, csrf) if user.role in TASKING_ROLES else ""}"""
 
 
-def _mark_form(row: QueryRow, csrf: str) -> str:
+def _mark_form(row: QueryRow, csrf: str, view: str) -> str:
     return (f'<form method="post" action="/review"><input type="hidden" name="csrf" value="{e(csrf)}">'
-            f'<input type="hidden" name="query_id" value="{e(row.query_id)}">'
+            f'<input type="hidden" name="query_id" value="{e(row.query_id)}"><input type="hidden" name="view" value="{e(view)}">'
             '<input name="note" placeholder="note (a flag needs one)" size="18"><button name="status" value="reviewed">Reviewed</button> '
             '<button name="status" value="flagged">Flag</button></form>')
 
@@ -718,7 +744,9 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                     "Content-Disposition": f'attachment; filename="packet-{re.sub(r"[^A-Za-z0-9-]", "", packet_id)}.html"'})
             if path == "/review":
                 console.mark_query(user, first(form, "query_id"), first(form, "status"), first(form, "note"))
-                return Reply(303, b"", headers={"Location": "/review"})
+                view = parse_qs(first(form, "view"))
+                back = review_view(view, review_offset(view))  # rebuilt from known fields: never a redirect elsewhere
+                return Reply(303, b"", headers={"Location": f"/review?{back}" if back else "/review"})
             if path == "/quarantine/decide":
                 console.decide_held(user, first(form, "item_id"), first(form, "choice"), first(form, "reason"))
                 return Reply(303, b"", headers={"Location": "/quarantine"})

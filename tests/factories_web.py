@@ -46,6 +46,11 @@ class WebClient:
         return status, body
 
 
+def csrf_of(page: str) -> str:
+    """The session's CSRF token, as a page's forms carry it."""
+    return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
 def api_search(base: str, params: dict[str, str], user: str | None, password: str) -> tuple[int, dict[str, str], dict]:
     request = urllib.request.Request(base + "/api/search?" + urllib.parse.urlencode(params))
     if user:

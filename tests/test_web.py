@@ -20,12 +20,13 @@ from pipeline import passwords
 from pipeline.models import utcnow
 from pipeline.passwords import hash_password
 from pipeline.records import review
-from pipeline.web import Console, serve
+from pipeline.search import close_query, new_event, open_query
+from pipeline.web import REVIEW_PAGE_SIZE, Console, serve
 from tests.broker import free_port
 from tests.datadirs import make_app
 from tests.factories import make_record
 from tests.factories_pipeline import make_tasking
-from tests.factories_web import WebClient, api_search, raw_request, running_console
+from tests.factories_web import WebClient, api_search, csrf_of, raw_request, running_console
 from tests.servers import running
 
 NOW = utcnow()
@@ -162,6 +163,29 @@ def test_a_supervisor_reviews_and_flags_queries_in_the_browser(app, base, page):
     assert "another supervisor must review it" in page.locator(".error").inner_text()
     assert len(queries(app, "query.review")) == 1
     assert page.dialogs == []
+
+
+def test_the_query_log_is_paged_and_a_mark_keeps_the_reviewers_place(app, base):
+    alice = app.state.user("alice")
+    for n in range(REVIEW_PAGE_SIZE + 5):
+        event = open_query(app.state, app.audit, alice, new_event(alice, "T-1", f"term {n}", {}, "cli", "local"))
+        close_query(app.audit, event, 0, [])
+    client = WebClient(base)
+    assert client.sign_in("sam", PASSWORD) == 303
+    status, _, body = client.request("GET", "/review")
+    assert status == 200 and body.count("<code>term ") == REVIEW_PAGE_SIZE and "1-50 of 55 quer(ies)" in body
+    assert "<code>term 54</code>" in body and "<code>term 4</code>" not in body  # newest first
+    assert 'href="/review?offset=50">Older 50' in body and "Newer" not in body
+    status, _, body = client.request("GET", "/review?offset=50")
+    assert body.count("<code>term ") == 5 and "<code>term 0</code>" in body and 'href="/review?">Newer 50' in body
+    oldest = body.split("<code>term 0</code>", 1)[1].split('name="query_id" value="', 1)[1].split('"', 1)[0]
+    form = {"csrf": csrf_of(body), "query_id": oldest, "status": "reviewed", "note": "", "view": "offset=50"}
+    status, headers, _ = client.request("POST", "/review", form)
+    assert status == 303 and headers["Location"] == "/review?offset=50"  # back where the reviewer was
+    assert [q["query_id"] for q in queries(app, "query.review")] == [oldest]
+    status, headers, _ = client.request("POST", "/review", {**form, "view": "//elsewhere.example/x"})
+    assert status == 303 and headers["Location"] == "/review"  # rebuilt from known fields, never a redirect away
+    assert client.request("GET", "/review?offset=many")[0] == 400
 
 
 def test_only_supervisors_and_administrators_see_the_query_log(app, base):

@@ -16,7 +16,7 @@ from tests.datadirs import make_app
 from tests.factories_guards import build, item_fields, tasking_fields
 from tests.factories import make_record
 from tests.factories_pipeline import make_tasking
-from tests.factories_web import WebClient
+from tests.factories_web import WebClient, csrf_of
 from tests.test_web import PASSWORD, base, browser, page, queries, sign_in  # noqa: F401  (fixtures; base serves this module's app)
 
 NOW = utcnow()
@@ -66,7 +66,7 @@ def test_a_supervisor_opens_a_held_item_and_purges_it_in_the_browser(app, base, 
 def test_a_kept_item_is_indexed_with_the_supervisor_on_it(app, base):
     client = WebClient(base)
     assert client.sign_in("sam", PASSWORD) == 303
-    csrf = _csrf(client.request("GET", f"/quarantine/{app.held_id}")[2])
+    csrf = csrf_of(client.request("GET", f"/quarantine/{app.held_id}")[2])
     status, headers, _ = client.request("POST", "/quarantine/decide", {"csrf": csrf, "item_id": app.held_id, "choice": "keep",
                                                                       "reason": "a direct threat to property"})
     assert (status, headers["Location"]) == (303, "/quarantine")
@@ -78,7 +78,7 @@ def test_a_kept_item_is_indexed_with_the_supervisor_on_it(app, base):
 def test_a_decision_needs_a_reason_and_only_supervisors_see_the_quarantine(app, base):
     supervisor = WebClient(base)
     supervisor.sign_in("sam", PASSWORD)
-    csrf = _csrf(supervisor.request("GET", f"/quarantine/{app.held_id}")[2])
+    csrf = csrf_of(supervisor.request("GET", f"/quarantine/{app.held_id}")[2])
     status, _, body = supervisor.request("POST", "/quarantine/decide", {"csrf": csrf, "item_id": app.held_id, "choice": "keep",
                                                                         "reason": " "})
     assert status == 400 and "the reason is empty" in body
@@ -90,7 +90,7 @@ def test_a_decision_needs_a_reason_and_only_supervisors_see_the_quarantine(app, 
     for path in ("/quarantine", f"/quarantine/{app.held_id}"):
         status, _, body = analyst.request("GET", path)
         assert status == 403 and "needs the role supervisor" in body
-    status, _, body = analyst.request("POST", "/quarantine/decide", {"csrf": _csrf(analyst.request("GET", "/")[2]),
+    status, _, body = analyst.request("POST", "/quarantine/decide", {"csrf": csrf_of(analyst.request("GET", "/")[2]),
                                                                      "item_id": app.held_id, "choice": "purge", "reason": "x"})
     assert status == 403 and len(app.state.quarantined()) == 1
     assert [e["interface"] for e in queries(app, "quarantine.show")] == ["web"]  # the supervisor's read only
@@ -114,7 +114,7 @@ def test_a_supervisor_approves_a_tasking_in_the_browser_and_nobody_approves_thei
     assert page.locator("tr", has_text="T-O").locator("button:text-is('Approve')").count() == 0
     client = WebClient(base)
     client.sign_in("sam", PASSWORD)
-    status, _, body = client.request("POST", "/taskings/approve", {"csrf": _csrf(client.request("GET", "/")[2]), "tasking_id": "T-O"})
+    status, _, body = client.request("POST", "/taskings/approve", {"csrf": csrf_of(client.request("GET", "/")[2]), "tasking_id": "T-O"})
     assert status == 403 and "cannot approve it" in body and app.state.tasking("T-O").approved_by is None
 
 
@@ -124,7 +124,7 @@ def test_the_requester_sees_and_revokes_only_their_own_taskings(app, base):
     _, _, body = client.request("GET", "/taskings")
     assert "T-Q" in body and "T-P" in body and "T-S" not in body  # sue's tasking is not hers to know
     assert "Approve</button>" not in body
-    csrf = _csrf(body)
+    csrf = csrf_of(body)
     status, _, body = client.request("POST", "/taskings/approve", {"csrf": csrf, "tasking_id": "T-P"})
     assert status == 403 and "only a supervisor approves" in body
     status, _, body = client.request("POST", "/taskings/revoke", {"csrf": csrf, "tasking_id": "T-S", "reason": "not mine"})
@@ -133,10 +133,6 @@ def test_the_requester_sees_and_revokes_only_their_own_taskings(app, base):
     assert status == 303 and app.state.tasking("T-P").revoked
     [revocation] = queries(app, "tasking.revoke")
     assert (revocation["tasking_id"], revocation["reason"]) == ("T-P", "case closed")
-
-
-def _csrf(body: str) -> str:
-    return body.split('name="csrf" value="', 1)[1].split('"', 1)[0]
 
 
 def test_an_analyst_requests_a_tasking_in_the_browser_and_a_refused_request_keeps_the_form(app, base, page):
@@ -166,7 +162,7 @@ def test_an_analyst_requests_a_tasking_in_the_browser_and_a_refused_request_keep
 def test_a_criminal_predicate_must_state_its_facts(app, base):
     client = WebClient(base)
     client.sign_in("alice", PASSWORD)
-    form = {"csrf": _csrf(client.request("GET", "/taskings")[2]), "id": "T-9", "kind": "criminal_predicate",
+    form = {"csrf": csrf_of(client.request("GET", "/taskings")[2]), "id": "T-9", "kind": "criminal_predicate",
             "case_number": "2026-CR-10", "criminal_activity": "burglary of garages", "domains": "forum.example",
             "expires": f"{NOW + timedelta(days=30):%Y-%m-%d}"}
     status, _, body = client.request("POST", "/taskings", form)
