@@ -287,3 +287,34 @@ def test_a_head_answers_as_the_get_would(setup):
     assert call(base, "HEAD", "/fcmon-records/_doc/foreign")[0] == 404  # another tasking's document: not found
     assert [r["method"] for r in Upstream.received] == ["GET", "GET"]
     assert [e.payload["hits_total"] for e in app.audit.entries(["query.result"])] == [1, 0]
+
+
+DISCOVER_BODY = {  # what Kibana 8's Discover sends (trimmed of nothing that matters here)
+    "sort": [{"@timestamp": {"order": "desc", "unmapped_type": "boolean"}}],
+    "fields": [{"field": "*", "include_unmapped": "true"}, {"field": "@timestamp", "format": "strict_date_optional_time"}],
+    "size": 500, "version": True, "script_fields": {}, "stored_fields": ["*"], "runtime_mappings": {}, "_source": False,
+    "query": {"bool": {"must": [], "filter": [{"range": {"@timestamp": {"gte": "2026-11-01T00:00:00.000Z"}}}],
+                       "should": [], "must_not": []}},
+    "highlight": {"pre_tags": ["@kibana-highlighted-field@"], "post_tags": ["@/kibana-highlighted-field@"],
+                  "fields": {"*": {}}, "fragment_size": 2147483647},
+    "track_total_hits": True,
+    "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "3h", "time_zone": "UTC", "min_doc_count": 1}}}}
+VALUE_SUGGESTIONS_BODY = {  # autocomplete:valueSuggestionMethod terms_agg, as config/kibana/kibana.yml sets it
+    "size": 0, "timeout": "1000ms", "terminate_after": 100000,
+    "query": {"bool": {"filter": []}},
+    "aggs": {"suggestions": {"terms": {"field": "user.name", "include": "wr.*", "execution_hint": "map", "shard_size": 10}}}}
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/fcmon-records/_async_search?batched_reduce_size=64&wait_for_completion_timeout=100ms&keep_on_completion=true"
+     "&keep_alive=60000ms&ignore_unavailable=true&track_total_hits=true&enable_fields_emulation=true", DISCOVER_BODY),
+    ("/fcmon-records/_search?ignore_unavailable=true", VALUE_SUGGESTIONS_BODY),
+])
+def test_what_kibana_sends_is_forwarded_confined_to_the_tasking(setup, path, body):
+    app, base, _ = setup
+    assert call(base, "POST", path, body)[0] == 200
+    (seen,) = Upstream.received
+    forwarded = json.loads(seen["body"])
+    assert forwarded["query"]["bool"]["filter"] == [{"term": {"fcm.tasking_id": "T-1"}}]
+    assert {k: v for k, v in forwarded.items() if k != "query"} == {k: v for k, v in body.items() if k != "query"}
+    assert [e.kind for e in app.audit.entries()] == ["query", "query.result"]
