@@ -164,6 +164,16 @@ def test_writers_take_turns(index, open_index):
     assert index.get(extra.id) == extra
 
 
+def test_upsert_replaces_what_another_writer_committed(index, open_index):
+    other = open_index()
+    assert index.count() == 4  # this index's reader is current now, and will not be told of the next commit
+    new = make_record(tasking_id=T1, url="https://forum.example.org/t/80", text="first version")
+    other.upsert([new])
+    index.upsert([new.model_copy(update={"text": "second version"})])
+    assert index.count() == 5 and other.count() == 5
+    assert index.get(new.id).text == "second version"
+
+
 def test_count_sees_another_writers_commit_at_once(index, open_index):
     other = open_index()
     assert other.count() == 4

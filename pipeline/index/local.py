@@ -107,8 +107,14 @@ class LocalIndex:
             return
         heap, threads = BIG_WRITER if len(latest) >= BIG_BATCH else SMALL_WRITER
         with self._writer(heap, threads) as writer:
+            # Nobody else commits while this writer holds the lock, so a reader reloaded now sees every copy there is:
+            # only those are deleted (a delete costs more than the lookup, and most records are new).
+            index = self._open()
+            index.reload()
+            held = index.searcher()
             for record_id, record in latest.items():
-                writer.delete_documents_by_term("id", record_id)
+                if held.doc_freq("id", record_id):
+                    writer.delete_documents_by_term("id", record_id)
                 writer.add_document(_document(record))
 
     def delete(self, record_ids: list[str]) -> None:
