@@ -166,7 +166,7 @@ def test_writers_take_turns(index, open_index):
 
 def test_upsert_replaces_what_another_writer_committed(index, open_index):
     other = open_index()
-    assert index.count() == 4  # this index's reader is current now, and will not be told of the next commit
+    assert index.count() == 4  # this index's reader reloads here, and not again before its upsert below
     new = make_record(tasking_id=T1, url="https://forum.example.org/t/80", text="first version")
     other.upsert([new])
     index.upsert([new.model_copy(update={"text": "second version"})])
