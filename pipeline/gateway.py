@@ -11,8 +11,9 @@ users (the Basic credentials Kibana forwards). What happens next depends on what
   their hit counts and returned ids are appended after. What would step around that filter is refused
   and logged as a refused query: other read APIs (`_terms_enum`, `_explain`, `_termvectors`, SQL, ...),
   the `q` and `source` URL parameters (they replace the body's query), search-body keys that reach past
-  the query (`suggest`, `knn`, `retriever`, `explain`, ...) and `global` aggregations; significant terms and
-  text are compared with the tasking's documents (their background filter is the tasking's);
+  the query (`suggest`, `knn`, `retriever`, `explain`, ...), clauses that fetch a stored document (terms
+  lookups, more_like_this of a document, anything naming an `_index`) and `global` aggregations; significant
+  terms and text are compared with the tasking's documents (their background filter is the tasking's);
 - reads of the audit index: supervisors and administrators only, logged as `audit.read` first;
 - Kibana's housekeeping (cluster info, nodes, license, privileges, mappings, index resolution): forwarded
   for any authenticated user, since it carries no record content;
@@ -184,7 +185,34 @@ def _unrestricted_body(parsed: Any, allowed: frozenset[str]) -> str | None:
         found = _unrestricted_agg(aggs)
         if found:
             return f"a {found!r} aggregation is not forwarded: its buckets hold every tasking's documents"
+    lookup = document_lookup(parsed)
+    if lookup:
+        return (f"{lookup} is not forwarded: it reads another document (of any tasking or index) inside the search; "
+                "give the values themselves")
     return None
+
+
+def document_lookup(node: Any) -> str | None:
+    """A query clause that makes Elasticsearch fetch a document by reference, past the tasking filter: a terms lookup,
+    more_like_this of a stored document, a percolate or indexed shape, or anything naming an `_index`."""
+    if isinstance(node, list):
+        return next(filter(None, map(document_lookup, node)), None)
+    if not isinstance(node, dict):
+        return None
+    for key, value in node.items():
+        if key in ("_index", "indexed_shape", "percolate"):
+            return f"the {key!r} clause"
+        if key == "terms" and isinstance(value, dict) and any(
+                isinstance(v, dict) and {"id", "path"} <= v.keys() for v in value.values()):  # not a terms aggregation
+            return "a terms lookup"
+        if key == "more_like_this" and isinstance(value, dict) and any(
+                isinstance(item, dict) for side in ("like", "unlike") for item in _as_list(value.get(side))):
+            return "more_like_this of a stored document"
+    return next(filter(None, map(document_lookup, node.values())), None)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _unrestricted_agg(aggs: Any) -> str | None:

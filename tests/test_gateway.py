@@ -230,6 +230,14 @@ GLOBAL_AGGS = {"size": 0, "aggs": {"all": {"global": {}, "aggs": {"docs": {"top_
     ("POST", "/fcmon-records/_search", {"retriever": {"standard": {"query": {"match_all": {}}}}}, "'retriever'"),
     ("POST", "/fcmon-records/_search", {**KQL_BODY, "explain": True}, "'explain'"),  # document counts of every tasking
     ("POST", "/fcmon-records/_async_search", {"suggest": {}}, "'suggest'"),
+    # clauses that fetch a stored document server-side, past the filter: the answer is an oracle on its content
+    ("POST", "/fcmon-records/_search", {"query": {"bool": {"filter": [{"terms": {"user.name": {
+        "index": "fcmon-audit", "id": "e1", "path": "user"}}}]}}}, "a terms lookup"),
+    ("POST", "/fcmon-records/_search", {"query": {"more_like_this": {"fields": ["message"], "like": [
+        "plain text is fine", {"_id": "a-record-of-another-tasking"}]}}}, "more_like_this of a stored document"),
+    ("POST", "/fcmon-records/_search", {"query": {"pinned": {"docs": [{"_index": "fcmon-audit", "_id": "e1"}],
+                                                              "organic": {"match_all": {}}}}}, "the '_index' clause"),
+    ("POST", "/fcmon-records/_search", {"post_filter": {"percolate": {"field": "q", "index": "x", "id": "1"}}}, "'percolate'"),
     ("POST", "/fcmon-records/_count", {"query": {"match_all": {}}, "aggs": {}}, "'aggs'"),
     ("POST", "/fcmon-records/_terms_enum", {"field": "user.name", "string": "wr"}, "terms_agg"),
     ("GET", "/fcmon-records/_termvectors/r1", None, "_termvectors is not forwarded"),
@@ -299,6 +307,10 @@ DISCOVER_BODY = {  # what Kibana 8's Discover sends (trimmed of nothing that mat
                   "fields": {"*": {}}, "fragment_size": 2147483647},
     "track_total_hits": True,
     "aggs": {"2": {"date_histogram": {"field": "@timestamp", "fixed_interval": "3h", "time_zone": "UTC", "min_doc_count": 1}}}}
+LENS_BODY = {  # a Lens bar chart: top values of a field, over time
+    "size": 0, "query": {"bool": {"filter": [{"range": {"@timestamp": {"gte": "now-30d"}}}]}},
+    "aggs": {"0": {"terms": {"field": "fcm.source_kind", "order": {"_count": "desc"}, "size": 5, "shard_size": 25},
+                   "aggs": {"1": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d"}}}}}}
 VALUE_SUGGESTIONS_BODY = {  # autocomplete:valueSuggestionMethod terms_agg, as config/kibana/kibana.yml sets it
     "size": 0, "timeout": "1000ms", "terminate_after": 100000,
     "query": {"bool": {"filter": []}},
@@ -309,6 +321,7 @@ VALUE_SUGGESTIONS_BODY = {  # autocomplete:valueSuggestionMethod terms_agg, as c
     ("/fcmon-records/_async_search?batched_reduce_size=64&wait_for_completion_timeout=100ms&keep_on_completion=true"
      "&keep_alive=60000ms&ignore_unavailable=true&track_total_hits=true&enable_fields_emulation=true", DISCOVER_BODY),
     ("/fcmon-records/_search?ignore_unavailable=true", VALUE_SUGGESTIONS_BODY),
+    ("/fcmon-records/_async_search", LENS_BODY),
 ])
 def test_what_kibana_sends_is_forwarded_confined_to_the_tasking(setup, path, body):
     app, base, _ = setup
