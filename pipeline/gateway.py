@@ -78,7 +78,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               TASKING_HEADER.lower()}
 MAX_LOGGED_BODY = 16_384
 TERM_KEYS = ("query_string", "simple_query_string", "multi_match", "match", "match_phrase", "match_phrase_prefix",
-             "match_bool_prefix", "term", "terms", "wildcard", "prefix", "fuzzy", "regexp", "combined_fields")
+             "match_bool_prefix", "term", "terms", "wildcard", "prefix", "fuzzy", "regexp", "combined_fields", "span_term")
+INTERVAL_TERMS = ("query", "prefix", "pattern", "term")  # what the rules of an intervals query match
 
 
 # -- pure: what a request is ----------------------------------------------------------------------
@@ -185,30 +186,32 @@ def _unrestricted_body(parsed: Any, allowed: frozenset[str]) -> str | None:
         found = _unrestricted_agg(aggs)
         if found:
             return f"a {found!r} aggregation is not forwarded: its buckets hold every tasking's documents"
-    lookup = document_lookup(parsed)
-    if lookup:
-        return (f"{lookup} is not forwarded: it reads another document (of any tasking or index) inside the search; "
-                "give the values themselves")
+    reaching = reaching_clause(parsed)
+    if reaching:
+        return f"not forwarded: {reaching}; send the values or the query themselves"
     return None
 
 
-def document_lookup(node: Any) -> str | None:
-    """A query clause that makes Elasticsearch fetch a document by reference, past the tasking filter: a terms lookup,
-    more_like_this of a stored document, a percolate or indexed shape, or anything naming an `_index`."""
+def reaching_clause(node: Any) -> str | None:
+    """Why a clause would reach past the tasking filter or the search-term ledger: it makes Elasticsearch fetch a
+    stored document by reference (a terms lookup, more_like_this of a document, a percolate or indexed shape, anything
+    naming an `_index`), or it hides its query (`wrapper`)."""
     if isinstance(node, list):
-        return next(filter(None, map(document_lookup, node)), None)
+        return next(filter(None, map(reaching_clause, node)), None)
     if not isinstance(node, dict):
         return None
     for key, value in node.items():
         if key in ("_index", "indexed_shape", "percolate"):
-            return f"the {key!r} clause"
+            return f"the {key!r} clause reads a stored document, of any tasking or index"
         if key == "terms" and isinstance(value, dict) and any(
                 isinstance(v, dict) and {"id", "path"} <= v.keys() for v in value.values()):  # not a terms aggregation
-            return "a terms lookup"
+            return "a terms lookup reads a stored document, of any tasking or index"
         if key == "more_like_this" and isinstance(value, dict) and any(
                 isinstance(item, dict) for side in ("like", "unlike") for item in _as_list(value.get(side))):
-            return "more_like_this of a stored document"
-    return next(filter(None, map(document_lookup, node.values())), None)
+            return "more_like_this of a stored document reads it, whatever its tasking"
+        if key == "wrapper":
+            return "a 'wrapper' query hides its query from these checks and from the search-term ledger"
+    return next(filter(None, map(reaching_clause, node.values())), None)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -284,6 +287,11 @@ def search_terms(value: Any) -> list[str]:
             for key, inner in node.items():
                 if key in TERM_KEYS:
                     leaf(inner)
+                elif key == "intervals" and isinstance(inner, dict):
+                    for field, rules in inner.items():
+                        found.extend(f"{field}:{text}" for text in strings_under(rules, INTERVAL_TERMS))
+                elif key == "more_like_this" and isinstance(inner, dict):
+                    found.extend(text for text in _as_list(inner.get("like")) if isinstance(text, str))
                 else:
                     walk(inner)
         elif isinstance(node, list):
@@ -307,6 +315,16 @@ def search_terms(value: Any) -> list[str]:
 
     walk(value)
     return found
+
+
+def strings_under(node: Any, keys: tuple[str, ...]) -> list[str]:
+    """The string values of these keys anywhere in a JSON tree."""
+    if isinstance(node, list):
+        return [text for inner in node for text in strings_under(inner, keys)]
+    if not isinstance(node, dict):
+        return []
+    return [v for k, v in node.items() if k in keys and isinstance(v, str)] + [
+        text for k, v in node.items() if isinstance(v, (dict, list)) for text in strings_under(v, keys)]
 
 
 def request_terms(endpoint: str | None, body: bytes) -> list[str]:

@@ -199,6 +199,12 @@ def test_terms_from_kibana_bodies():
     assert request_terms("_search", json.dumps({"query": {"terms": {"fcm.source_kind": ["x", "y"]}}}).encode()) == \
         ["fcm.source_kind:x", "fcm.source_kind:y"]
     assert request_terms("_search", b"") == []
+    intervals = {"intervals": {"message": {"all_of": {"intervals": [{"match": {"query": "cut pipe"}},
+                                                                    {"wildcard": {"pattern": "conv*"}}]}}}}
+    assert request_terms("_search", json.dumps({"query": {"bool": {"must": [
+        intervals, {"span_term": {"user.name": "wrenchman"}},
+        {"more_like_this": {"fields": ["message"], "like": ["stolen converters", {"_id": "x"}]}}]}}}).encode()) == \
+        ["message:cut pipe", "message:conv*", "user.name:wrenchman", "stolen converters"]  # the ledger misses none
 
 
 @pytest.mark.parametrize("headers, status, message", [
@@ -238,6 +244,7 @@ GLOBAL_AGGS = {"size": 0, "aggs": {"all": {"global": {}, "aggs": {"docs": {"top_
     ("POST", "/fcmon-records/_search", {"query": {"pinned": {"docs": [{"_index": "fcmon-audit", "_id": "e1"}],
                                                               "organic": {"match_all": {}}}}}, "the '_index' clause"),
     ("POST", "/fcmon-records/_search", {"post_filter": {"percolate": {"field": "q", "index": "x", "id": "1"}}}, "'percolate'"),
+    ("POST", "/fcmon-records/_search", {"query": {"wrapper": {"query": "eyJtYXRjaF9hbGwiOnt9fQ=="}}}, "'wrapper' query hides"),
     ("POST", "/fcmon-records/_count", {"query": {"match_all": {}}, "aggs": {}}, "'aggs'"),
     ("POST", "/fcmon-records/_terms_enum", {"field": "user.name", "string": "wr"}, "terms_agg"),
     ("GET", "/fcmon-records/_termvectors/r1", None, "_termvectors is not forwarded"),
