@@ -38,18 +38,24 @@ def verify_password(password: str, stored: str | None) -> bool:
 CREDENTIAL_CACHE_SECONDS = 60
 MAX_FAILED_SIGN_INS = 5  # per key (user name, client address or both), within FAILED_SIGN_IN_WINDOW_S
 FAILED_SIGN_IN_WINDOW_S = 15 * 60
+KEYS_BEFORE_PRUNING = 10_000
 
 
 class FailedSignIns:
     """Recent failed sign-ins per key: a key with MAX_FAILED_SIGN_INS of them in the window is refused before its
-    password is checked, so guessing runs at five tries per quarter hour, not at scrypt's twenty a second."""
+    password is checked, so guessing runs at five tries per quarter hour, not at scrypt's twenty a second. Keys whose
+    failures are all older than the window are forgotten once there are many, so made-up names cannot fill memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._times: dict[object, list[float]] = {}
         self._lock = threading.Lock()
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._times)
 
     def throttled(self, key: object) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             recent = [t for t in self._times.get(key, []) if now - t < FAILED_SIGN_IN_WINDOW_S]
             if recent:
@@ -59,8 +65,11 @@ class FailedSignIns:
             return len(recent) >= MAX_FAILED_SIGN_INS
 
     def failed(self, key: object) -> None:
+        now = self._clock()
         with self._lock:
-            self._times.setdefault(key, []).append(time.monotonic())
+            self._times.setdefault(key, []).append(now)
+            if len(self._times) > KEYS_BEFORE_PRUNING:
+                self._times = {k: times for k, times in self._times.items() if now - times[-1] < FAILED_SIGN_IN_WINDOW_S}
 
     def succeeded(self, key: object) -> None:
         with self._lock:

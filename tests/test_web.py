@@ -364,6 +364,21 @@ def test_an_unknown_user_costs_the_same_scrypt_as_a_wrong_password(monkeypatch):
     assert calls == [passwords.N, passwords.N, passwords.N]  # the unknown user's check, the hashing, the wrong password's check
 
 
+def test_failed_sign_ins_of_made_up_names_do_not_fill_memory():
+    now = [0.0]
+    failures = passwords.FailedSignIns(clock=lambda: now[0])
+    for n in range(passwords.KEYS_BEFORE_PRUNING):
+        failures.failed(f"made-up-{n}")
+    for _ in range(passwords.MAX_FAILED_SIGN_INS):
+        failures.failed("alice")
+    now[0] = passwords.FAILED_SIGN_IN_WINDOW_S - 1.0  # alice's failures are recent still, the others too
+    failures.failed("one-more")
+    assert len(failures) == passwords.KEYS_BEFORE_PRUNING + 2 and failures.throttled("alice")
+    now[0] = passwords.FAILED_SIGN_IN_WINDOW_S + 1.0  # now all are past the window
+    failures.failed("another")
+    assert len(failures) == 2 and not failures.throttled("alice")  # the last two fell within the window
+
+
 def test_a_down_index_is_a_503_after_the_attempt_is_logged(tmp_path):
     app = make_app(tmp_path / "es", make_tasking(**LIVE), index="elasticsearch",
                    elasticsearch_url=f"http://127.0.0.1:{free_port()}")  # nothing listens there
