@@ -36,7 +36,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 from pipeline.audit import AuditLog
@@ -157,7 +157,7 @@ def unrestricted_read(endpoint: str | None, path: str, method: str, body: bytes)
     if overrides:
         return f"the URL parameter {overrides[0]!r} is not forwarded (it replaces the query): send the query in the body"
     parts = [p for p in split.path.split("/") if p]
-    after = parts[parts.index(endpoint) + 1:] if endpoint in parts else []
+    after = parts[parts.index(endpoint) + 1:]  # route() found the endpoint among these parts
     if endpoint in ("_search", "_msearch") and after and after[0] != "scroll":
         return f"{endpoint}/{after[0]} is not forwarded: search templates can hold any query; send the query itself"
     if is_scroll(path) or method not in ("GET", "POST") or not body.strip():
@@ -192,26 +192,33 @@ def _unrestricted_body(parsed: Any, allowed: frozenset[str]) -> str | None:
     return None
 
 
-def reaching_clause(node: Any) -> str | None:
+def reaching_clause(tree: Any) -> str | None:
     """Why a clause would reach past the tasking filter or the search-term ledger: it makes Elasticsearch fetch a
     stored document by reference (a terms lookup, more_like_this of a document, a percolate or indexed shape, anything
     naming an `_index`), or it hides its query (`wrapper`)."""
-    if isinstance(node, list):
-        return next(filter(None, map(reaching_clause, node)), None)
-    if not isinstance(node, dict):
-        return None
-    for key, value in node.items():
-        if key in ("_index", "indexed_shape", "percolate"):
-            return f"the {key!r} clause reads a stored document, of any tasking or index"
-        if key == "terms" and isinstance(value, dict) and any(
-                isinstance(v, dict) and {"id", "path"} <= v.keys() for v in value.values()):  # not a terms aggregation
-            return "a terms lookup reads a stored document, of any tasking or index"
-        if key == "more_like_this" and isinstance(value, dict) and any(
-                isinstance(item, dict) for side in ("like", "unlike") for item in _as_list(value.get(side))):
-            return "more_like_this of a stored document reads it, whatever its tasking"
-        if key == "wrapper":
-            return "a 'wrapper' query hides its query from these checks and from the search-term ledger"
-    return next(filter(None, map(reaching_clause, node.values())), None)
+    for node in objects_in(tree):
+        for key, value in node.items():
+            if key in ("_index", "indexed_shape", "percolate"):
+                return f"the {key!r} clause reads a stored document, of any tasking or index"
+            if key == "terms" and isinstance(value, dict) and any(
+                    isinstance(v, dict) and {"id", "path"} <= v.keys() for v in value.values()):  # not a terms aggregation
+                return "a terms lookup reads a stored document, of any tasking or index"
+            if key == "more_like_this" and isinstance(value, dict) and any(
+                    isinstance(item, dict) for side in ("like", "unlike") for item in _as_list(value.get(side))):
+                return "more_like_this of a stored document reads it, whatever its tasking"
+            if key == "wrapper":
+                return "a 'wrapper' query hides its query from these checks and from the search-term ledger"
+    return None
+
+
+def objects_in(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a tree, each before those inside it."""
+    if isinstance(tree, dict):
+        yield tree
+        tree = list(tree.values())
+    if isinstance(tree, list):
+        for inner in tree:
+            yield from objects_in(inner)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -317,14 +324,9 @@ def search_terms(value: Any) -> list[str]:
     return found
 
 
-def strings_under(node: Any, keys: tuple[str, ...]) -> list[str]:
+def strings_under(tree: Any, keys: tuple[str, ...]) -> list[str]:
     """The string values of these keys anywhere in a JSON tree."""
-    if isinstance(node, list):
-        return [text for inner in node for text in strings_under(inner, keys)]
-    if not isinstance(node, dict):
-        return []
-    return [v for k, v in node.items() if k in keys and isinstance(v, str)] + [
-        text for k, v in node.items() if isinstance(v, (dict, list)) for text in strings_under(v, keys)]
+    return [v for node in objects_in(tree) for k, v in node.items() if k in keys and isinstance(v, str)]
 
 
 def request_terms(endpoint: str | None, body: bytes) -> list[str]:
