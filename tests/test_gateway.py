@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
 
 from pipeline.gateway import request_terms, route
 from tests.factories_gateway import PASSWORD, Upstream, call, setup  # noqa: F401  (setup is a fixture)
 from tests.factories_web import raw_request
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.test_kibana_objects import objects as kibana_objects
 
 
 def kinds(app) -> list[str]:
@@ -274,12 +272,9 @@ def test_an_msearch_with_one_unconfined_search_is_refused_whole(setup):
 
 def top_terms_body() -> dict:
     """The body of the analyst dashboard's Top terms panel, as Kibana sends it (its context becomes the query)."""
-    for line in (ROOT / "config" / "kibana" / "analyst.ndjson").read_text().splitlines():
-        saved = json.loads(line)
-        if saved["id"] == "fcmon-top-terms":
-            spec = json.loads(json.loads(saved["attributes"]["visState"])["params"]["spec"])
-            return {**spec["data"]["url"]["body"], "query": {"bool": {"filter": [{"range": {"@timestamp": {"gte": "now-7d"}}}]}}}
-    raise AssertionError("no Top terms panel in the analyst dashboard")
+    (saved,) = [o for o in kibana_objects() if o["id"] == "fcmon-top-terms"]
+    spec = json.loads(json.loads(saved["attributes"]["visState"])["params"]["spec"])
+    return {**spec["data"]["url"]["body"], "query": {"bool": {"filter": [{"range": {"@timestamp": {"gte": "now-7d"}}}]}}}
 
 
 def test_significant_terms_are_measured_against_the_taskings_own_documents(setup):
