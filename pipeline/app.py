@@ -8,6 +8,7 @@ from pipeline.bus import Bus, open_bus
 from pipeline.datadir import DataDir, require_data_dir
 from pipeline.errors import FcmonError, Forbidden
 from pipeline.index import Index, open_index
+from pipeline.review import QueryReviews
 from pipeline.settings import Settings
 from pipeline.state import State, User
 
@@ -40,6 +41,10 @@ class App:
             from pipeline.audit_mirror import MirroredAuditLog
             return MirroredAuditLog(local, lambda: self.bus)
         return local
+
+    @cached_property
+    def query_reviews(self) -> QueryReviews:
+        return QueryReviews(self.state, self.audit, self.settings)
 
     def acting_user(self, *roles: str) -> User:
         """The user this command acts as, who must hold one of `roles` (any role when none are given)."""

@@ -70,8 +70,8 @@ class AuditLog(Protocol):
     def append(self, kind: str, actor: str, payload: dict[str, Any]) -> AuditEntry:
         """Durably append one entry, or raise AuditUnavailable."""
 
-    def entries(self, kinds: list[str] | None = None) -> Iterator[AuditEntry]:
-        """Entries in chain order, optionally of the given kinds."""
+    def entries(self, kinds: list[str] | None = None, after: int = 0) -> Iterator[AuditEntry]:
+        """Entries in chain order, optionally only of the given kinds and only those after seq `after`."""
 
     def verify(self) -> VerifyResult:
         """Recompute the chain and name the first entry that does not fit."""
@@ -130,8 +130,8 @@ class LocalAuditLog:
             os.close(self._head_fd)
             self._head_fd = None
 
-    def entries(self, kinds: list[str] | None = None) -> Iterator[AuditEntry]:
-        for seq, at, kind, actor, payload, prev_hash, digest in self.conn.execute(*entries_sql(kinds)):
+    def entries(self, kinds: list[str] | None = None, after: int = 0) -> Iterator[AuditEntry]:
+        for seq, at, kind, actor, payload, prev_hash, digest in self.conn.execute(*entries_sql(kinds, after)):
             yield AuditEntry(seq, at, kind, actor, json.loads(payload), prev_hash, digest)
 
     def verify(self) -> VerifyResult:
@@ -163,14 +163,16 @@ class LocalAuditLog:
             return (-1, "unreadable")
 
 
-def entries_sql(kinds: list[str] | None) -> tuple[str, list[str]]:
-    sql = "SELECT seq, at, kind, actor, payload, prev_hash, hash FROM entries"
-    if not kinds:
-        return sql + " ORDER BY seq", []
-    sql += f" WHERE kind IN ({','.join('?' * len(kinds))})"
-    if not set(UNINDEXED_KINDS) & set(kinds):
-        sql += f" AND {INDEXED_KINDS}"
-    return sql + " ORDER BY seq", list(kinds)
+def entries_sql(kinds: list[str] | None, after: int = 0) -> tuple[str, list[str | int]]:
+    where: list[str] = ["seq > ?"] if after else []
+    args: list[str | int] = [after] if after else []
+    if kinds:
+        where.append(f"kind IN ({','.join('?' * len(kinds))})")
+        args += kinds
+        if not set(UNINDEXED_KINDS) & set(kinds):
+            where.append(INDEXED_KINDS)
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT seq, at, kind, actor, payload, prev_hash, hash FROM entries{condition} ORDER BY seq", args
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

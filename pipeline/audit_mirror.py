@@ -31,8 +31,8 @@ class MirroredAuditLog:
             log.error("event=audit_mirror_failed seq=%d kind=%s error=%r", entry.seq, kind, str(exc))
         return entry
 
-    def entries(self, kinds: list[str] | None = None) -> Iterator[AuditEntry]:
-        return self.local.entries(kinds)
+    def entries(self, kinds: list[str] | None = None, after: int = 0) -> Iterator[AuditEntry]:
+        return self.local.entries(kinds, after)
 
     def verify(self) -> VerifyResult:
         return self.local.verify()

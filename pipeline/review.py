@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import logging
+import sqlite3
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from pipeline.audit import AuditEntry, AuditLog
@@ -15,7 +18,10 @@ from pipeline.duty import off_hours, zone
 from pipeline.errors import FcmonError, Forbidden, NotFound
 from pipeline.models import Tasking, utcnow
 from pipeline.settings import Settings
+from pipeline.sqlite import Transaction
 from pipeline.state import State, User
+
+log = logging.getLogger(__name__)
 
 QUERY_KINDS = ["query", "query.refused", "query.result", "query.review"]
 AUDIT_READERS = ("supervisor", "admin")  # who reads the audit log; only supervisors mark queries
@@ -55,34 +61,119 @@ class QueryRow:
                                       ("FLAGGED", self.review_status == "flagged"), ("REFUSED", self.outcome == "refused")) if on]
 
 
-def query_rows(entries: Iterable[AuditEntry], state: State, settings: Settings) -> list[QueryRow]:
-    """Every query and refused query, with its hit count, latest review mark and highlights."""
-    tz = zone(settings.duty_timezone)
-    users = {u.name: u for u in state.users()}
-    taskings: dict[str, Tasking | None] = {}
-    now = utcnow()
-    rows: dict[str, QueryRow] = {}
-    for entry in entries:
-        p = entry.payload
-        if entry.kind in ("query", "query.refused"):
+REVIEW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS query_review (
+    query_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, at TEXT NOT NULL, user TEXT NOT NULL, tasking_id TEXT NOT NULL,
+    event TEXT NOT NULL, outcome TEXT NOT NULL, hits_total INTEGER,
+    review_status TEXT NOT NULL DEFAULT 'unreviewed', review_note TEXT, reviewed_by TEXT);
+CREATE INDEX IF NOT EXISTS query_review_seq ON query_review (seq);
+CREATE INDEX IF NOT EXISTS query_review_user ON query_review (user, seq);
+CREATE INDEX IF NOT EXISTS query_review_tasking ON query_review (tasking_id, seq);
+CREATE INDEX IF NOT EXISTS query_review_status ON query_review (review_status, seq);
+CREATE TABLE IF NOT EXISTS query_review_cursor (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL,
+                                                hash TEXT NOT NULL);
+"""
+SYNC_CHUNK = 10_000
+ROW_COLUMNS = "seq, event, outcome, hits_total, review_status, review_note, reviewed_by"
+
+
+class QueryReviews:
+    """The rows supervisors review: every query and refused query in the audit log, with its hit count and latest
+    mark, kept in state.db as a view of the log. Each read first brings it up to date with the entries appended since
+    the last (a page costs what it shows, not the whole log). The log stays the authority: if the entry the view
+    last read is gone or different (a restored or replaced log), the view is rebuilt from the log."""
+
+    def __init__(self, state: State, audit: AuditLog, settings: Settings):
+        self.state, self.audit, self.settings = state, audit, settings
+        self.conn = state.conn
+        self.conn.executescript(REVIEW_SCHEMA)
+
+    def sync(self) -> int:
+        """Read the entries appended since the last sync, SYNC_CHUNK to a transaction (a first sync of a long log
+        must not hold state.db's write lock for long); returns how many were read."""
+        read = 0
+        while True:
+            with Transaction(self.conn) as tx:
+                after = self._cursor(tx)
+                chunk = list(itertools.islice(self.audit.entries(QUERY_KINDS, after=after), SYNC_CHUNK))
+                for entry in chunk:
+                    _apply(tx, entry)
+                if chunk:
+                    tx.execute("INSERT INTO query_review_cursor VALUES (1, ?, ?) ON CONFLICT (one) DO UPDATE "
+                               "SET seq = excluded.seq, hash = excluded.hash", (chunk[-1].seq, chunk[-1].hash))
+            read += len(chunk)
+            if len(chunk) < SYNC_CHUNK:
+                return read
+
+    def _cursor(self, tx: sqlite3.Connection) -> int:
+        """The seq of the last entry read, or 0 (and an empty view) when the log no longer holds that entry as read."""
+        cursor = tx.execute("SELECT seq, hash FROM query_review_cursor").fetchone()
+        if cursor is None:
+            return 0
+        seq, digest = cursor
+        if next((e.hash for e in self.audit.entries(after=seq - 1)), None) == digest:
+            return seq
+        log.warning("event=query_review_rebuilt seq=%d reason=%r", seq, "the audit log no longer holds the entry last read")
+        tx.execute("DELETE FROM query_review")
+        tx.execute("DELETE FROM query_review_cursor")
+        return 0
+
+    def page(self, *, user: str | None = None, tasking_id: str | None = None, status: str | None = None,
+             start: datetime | None = None, end: datetime | None = None, offset: int = 0,
+             limit: int | None = None) -> tuple[list[QueryRow], int]:
+        """Rows matching every filter given, newest first, and how many match in all."""
+        self.sync()
+        where, args = [], []
+        for column, value in (("user", user), ("tasking_id", tasking_id), ("review_status", status)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        # `at` is an ISO 8601 time in UTC, as every QueryEvent's: text order is time order
+        if start is not None:
+            where.append("at >= ?")
+            args.append(start.astimezone(timezone.utc).isoformat())
+        if end is not None:
+            where.append("at < ?")
+            args.append(end.astimezone(timezone.utc).isoformat())
+        condition = f" WHERE {' AND '.join(where)}" if where else ""
+        total = self.conn.execute(f"SELECT count(*) FROM query_review{condition}", args).fetchone()[0]
+        found = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM query_review{condition} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                                  [*args, -1 if limit is None else limit, offset]).fetchall()
+        return self._rows(found), total
+
+    def rows(self, query_ids: Iterable[str]) -> dict[str, QueryRow]:
+        self.sync()
+        wanted = list(dict.fromkeys(query_ids))
+        found = []
+        for chunk in range(0, len(wanted), 500):
+            ids = wanted[chunk:chunk + 500]
+            found += self.conn.execute(f"SELECT {ROW_COLUMNS} FROM query_review WHERE query_id IN "
+                                       f"({','.join('?' * len(ids))})", ids).fetchall()
+        return {row.query_id: row for row in self._rows(found)}
+
+    def _rows(self, found: list[tuple]) -> list[QueryRow]:
+        """Rows with their highlights, read now: duty hours and tasking status as they stand."""
+        tz = zone(self.settings.duty_timezone)
+        users = {u.name: u for u in self.state.users()}
+        taskings: dict[str, Tasking | None] = {}
+        now = utcnow()
+        rows = []
+        for seq, event, outcome, hits_total, review_status, review_note, reviewed_by in found:
+            p = json.loads(event)
             user = users.get(p["user"])
-            window = (user.duty_hours if user else None) or settings.duty_hours_default
+            window = (user.duty_hours if user else None) or self.settings.duty_hours_default
             if p["tasking_id"] not in taskings:
-                taskings[p["tasking_id"]] = _tasking_or_none(state, p["tasking_id"])
+                taskings[p["tasking_id"]] = _tasking_or_none(self.state, p["tasking_id"])
             tasking = taskings[p["tasking_id"]]
-            rows[p["id"]] = QueryRow(
-                seq=entry.seq, query_id=p["id"], at=p["at"], user=p["user"], role=p["role"], interface=p["interface"],
+            rows.append(QueryRow(
+                seq=seq, query_id=p["id"], at=p["at"], user=p["user"], role=p["role"], interface=p["interface"],
                 client=p.get("client", ""), tasking_id=p["tasking_id"], case_number=p.get("case_number"),
-                query=p["query"], outcome="run" if entry.kind == "query" else "refused", refusal=p.get("refusal"),
+                query=p["query"], outcome=outcome, refusal=p.get("refusal"), hits_total=hits_total,
+                review_status=review_status, review_note=review_note, reviewed_by=reviewed_by,
                 off_hours=off_hours(datetime.fromisoformat(p["at"]), window, tz),
                 tasking_expired=tasking is not None and tasking.status(now) in ("expired", "revoked"),
-                filters=p.get("filters"))
-        elif entry.kind == "query.result" and p["query_id"] in rows:
-            rows[p["query_id"]].hits_total = p["hits_total"]
-        elif entry.kind == "query.review" and p["query_id"] in rows:
-            row = rows[p["query_id"]]
-            row.review_status, row.review_note, row.reviewed_by = p["status"], p.get("note"), entry.actor
-    return list(rows.values())
+                filters=p.get("filters")))
+        return rows
 
 
 def _tasking_or_none(state: State, tasking_id: str) -> Tasking | None:
@@ -92,20 +183,35 @@ def _tasking_or_none(state: State, tasking_id: str) -> Tasking | None:
         return None
 
 
-def mark(audit: AuditLog, state: State, settings: Settings, reviewer: User, query_id: str, status: str,
-         note: str | None) -> dict[str, Any]:
+def _apply(tx: sqlite3.Connection, entry: AuditEntry) -> None:
+    p = entry.payload
+    if entry.kind in ("query", "query.refused"):
+        at = datetime.fromisoformat(p["at"]).astimezone(timezone.utc).isoformat()
+        tx.execute("INSERT INTO query_review (query_id, seq, at, user, tasking_id, event, outcome) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (query_id) DO UPDATE SET seq = excluded.seq, at = excluded.at, user = excluded.user, "
+                   "tasking_id = excluded.tasking_id, event = excluded.event, outcome = excluded.outcome",
+                   (p["id"], entry.seq, at, p["user"], p["tasking_id"], json.dumps(p),
+                    "run" if entry.kind == "query" else "refused"))
+    elif entry.kind == "query.result":
+        tx.execute("UPDATE query_review SET hits_total = ? WHERE query_id = ?", (p["hits_total"], p["query_id"]))
+    elif entry.kind == "query.review":
+        tx.execute("UPDATE query_review SET review_status = ?, review_note = ?, reviewed_by = ? WHERE query_id = ?",
+                   (p["status"], p.get("note"), entry.actor, p["query_id"]))
+
+
+def mark(reviews: QueryReviews, reviewer: User, query_id: str, status: str, note: str | None) -> dict[str, Any]:
     """Append a query.review entry: a supervisor other than the searcher marks a query reviewed or flags it."""
     if status not in REVIEW_STATUSES:
         raise FcmonError(f"unknown review status {status!r}", "use --reviewed or --flag")
     if status == "flagged" and not (note and note.strip()):
         raise FcmonError("a flag needs a note", "say why with --note TEXT")
-    row = next((r for r in query_rows(audit.entries(QUERY_KINDS), state, settings) if r.query_id == query_id), None)
+    row = reviews.rows([query_id]).get(query_id)
     if row is None:
         raise NotFound(f"no query {query_id!r} in the audit log", "see `fcmon audit list --kind query` for query ids")
     if row.user == reviewer.name:
         raise Forbidden(f"{reviewer.name} made query {query_id}; another supervisor must review it")
     payload = {"query_id": query_id, "status": status, "note": note or "", "user": row.user, "tasking_id": row.tasking_id}
-    entry = audit.append("query.review", reviewer.name, payload)
+    entry = reviews.audit.append("query.review", reviewer.name, payload)
     return {**payload, "seq": entry.seq, "reviewed_by": reviewer.name, "at": entry.at}
 
 

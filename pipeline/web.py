@@ -28,12 +28,13 @@ from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, U
 from pipeline.httpd import IDLE_TIMEOUT_S, BodyRefused, read_body, threading_server
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
 from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
+from pipeline.periods import parse_bound
 from pipeline.passwords import FAILED_SIGN_IN_WINDOW_S, BasicAuth, FailedSignIns, SignInRefused, verify_password
 from pipeline.packets import REQUEST_ROLES, Packet, decide, disseminate, request as request_packet, visible_packets
 from pipeline.quarantine import keep, purge, purge_expired, show as show_held
 from pipeline.records import show as show_record
 from pipeline.retention import due as retention_due, review as retention_review
-from pipeline.review import AUDIT_READERS, QUERY_KINDS, QueryRow, mark, query_rows
+from pipeline.review import AUDIT_READERS, QueryRow, mark
 from pipeline.search import audited_search, authorize_search, hit_dict, new_event, parse_filters, parse_time, refuse_query
 from pipeline.state import User
 from pipeline.taskings import REQUEST_ROLES as TASKING_ROLES, approve_tasking, request_tasking, revoke_tasking
@@ -44,7 +45,7 @@ SESSION_COOKIE = "fcmon_session"
 SESSION_SECONDS = 8 * 3600
 PAGE_SIZE = 20
 REVIEW_PAGE_SIZE = 50
-REVIEW_FILTERS = ("user", "tasking", "status")
+REVIEW_FILTERS = ("user", "tasking", "status", "from", "to")
 MAX_FORM_BYTES = 16 * 1024
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -206,20 +207,21 @@ class Console:
             return disseminate(self.app, user, packet_id, client, "web download")[1]
 
     # supervisors' review of queries (D1.VI.B.2, D3.IV.A.11.f, D3.IV.B.3)
-    def review_rows(self, user: User, params: dict[str, list[str]]) -> list[QueryRow]:
+    def review_rows(self, user: User, params: dict[str, list[str]]) -> tuple[list[QueryRow], int]:
+        """One page of the filtered queries, newest first, and how many match in all."""
         if user.role not in AUDIT_READERS:
             raise Forbidden(f"{user.name} is {user.role}; the query log is for supervisors and administrators")
-        wanted = {k: first(params, k).strip() for k in REVIEW_FILTERS}
+        wanted = {k: first(params, k).strip() or None for k in REVIEW_FILTERS}
+        start = parse_bound(wanted["from"], "from") if wanted["from"] else None
+        end = parse_bound(wanted["to"], "to", end=True) if wanted["to"] else None
         with self.lock:
-            rows = query_rows(self.app.audit.entries(QUERY_KINDS), self.app.state, self.app.settings)
-        return [r for r in reversed(rows) if (not wanted["user"] or r.user == wanted["user"])
-                and (not wanted["tasking"] or r.tasking_id == wanted["tasking"])
-                and (not wanted["status"] or r.review_status == wanted["status"])]
+            return self.app.query_reviews.page(user=wanted["user"], tasking_id=wanted["tasking"], status=wanted["status"],
+                                               start=start, end=end, offset=review_offset(params), limit=REVIEW_PAGE_SIZE)
 
     def mark_query(self, user: User, query_id: str, status: str, note: str) -> None:
         _supervisor(user, "marking queries")
         with self.lock:
-            mark(self.app.audit, self.app.state, self.app.settings, user, query_id, status, note)
+            mark(self.app.query_reviews, user, query_id, status, note)
 
     # the quarantine (pipeline/quarantine.py decides and audits; supervisors only, as in `fcmon quarantine`)
     def held(self, user: User) -> list[dict[str, Any]]:
@@ -446,7 +448,7 @@ def review_offset(params: dict[str, list[str]]) -> int:
         raise Refusal(400, "offset must be a whole number") from exc
 
 
-def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str, can_mark: bool) -> str:
+def review_page(shown: list[QueryRow], total: int, params: dict[str, list[str]], csrf: str, can_mark: bool) -> str:
     """One page of the filtered rows (newest first), REVIEW_PAGE_SIZE at a time."""
     def value(name: str) -> str:
         return e(first(params, name))
@@ -454,12 +456,11 @@ def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str, c
     options = "".join(f'<option value="{v}"{" selected" if v == status else ""}>{v or "any"}</option>'
                       for v in ("", "unreviewed", "reviewed", "flagged"))
     offset = review_offset(params)
-    shown = rows[offset:offset + REVIEW_PAGE_SIZE]
     view = review_view(params, offset)
     pages = []
     if offset > 0:
         pages.append(f'<a href="/review?{e(review_view(params, max(0, offset - REVIEW_PAGE_SIZE)))}">Newer {REVIEW_PAGE_SIZE}</a>')
-    if offset + len(shown) < len(rows):
+    if offset + len(shown) < total:
         pages.append(f'<a href="/review?{e(review_view(params, offset + REVIEW_PAGE_SIZE))}">Older {REVIEW_PAGE_SIZE}</a>')
     lines = []
     for r in shown:
@@ -469,12 +470,14 @@ def review_page(rows: list[QueryRow], params: dict[str, list[str]], csrf: str, c
         lines.append(f"""<tr><td>{e(r.at[:19].replace("T", " "))}</td><td>{e(r.user)} ({e(r.role)})</td><td>{e(r.interface)}</td>
 <td>{e(r.tasking_id)} {e(r.case_number or "")}</td><td><code>{e(r.query)}</code></td><td>{hits}</td><td>{flags}</td><td>{review}</td>
 <td>{_mark_form(r, csrf, view) if can_mark else ""}</td></tr>""")
-    span = f"{offset + 1}-{offset + len(shown)} of " if len(shown) < len(rows) else ""
+    span = f"{offset + 1}-{offset + len(shown)} of " if len(shown) < total else ""
     return f"""<h2>Query review</h2>
 <form method="get" action="/review"><label>User <input name="user" value="{value('user')}" size="10"></label>
 <label>Tasking <input name="tasking" value="{value('tasking')}" size="12"></label>
-<label>Status <select name="status">{options}</select></label><button>Filter</button></form>
-<p class="meta">{span}{len(rows)} quer(ies), newest first. Marks are audit entries (query.review); nobody marks their own queries.</p>
+<label>Status <select name="status">{options}</select></label>
+<label>From <input type="date" name="from" value="{value('from')}"></label>
+<label>To <input type="date" name="to" value="{value('to')}"></label><button>Filter</button></form>
+<p class="meta">{span}{total} quer(ies), newest first. Marks are audit entries (query.review); nobody marks their own queries.</p>
 <table><thead><tr><th>at (UTC)</th><th>user</th><th>via</th><th>tasking</th><th>query</th><th>outcome</th><th>highlights</th>
 <th>review</th><th>mark</th></tr></thead><tbody>{"".join(lines)}</tbody></table>
 <p class="pages">{" · ".join(pages)}</p>"""
@@ -693,7 +696,7 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             if parts.path == "/packets":
                 return Reply(200, layout("Packets", packets_page(console.packets(user), user, session.csrf), user, session.csrf))
             if parts.path == "/review":
-                return Reply(200, layout("Query review", review_page(console.review_rows(user, params), params, session.csrf, user.role == "supervisor"),
+                return Reply(200, layout("Query review", review_page(*console.review_rows(user, params), params, session.csrf, user.role == "supervisor"),
                                          user, session.csrf))
             if parts.path == "/quarantine":
                 return Reply(200, layout("Quarantine", quarantine_page(console.held(user)), user, session.csrf))

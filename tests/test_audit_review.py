@@ -16,9 +16,10 @@ from pipeline.app import App
 from pipeline.duty import off_hours, parse_window
 from pipeline.errors import FcmonError
 from pipeline.index import SearchQuery
-from pipeline.models import GuardDecision, Interface, Reason, utcnow
+from pipeline.models import GuardDecision, Interface, QueryEvent, Reason, utcnow
 from pipeline.passwords import verify_password
 from pipeline.periods import date_range, parse_period
+from pipeline.review import SYNC_CHUNK, mark
 from pipeline.search import audited_search
 from pipeline.settings import Settings
 from tests.datadirs import fcmon, make_app
@@ -143,6 +144,64 @@ def test_a_tasking_that_has_since_ended_is_highlighted(data):
     app.close()
     (query,) = listed(data)
     assert query["review"]["tasking_expired"] is True and "TASKING-ENDED" in query["review"]["highlights"]
+
+
+def logged_query(app: App, user: str, term: str, at: datetime, tasking_id: str = "T-1", hits: int = 1) -> str:
+    """A query as audited_search logs it: the QueryEvent, then its result."""
+    event = QueryEvent(id=f"q-{term}", at=at, user=user, role=app.state.user(user).role, tasking_id=tasking_id,
+                       query=term, interface="cli")
+    app.audit.append("query", user, event.model_dump(mode="json"))
+    app.audit.append("query.result", user, {"query_id": event.id, "at": at.isoformat(), "hits_total": hits, "returned_ids": []})
+    return event.id
+
+
+def test_the_review_reads_only_what_was_logged_since_and_filters_in_the_database(tmp_path):
+    app = make_app(tmp_path / "d", make_tasking(**LIVE, team=["dana"]), make_tasking(id="T-2", requested_by="dana", **LIVE))
+    reviews = app.query_reviews
+    day = NOW.replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=3)
+    for i in range(6):
+        logged_query(app, ("alice", "dana")[i % 2], f"term{i}", day + timedelta(days=i // 2), ("T-1", "T-2")[i // 4])
+    assert reviews.sync() == 12 and reviews.sync() == 0  # the second read finds nothing new
+    mark(reviews, app.state.user("sam"), "q-term1", "flagged", "why this search?")
+    assert reviews.sync() == 1
+
+    def terms(**filters) -> tuple[list[str], int]:
+        rows, total = reviews.page(**filters)
+        return [r.query for r in rows], total
+    assert terms() == (["term5", "term4", "term3", "term2", "term1", "term0"], 6)
+    assert terms(offset=1, limit=2) == (["term4", "term3"], 6)
+    assert terms(user="dana") == (["term5", "term3", "term1"], 3)
+    assert terms(tasking_id="T-2") == (["term5", "term4"], 2)
+    assert terms(status="flagged") == (["term1"], 1) and terms(status="unreviewed")[1] == 5
+    assert terms(start=day + timedelta(days=1), end=day + timedelta(days=2)) == (["term3", "term2"], 2)
+    (flagged,) = reviews.page(status="flagged")[0]
+    assert (flagged.reviewed_by, flagged.review_note, flagged.hits_total) == ("sam", "why this search?", 1)
+
+    logged_query(app, "alice", "later", NOW)
+    assert terms(limit=1) == (["later"], 7)  # a page is brought up to date before it is read
+
+
+def test_the_review_is_rebuilt_when_the_log_it_read_was_replaced(tmp_path):
+    app = make_app(tmp_path / "d", make_tasking(**LIVE))
+    logged_query(app, "alice", "old", NOW)
+    assert [r.query for r in app.query_reviews.page()[0]] == ["old"]
+    app.close()
+    for path in (app.data_dir.audit_db, app.data_dir.audit_head):  # a log restored from elsewhere: other entries, same seqs
+        path.unlink()
+    for suffix in ("-wal", "-shm"):
+        app.data_dir.audit_db.with_name(app.data_dir.audit_db.name + suffix).unlink(missing_ok=True)
+    replaced = App(Settings(data_dir=tmp_path / "d"))
+    logged_query(replaced, "alice", "new", NOW)
+    assert [r.query for r in replaced.query_reviews.page()[0]] == ["new"]
+
+
+def test_a_long_log_is_read_in_several_transactions(tmp_path):
+    app = make_app(tmp_path / "d", make_tasking(**LIVE))
+    for i in range(SYNC_CHUNK // 2 + 1):
+        logged_query(app, "alice", f"t{i}", NOW)
+    assert app.query_reviews.sync() == 2 * (SYNC_CHUNK // 2 + 1)
+    rows, total = app.query_reviews.page(limit=1)
+    assert total == SYNC_CHUNK // 2 + 1 and rows[0].query == f"t{SYNC_CHUNK // 2}" and rows[0].hits_total == 1
 
 
 # Every search interface: the CLI, the Kibana gateway, the web console and its API.

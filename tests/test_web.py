@@ -186,6 +186,12 @@ def test_the_query_log_is_paged_and_a_mark_keeps_the_reviewers_place(app, base):
     status, headers, _ = client.request("POST", "/review", {**form, "view": "//elsewhere.example/x"})
     assert status == 303 and headers["Location"] == "/review"  # rebuilt from known fields, never a redirect away
     assert client.request("GET", "/review?offset=many")[0] == 400
+    yesterday, tomorrow = (f"{utcnow() + timedelta(days=d):%Y-%m-%d}" for d in (-1, 1))  # safe across midnight
+    status, _, body = client.request("GET", f"/review?from={yesterday}&to={tomorrow}&status=reviewed")
+    assert status == 200 and body.count("<code>term ") == 1 and f'name="from" value="{yesterday}"' in body
+    assert '<p class="meta">0 quer(ies)' in client.request("GET", f"/review?to={yesterday}T00:00:00")[2]
+    status, _, body = client.request("GET", "/review?from=last+week")
+    assert status == 400 and "from 'last week' is not a date or time" in html.unescape(body)
 
 
 def test_only_supervisors_and_administrators_see_the_query_log(app, base):

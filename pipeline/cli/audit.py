@@ -7,7 +7,7 @@ import click
 from pipeline.cli import app_options, cli, emit, get_app
 from pipeline.errors import FcmonError
 from pipeline.periods import date_range, parse_bound
-from pipeline.review import AUDIT_READERS, QUERY_KINDS, QueryRow, in_period, ledger_csv, ledger_rows, mark, query_rows
+from pipeline.review import AUDIT_READERS, QueryRow, in_period, ledger_csv, ledger_rows, mark
 
 
 @cli.group()
@@ -53,18 +53,14 @@ def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, kin
     app.acting_user(*AUDIT_READERS)
     start = parse_bound(time_from, "--from") if time_from else None
     end = parse_bound(time_to, "--to", end=True) if time_to else None
-    reviews = {row.query_id: row for row in query_rows(app.audit.entries(QUERY_KINDS), app.state, app.settings)}
     wanted = {status for status, on in (("unreviewed", unreviewed), ("flagged", flagged)) if on}
-    listed = []
-    for e in app.audit.entries(list(kinds) or None):
-        if user_name is not None and e.actor != user_name or tasking_id is not None and e.payload.get("tasking_id") != tasking_id:
-            continue
-        if not in_period(e.at, start, end):
-            continue
-        row = reviews.get(e.payload.get("id", "")) if e.kind in ("query", "query.refused") else None
-        if wanted and (row is None or row.review_status not in wanted):
-            continue
-        listed.append((e, row))
+    listed = [e for e in app.audit.entries(list(kinds) or None)
+              if (user_name is None or e.actor == user_name) and (tasking_id is None or e.payload.get("tasking_id") == tasking_id)
+              and in_period(e.at, start, end)]
+    reviews = app.query_reviews.rows(e.payload.get("id", "") for e in listed if e.kind in ("query", "query.refused"))
+    listed_rows = [(e, reviews.get(e.payload.get("id", "")) if e.kind in ("query", "query.refused") else None) for e in listed]
+    if wanted:
+        listed_rows = [(e, row) for e, row in listed_rows if row is not None and row.review_status in wanted]
 
     def review_dict(row: QueryRow | None) -> dict | None:
         if row is None:
@@ -73,11 +69,11 @@ def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, kin
                 "off_hours": row.off_hours, "tasking_expired": row.tasking_expired, "highlights": row.highlights}
 
     def text() -> None:
-        for e, row in listed:
+        for e, row in listed_rows:
             detail = e.payload.get("query") if e.kind in ("query", "query.refused") else e.payload.get("tasking_id", "")
             marks = f" [{' '.join(row.highlights)}] ({row.review_status})" if row else ""
             click.echo(f"{e.seq:>6} {e.at[:19]} {e.kind:<16} {e.actor:<14} {detail}{marks}")
-    emit([{**e.to_dict(), **({"review": review_dict(row)} if row else {})} for e, row in listed], as_json, text)
+    emit([{**e.to_dict(), **({"review": review_dict(row)} if row else {})} for e, row in listed_rows], as_json, text)
 
 
 @audit.command("review")
@@ -95,7 +91,7 @@ def review(ctx: click.Context, data_dir: str | None, acting_user: str | None, qu
         raise FcmonError("say what to mark", "pass --reviewed, or --flag --note TEXT")
     app = get_app(ctx, data_dir, acting_user)
     reviewer = app.acting_user("supervisor")
-    marked = mark(app.audit, app.state, app.settings, reviewer, query_id, status, note)
+    marked = mark(app.query_reviews, reviewer, query_id, status, note)
     emit(marked, as_json, lambda: click.echo(f"query {query_id}: {status} by {reviewer.name}"))
 
 
