@@ -339,6 +339,8 @@ def test_an_expired_session_reads_nothing(app):
 
 
 def test_the_serve_command_starts_and_answers(app, tmp_path):
+    alice = app.state.user("alice")
+    close_query(app.audit, open_query(app.state, app.audit, alice, new_event(alice, "T-1", "earlier", {}, "cli", "local")), 0, [])
     app.close()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FCMON_")}
@@ -359,6 +361,7 @@ def test_the_serve_command_starts_and_answers(app, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+    assert "query review read 2 new audit entries" in server.stderr.read()  # the earlier query, read before serving
 
 
 def test_an_unknown_user_costs_the_same_scrypt_as_a_wrong_password(monkeypatch):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli import app_options, cli, get_app, run_http
+from pipeline.cli import app_options, cli, get_app, progress, run_http
 from pipeline.web import Console, serve as serve_console
 
 
@@ -15,5 +15,9 @@ def serve(ctx: click.Context, data_dir: str | None, acting_user: str | None, lis
 
     Every search names a tasking and is written to the audit log first, as interface web or api; put TLS in
     front of it (a reverse proxy) anywhere but 127.0.0.1. Runs until interrupted."""
-    console = Console(get_app(ctx, data_dir, acting_user))
+    app = get_app(ctx, data_dir, acting_user)
+    progress("console: bringing the query review up to date with the audit log")
+    read = app.query_reviews.sync()  # a long log's first read is here, not on a supervisor's first page
+    progress(f"console: query review read {read:,} new audit entries")
+    console = Console(app)
     run_http("console", lambda host, port: serve_console(console, host, port), listen, " (the web console at /, the API at /api/search)")
