@@ -1,6 +1,6 @@
 """Where an audited search's extra time goes: each step of pipeline.search timed in place, after real searches.
 
-    .venv/bin/python bench/bench_audit_steps.py --n 200000
+    .venv/bin/python bench/bench_audit_steps.py --n 200000 [--audit-fsync]
 
 Builds the local index from bench_index.py's corpus, then for each query times the steps audited_search takes
 around LocalIndex.search (new_event, the tasking lookup, authorization, the event's copy and dump, the QueryEvent
@@ -31,13 +31,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000, help="posts to index")
     parser.add_argument("--queries", type=int, default=600)
+    parser.add_argument("--audit-fsync", action="store_true", help="audit entries fsynced before the query runs (FCMON_AUDIT_FSYNC)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="fcmon-bench-audit-"))
     try:
         data_dir = DataDir(root / "data")
         data_dir.create()
         _, corpus = build(data_dir.index_dir, args.n, 100_000)
-        app, user = analyst_app(data_dir)
+        app, user = analyst_app(data_dir, args.audit_fsync)
         kinds = ["common", "mid", "rare"]
         queries = [corpus.query(kinds[i % 3]) for i in range(args.queries)]
         timings: dict[str, list[float]] = {step: [] for step in STEPS}

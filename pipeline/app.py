@@ -36,7 +36,7 @@ class App:
 
     @cached_property
     def audit(self) -> AuditLog:
-        local = LocalAuditLog(self.data_dir.audit_db, self.data_dir.audit_head)
+        local = LocalAuditLog(self.data_dir.audit_db, self.data_dir.audit_head, fsync=self.settings.audit_fsync)
         if self.settings.bus == "kafka":  # every entry is mirrored to fcm.audit (pipeline/audit_mirror.py)
             from pipeline.audit_mirror import MirroredAuditLog
             return MirroredAuditLog(local, lambda: self.bus)

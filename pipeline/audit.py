@@ -86,13 +86,20 @@ def canonical_json(payload: dict[str, Any]) -> str:
 
 
 class LocalAuditLog:
-    def __init__(self, path: Path, head_path: Path):
+    """`fsync=False`: an entry is committed to SQLite's write-ahead log before append returns, which survives the
+    process crashing but not the machine losing power in the next seconds (synchronous=NORMAL). `fsync=True`: the
+    entry and the head are on disk before append returns (synchronous=FULL and an fdatasync of the head)."""
+
+    def __init__(self, path: Path, head_path: Path, *, fsync: bool = False):
         self.head_path = head_path
+        self.fsync = fsync
         self._head_fd: int | None = None
         self._head_identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file _head_fd holds open
         try:
             self.conn = connect(path, busy_timeout_ms=5000)
             self.conn.executescript(SCHEMA)
+            if fsync:
+                self.conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             raise AuditUnavailable(f"audit log {path} cannot be opened ({exc})",
                                    "restore the audit log or ask an administrator; nothing that needs auditing will run") from exc
@@ -124,6 +131,8 @@ class LocalAuditLog:
         line = f"{seq:0{HEAD_SEQ_WIDTH}d} {digest}\n".encode()
         if os.pwrite(self._head_fd, line, 0) != len(line):
             raise OSError(f"short write to {self.head_path}")
+        if self.fsync:  # before the entry's commit: after a power loss the head may name one entry more, never fewer
+            os.fdatasync(self._head_fd)
 
     def close(self) -> None:
         if self._head_fd is not None:

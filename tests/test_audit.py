@@ -1,13 +1,17 @@
 """The local audit log on real SQLite: append-only, hash-chained, tamper-evident, serialized across processes."""
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
 
 import pytest
 
+from pipeline.app import App
 from pipeline.audit import LocalAuditLog, entries_sql
+from pipeline.datadir import DataDir
+from pipeline.settings import Settings
 from pipeline.errors import AuditUnavailable
 
 
@@ -93,6 +97,18 @@ def test_durable_across_reopen(log, tmp_path):
     reopened = LocalAuditLog(tmp_path / "audit.db", tmp_path / "audit.head")
     reopened.append("query", "sam", {"query": "x"})
     assert reopened.verify().ok and reopened.verify().entries == 4
+
+
+@pytest.mark.parametrize("fsync,synchronous,synced", [(False, 1, 0), (True, 2, 1)])
+def test_with_fsync_an_entry_and_its_head_are_on_disk_before_append_returns(tmp_path, monkeypatch, fsync, synchronous, synced):
+    heads = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: heads.append(os.readlink(f"/proc/self/fd/{fd}")) or real(fd))
+    DataDir(tmp_path / "d").create()
+    app = App(Settings(data_dir=tmp_path / "d", audit_fsync=fsync))
+    fill(app.audit, 2)
+    assert app.audit.conn.execute("PRAGMA synchronous").fetchone() == (synchronous,)  # FULL: SQLite syncs each commit
+    assert heads == [str(app.data_dir.audit_head)] * 2 * synced and app.audit.verify().ok
 
 
 def test_concurrent_appenders_make_one_chain(tmp_path):
