@@ -3,10 +3,11 @@
     .venv/bin/python bench/bench_review.py --queries 100000
 
 Fills a fresh data directory's audit log with N queries as searches log them (a QueryEvent and its result; two
-users, two taskings, over 90 days), starts the web console on 127.0.0.1, signs a supervisor in and times
-GET /review: the first page (the first read of the log), the same page again, a filtered page, an older page,
-and the first page after 100 more queries. Only the console's URLs are used, so the same script measures an
-earlier commit (run it with PYTHONPATH pointing at a checkout of that commit).
+users, two taskings, over 90 days; one in 5,000 flagged by a supervisor), starts the web console on 127.0.0.1,
+signs a supervisor in and times GET /review: the first page (the first read of the log), the same page again, a
+filtered page, an older page, and the first page after 100 more queries; then, in a new process,
+`fcmon audit list --kind query --flagged`. Only the console's URLs and the CLI are used, so the same script
+measures an earlier commit (run it with PYTHONPATH pointing at a checkout of that commit).
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import argparse
 import http.cookiejar
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -43,6 +46,9 @@ def fill(app: App, queries: int, first: int = 0) -> None:
         app.audit.append("query", user, event.model_dump(mode="json"))
         app.audit.append("query.result", user, {"query_id": event.id, "at": at.isoformat(), "hits_total": i % 40,
                                                 "returned_ids": [f"r{i}-{k}" for k in range(min(i % 40, 20))]})
+        if i % 5_000 == 0:  # a supervisor flags one query in 5,000
+            app.audit.append("query.review", "sam", {"query_id": event.id, "status": "flagged", "note": "why?",
+                                                     "user": user, "tasking_id": tasking})
         if (i + 1) % 20_000 == 0:
             print(f"logged={i + 1}", flush=True)
 
@@ -54,6 +60,16 @@ def timed_get(opener: urllib.request.OpenerDirector, url: str) -> float:
     elapsed = (time.perf_counter() - started) * 1000
     if answer.status != 200 or b"Query review" not in body:
         raise SystemExit(f"GET {url} answered {answer.status} without the review page")
+    return elapsed
+
+
+def timed_cli(root: Path, *args: str) -> float:
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "pipeline", "--data-dir", str(root), "--as", "sam", *args],
+                            capture_output=True, text=True)
+    elapsed = (time.perf_counter() - started) * 1000
+    if result.returncode != 0 or not json.loads(result.stdout):
+        raise SystemExit(f"fcmon {' '.join(args)} failed or listed nothing: {result.stderr}")
     return elapsed
 
 
@@ -93,6 +109,8 @@ def main() -> None:
         }
         fill(app, 100, first=args.queries)
         timings["first page after 100 more queries"] = timed_get(opener, base + "/review")
+        timings["CLI: the flagged queries (a new process)"] = timed_cli(root, "audit", "list", "--kind", "query", "--flagged",
+                                                                       "--json")
         server.shutdown()
         server.server_close()
         app.close()

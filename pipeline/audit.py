@@ -27,6 +27,8 @@ HEAD_SEQ_WIDTH = 20  # every head line has the same length, so an in-place overw
 UNINDEXED_KINDS = ("query", "query.result")
 INDEXED_KINDS = f"kind NOT IN ({', '.join(repr(k) for k in UNINDEXED_KINDS)})"
 
+ENTRY_COLUMNS = "SELECT seq, at, kind, actor, payload, prev_hash, hash FROM entries"
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT NOT NULL,
@@ -72,6 +74,9 @@ class AuditLog(Protocol):
 
     def entries(self, kinds: list[str] | None = None, after: int = 0) -> Iterator[AuditEntry]:
         """Entries in chain order, optionally only of the given kinds and only those after seq `after`."""
+
+    def entries_at(self, seqs: list[int]) -> Iterator[AuditEntry]:
+        """The entries with these seqs, in chain order."""
 
     def verify(self) -> VerifyResult:
         """Recompute the chain and name the first entry that does not fit."""
@@ -143,9 +148,17 @@ class LocalAuditLog:
         for seq, at, kind, actor, payload, prev_hash, digest in self.conn.execute(*entries_sql(kinds, after)):
             yield AuditEntry(seq, at, kind, actor, json.loads(payload), prev_hash, digest)
 
+    def entries_at(self, seqs: list[int]) -> Iterator[AuditEntry]:
+        ordered = sorted(set(seqs))
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start:start + 500]
+            sql = f"{ENTRY_COLUMNS} WHERE seq IN ({','.join('?' * len(chunk))}) ORDER BY seq"
+            for seq, at, kind, actor, payload, prev_hash, digest in self.conn.execute(sql, chunk):
+                yield AuditEntry(seq, at, kind, actor, json.loads(payload), prev_hash, digest)
+
     def verify(self) -> VerifyResult:
         expected_prev, count = GENESIS, 0
-        rows = self.conn.execute("SELECT seq, at, kind, actor, payload, prev_hash, hash FROM entries ORDER BY seq")
+        rows = self.conn.execute(f"{ENTRY_COLUMNS} ORDER BY seq")
         for count, (seq, at, kind, actor, payload, prev_hash, digest) in enumerate(rows, start=1):
             if seq != count:
                 return VerifyResult(False, count - 1, count, f"entry {count} is missing (next present is {seq})")
@@ -181,7 +194,7 @@ def entries_sql(kinds: list[str] | None, after: int = 0) -> tuple[str, list[str 
         if not set(UNINDEXED_KINDS) & set(kinds):
             where.append(INDEXED_KINDS)
     condition = f" WHERE {' AND '.join(where)}" if where else ""
-    return f"SELECT seq, at, kind, actor, payload, prev_hash, hash FROM entries{condition} ORDER BY seq", args
+    return f"{ENTRY_COLUMNS}{condition} ORDER BY seq", args
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

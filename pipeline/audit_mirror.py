@@ -34,6 +34,9 @@ class MirroredAuditLog:
     def entries(self, kinds: list[str] | None = None, after: int = 0) -> Iterator[AuditEntry]:
         return self.local.entries(kinds, after)
 
+    def entries_at(self, seqs: list[int]) -> Iterator[AuditEntry]:
+        return self.local.entries_at(seqs)
+
     def verify(self) -> VerifyResult:
         return self.local.verify()
 

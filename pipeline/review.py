@@ -11,7 +11,7 @@ import logging
 import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 from pipeline.audit import AuditEntry, AuditLog
 from pipeline.duty import off_hours, zone
@@ -24,6 +24,7 @@ from pipeline.state import State, User
 log = logging.getLogger(__name__)
 
 QUERY_KINDS = ["query", "query.refused", "query.result", "query.review"]
+QUERY_OUTCOMES = {"query": "run", "query.refused": "refused"}  # the entries that are queries, and what became of them
 AUDIT_READERS = ("supervisor", "admin")  # who reads the audit log; only supervisors mark queries
 REVIEW_STATUSES = ("reviewed", "flagged")
 LEDGER_FIELDS = ["at", "user", "role", "interface", "client", "tasking_id", "case_number", "outcome", "search_terms",
@@ -118,17 +119,22 @@ class QueryReviews:
         tx.execute("DELETE FROM query_review_cursor")
         return 0
 
-    def page(self, *, user: str | None = None, tasking_id: str | None = None, status: str | None = None,
-             start: datetime | None = None, end: datetime | None = None, offset: int = 0,
-             limit: int | None = None) -> tuple[list[QueryRow], int]:
-        """Rows matching every filter given, newest first, and how many match in all."""
+    def page(self, *, user: str | None = None, tasking_id: str | None = None, statuses: Collection[str] = (),
+             outcomes: Collection[str] = (), start: datetime | None = None, end: datetime | None = None,
+             offset: int = 0, limit: int | None = None) -> tuple[list[QueryRow], int]:
+        """Rows matching every filter given (`start`/`end`: when the entry was logged), newest first, and how many
+        match in all."""
         self.sync()
         where, args = [], []
-        for column, value in (("user", user), ("tasking_id", tasking_id), ("review_status", status)):
+        for column, value in (("user", user), ("tasking_id", tasking_id)):
             if value:
                 where.append(f"{column} = ?")
                 args.append(value)
-        # `at` is an ISO 8601 time in UTC, as every QueryEvent's: text order is time order
+        for column, values in (("review_status", statuses), ("outcome", outcomes)):
+            if values:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args += list(values)
+        # `at` is the entry's time in UTC ISO 8601, as the log writes it: text order is time order
         if start is not None:
             where.append("at >= ?")
             args.append(start.astimezone(timezone.utc).isoformat())
@@ -185,13 +191,13 @@ def _tasking_or_none(state: State, tasking_id: str) -> Tasking | None:
 
 def _apply(tx: sqlite3.Connection, entry: AuditEntry) -> None:
     p = entry.payload
-    if entry.kind in ("query", "query.refused"):
-        at = datetime.fromisoformat(p["at"]).astimezone(timezone.utc).isoformat()
+    if entry.kind in QUERY_OUTCOMES:
+        at = datetime.fromisoformat(entry.at).astimezone(timezone.utc).isoformat()
         tx.execute("INSERT INTO query_review (query_id, seq, at, user, tasking_id, event, outcome) VALUES (?, ?, ?, ?, ?, ?, ?) "
                    "ON CONFLICT (query_id) DO UPDATE SET seq = excluded.seq, at = excluded.at, user = excluded.user, "
                    "tasking_id = excluded.tasking_id, event = excluded.event, outcome = excluded.outcome",
                    (p["id"], entry.seq, at, p["user"], p["tasking_id"], json.dumps(p),
-                    "run" if entry.kind == "query" else "refused"))
+                    QUERY_OUTCOMES[entry.kind]))
     elif entry.kind == "query.result":
         tx.execute("UPDATE query_review SET hits_total = ? WHERE query_id = ?", (p["hits_total"], p["query_id"]))
     elif entry.kind == "query.review":
@@ -224,12 +230,12 @@ def ledger_rows(entries: Iterable[AuditEntry], start: datetime, end: datetime) -
     """Every search term entered in [start, end), through any interface, whether the query ran or was refused."""
     rows = []
     for entry in entries:
-        if entry.kind not in ("query", "query.refused") or not in_period(entry.payload["at"], start, end):
+        if entry.kind not in QUERY_OUTCOMES or not in_period(entry.payload["at"], start, end):
             continue
         p = entry.payload
         rows.append({"at": p["at"], "user": p["user"], "role": p["role"], "interface": p["interface"],
                      "client": p.get("client", ""), "tasking_id": p["tasking_id"], "case_number": p.get("case_number") or "",
-                     "outcome": "run" if entry.kind == "query" else "refused", "search_terms": p["query"],
+                     "outcome": QUERY_OUTCOMES[entry.kind], "search_terms": p["query"],
                      "filters": p.get("filters", {}), "query_id": p["id"], "seq": entry.seq})
     return rows
 
@@ -255,7 +261,7 @@ def audit_document(entry: AuditEntry, row: QueryRow | None = None) -> dict[str, 
     }
     if "client" in p:
         doc["client"] = {"address": p["client"]}
-    if entry.kind in ("query", "query.refused"):
+    if entry.kind in QUERY_OUTCOMES:
         doc["fcm"]["query_id"] = p["id"]
     if row is not None:
         doc["fcm"].update({"off_hours": bool(row.off_hours), "tasking_expired": row.tasking_expired,

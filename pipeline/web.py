@@ -215,7 +215,8 @@ class Console:
         start = parse_bound(wanted["from"], "from") if wanted["from"] else None
         end = parse_bound(wanted["to"], "to", end=True) if wanted["to"] else None
         with self.lock:
-            return self.app.query_reviews.page(user=wanted["user"], tasking_id=wanted["tasking"], status=wanted["status"],
+            return self.app.query_reviews.page(user=wanted["user"], tasking_id=wanted["tasking"],
+                                               statuses=[wanted["status"]] if wanted["status"] else [],
                                                start=start, end=end, offset=review_offset(params), limit=REVIEW_PAGE_SIZE)
 
     def mark_query(self, user: User, query_id: str, status: str, note: str) -> None:

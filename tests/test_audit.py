@@ -146,3 +146,10 @@ def test_entries_by_kind_come_back_in_chain_order_through_the_partial_index(tmp_
     assert indices == ["entries_indexed_kind"]  # the old index, which every search's two entries updated, is gone
     plan = log.conn.execute("EXPLAIN QUERY PLAN " + entries_sql(["retention.keep"])[0], ["retention.keep"]).fetchall()
     assert "entries_indexed_kind" in str(plan)
+
+
+def test_entries_at_returns_the_entries_asked_for_in_chain_order(log):
+    fill(log, 1_200)
+    wanted = list(range(1_200, 0, -2))  # more than one statement's worth, asked newest first
+    assert [e.seq for e in log.entries_at(wanted)] == sorted(wanted)
+    assert [e.payload["query"] for e in log.entries_at([3, 999_999])] == ["term 2"]  # an unknown seq is no entry

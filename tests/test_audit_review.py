@@ -117,6 +117,10 @@ def test_review_marks_highlights_and_filters(data):
     assert listed(data, "--from", "2000-01-01", "--to", "2000-01-02") == []
     first, last = sorted(q["payload"]["at"][:10] for q in queries.values())  # the days they ran (a run may cross midnight)
     assert len(listed(data, "--from", first, "--to", last)) == 2
+    # queries alone are found through the review view; mixed with other kinds, by reading the log: the same entries
+    everything = json.loads(cli(data, "audit", "list", "--kind", "query", "--kind", "query.result", "--json").stdout)
+    assert [e for e in everything if e["kind"] == "query"] == listed(data)
+    assert [e["seq"] for e in listed(data)] == sorted(e["seq"] for e in listed(data))  # chain order
 
 
 def test_review_refusals(data):
@@ -158,9 +162,11 @@ def logged_query(app: App, user: str, term: str, at: datetime, tasking_id: str =
 def test_the_review_reads_only_what_was_logged_since_and_filters_in_the_database(tmp_path):
     app = make_app(tmp_path / "d", make_tasking(**LIVE, team=["dana"]), make_tasking(id="T-2", requested_by="dana", **LIVE))
     reviews = app.query_reviews
-    day = NOW.replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=3)
+    logged_at = []  # when each pair of queries was logged: the time filters read the log's times
     for i in range(6):
-        logged_query(app, ("alice", "dana")[i % 2], f"term{i}", day + timedelta(days=i // 2), ("T-1", "T-2")[i // 4])
+        if i % 2 == 0:
+            logged_at.append(utcnow())
+        logged_query(app, ("alice", "dana")[i % 2], f"term{i}", NOW, ("T-1", "T-2")[i // 4])
     assert reviews.sync() == 12 and reviews.sync() == 0  # the second read finds nothing new
     mark(reviews, app.state.user("sam"), "q-term1", "flagged", "why this search?")
     assert reviews.sync() == 1
@@ -172,9 +178,11 @@ def test_the_review_reads_only_what_was_logged_since_and_filters_in_the_database
     assert terms(offset=1, limit=2) == (["term4", "term3"], 6)
     assert terms(user="dana") == (["term5", "term3", "term1"], 3)
     assert terms(tasking_id="T-2") == (["term5", "term4"], 2)
-    assert terms(status="flagged") == (["term1"], 1) and terms(status="unreviewed")[1] == 5
-    assert terms(start=day + timedelta(days=1), end=day + timedelta(days=2)) == (["term3", "term2"], 2)
-    (flagged,) = reviews.page(status="flagged")[0]
+    assert terms(statuses=["flagged"]) == (["term1"], 1) and terms(statuses=["unreviewed"])[1] == 5
+    assert terms(statuses=["flagged", "reviewed"], user="dana") == (["term1"], 1)
+    assert terms(start=logged_at[1], end=logged_at[2]) == (["term3", "term2"], 2)
+    assert terms(end=logged_at[0]) == ([], 0) and terms(start=logged_at[2])[1] == 2
+    (flagged,) = reviews.page(statuses=["flagged"])[0]
     assert (flagged.reviewed_by, flagged.review_note, flagged.hits_total) == ("sam", "why this search?", 1)
 
     logged_query(app, "alice", "later", NOW)

@@ -7,7 +7,8 @@ import click
 from pipeline.cli import app_options, cli, emit, get_app
 from pipeline.errors import FcmonError
 from pipeline.periods import date_range, parse_bound
-from pipeline.review import AUDIT_READERS, QueryRow, in_period, ledger_csv, ledger_rows, mark
+from pipeline.audit import AuditEntry
+from pipeline.review import AUDIT_READERS, QUERY_OUTCOMES, QueryRow, in_period, ledger_csv, ledger_rows, mark
 
 
 @cli.group()
@@ -53,14 +54,21 @@ def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, kin
     app.acting_user(*AUDIT_READERS)
     start = parse_bound(time_from, "--from") if time_from else None
     end = parse_bound(time_to, "--to", end=True) if time_to else None
-    wanted = {status for status, on in (("unreviewed", unreviewed), ("flagged", flagged)) if on}
-    listed = [e for e in app.audit.entries(list(kinds) or None)
-              if (user_name is None or e.actor == user_name) and (tasking_id is None or e.payload.get("tasking_id") == tasking_id)
-              and in_period(e.at, start, end)]
-    reviews = app.query_reviews.rows(e.payload.get("id", "") for e in listed if e.kind in ("query", "query.refused"))
-    listed_rows = [(e, reviews.get(e.payload.get("id", "")) if e.kind in ("query", "query.refused") else None) for e in listed]
-    if wanted:
-        listed_rows = [(e, row) for e, row in listed_rows if row is not None and row.review_status in wanted]
+    wanted = [status for status, on in (("unreviewed", unreviewed), ("flagged", flagged)) if on]
+    query_kinds = [k for k in kinds if k in QUERY_OUTCOMES] if kinds else list(QUERY_OUTCOMES)
+    listed_rows: list[tuple[AuditEntry, QueryRow | None]]
+    if wanted or (kinds and len(query_kinds) == len(kinds)):
+        # only queries: the review view finds them on its indexes instead of reading the whole log
+        rows, _ = app.query_reviews.page(user=user_name, tasking_id=tasking_id, statuses=wanted, start=start, end=end,
+                                         outcomes=[QUERY_OUTCOMES[k] for k in query_kinds]) if query_kinds else ([], 0)
+        by_seq = {row.seq: row for row in rows}
+        listed_rows = [(e, by_seq[e.seq]) for e in app.audit.entries_at(list(by_seq))]
+    else:
+        listed = [e for e in app.audit.entries(list(kinds) or None)
+                  if (user_name is None or e.actor == user_name)
+                  and (tasking_id is None or e.payload.get("tasking_id") == tasking_id) and in_period(e.at, start, end)]
+        reviews = app.query_reviews.rows(e.payload["id"] for e in listed if e.kind in QUERY_OUTCOMES)
+        listed_rows = [(e, reviews.get(e.payload["id"]) if e.kind in QUERY_OUTCOMES else None) for e in listed]
 
     def review_dict(row: QueryRow | None) -> dict | None:
         if row is None:
@@ -70,7 +78,7 @@ def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, kin
 
     def text() -> None:
         for e, row in listed_rows:
-            detail = e.payload.get("query") if e.kind in ("query", "query.refused") else e.payload.get("tasking_id", "")
+            detail = e.payload.get("query") if e.kind in QUERY_OUTCOMES else e.payload.get("tasking_id", "")
             marks = f" [{' '.join(row.highlights)}] ({row.review_status})" if row else ""
             click.echo(f"{e.seq:>6} {e.at[:19]} {e.kind:<16} {e.actor:<14} {detail}{marks}")
     emit([{**e.to_dict(), **({"review": review_dict(row)} if row else {})} for e, row in listed_rows], as_json, text)
@@ -106,7 +114,7 @@ def ledger(ctx: click.Context, data_dir: str | None, acting_user: str | None, ti
     app = get_app(ctx, data_dir, acting_user)
     user = app.acting_user(*AUDIT_READERS)
     start, end = date_range(time_from, time_to)
-    rows = ledger_rows(app.audit.entries(["query", "query.refused"]), start, end)
+    rows = ledger_rows(app.audit.entries(list(QUERY_OUTCOMES)), start, end)
     app.audit.append("audit.ledger", user.name, {"from": start.isoformat(), "to": end.isoformat(), "rows": len(rows), "format": fmt})
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=str))
