@@ -4,10 +4,10 @@ import json
 
 import click
 
+from pipeline.audit import AuditEntry
 from pipeline.cli import app_options, cli, emit, get_app
 from pipeline.errors import FcmonError
 from pipeline.periods import date_range, parse_bound
-from pipeline.audit import AuditEntry
 from pipeline.review import AUDIT_READERS, QUERY_OUTCOMES, QueryRow, in_period, ledger_csv, ledger_rows, mark
 
 
