@@ -69,12 +69,10 @@ class GuardChain:
             return GuardDecision(decision="rejected", reasons=[v.as_reason() for v in (verdicts[-1], *holds)], **base), item
         tasking = context.tasking_for(item)
         assert tasking is not None, "a chain without lawful_purpose must not store anything"
-        outcome = "quarantined" if holds else "indexed"
-        return GuardDecision(decision=outcome, reasons=[v.as_reason() for v in (holds or verdicts)],
-                             labels=cached(context, ("labels", tasking.id, item.fetched_at.date()),
-                                           lambda: labels_for(tasking, item.fetched_at, context.settings)),
-                             predicate=cached(context, ("predicate", tasking.id), lambda: recorded_predicate(tasking)),
-                             **merged_annotations(verdicts), **base), stored
+        labels, predicate = cached(context, ("labelled", tasking.id, item.fetched_at.date()),
+                                   lambda: (labels_for(tasking, item.fetched_at, context.settings), recorded_predicate(tasking)))
+        return GuardDecision(decision="quarantined" if holds else "indexed", reasons=[v.as_reason() for v in (holds or verdicts)],
+                             labels=labels, predicate=predicate, **merged_annotations(verdicts), **base), stored
 
     def decide(self, item: CollectedItem, context: GuardContext) -> GuardDecision:
         return self.apply(item, context)[0]
@@ -83,6 +81,8 @@ class GuardChain:
 def merged_annotations(verdicts: list[Verdict]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for verdict in verdicts:
+        if not verdict.annotations:
+            continue
         for key, value in verdict.annotations.items():
             if isinstance(value, dict):
                 bucket = merged.setdefault(key, {})
