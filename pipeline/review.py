@@ -148,6 +148,7 @@ class QueryReviews:
         return self._rows(found), total
 
     def rows(self, query_ids: Iterable[str]) -> dict[str, QueryRow]:
+        """The rows of these queries, by query id (an id the log does not hold has none)."""
         self.sync()
         wanted = list(dict.fromkeys(query_ids))
         found = []
