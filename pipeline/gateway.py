@@ -110,6 +110,27 @@ def route(method: str, path: str, records_alias: str, audit_alias: str = "fcmon-
     return Route("other", endpoint, indices)
 
 
+@dataclass(frozen=True)
+class Body:
+    """A read's request body, parsed once, so that the log's terms, every check and the restriction read one parse."""
+    raw: bytes
+    value: Any = None  # the JSON value; for _msearch the list of NDJSON lines
+    problem: str | None = None  # why it does not parse (None when it does, or is empty)
+
+    @property
+    def empty(self) -> bool:
+        return not self.raw.strip()
+
+
+def parse_body(endpoint: str | None, raw: bytes) -> Body:
+    if not raw.strip():
+        return Body(raw)
+    try:
+        return Body(raw, msearch_lines(raw) if endpoint == "_msearch" else json.loads(raw))
+    except ValueError as exc:  # UnicodeDecodeError is one too
+        return Body(raw, problem=f"not {'NDJSON' if endpoint == '_msearch' else 'valid JSON'} ({exc})")
+
+
 def _matches(index: str, alias: str) -> bool:
     return re.fullmatch(re.escape(alias) + r"(-[\w.*-]*|\*)?", index) is not None
 
@@ -118,14 +139,11 @@ def is_scroll(path: str) -> bool:
     return "/_search/scroll" in urlsplit(path).path
 
 
-def continuation(endpoint: str | None, path: str, method: str, body: bytes) -> bool:
+def continuation(endpoint: str | None, path: str, method: str, body: Body) -> bool:
     """Requests without an index that continue an earlier, gated search rather than start one."""
     if is_scroll(path) or (endpoint == "_async_search" and method == "GET"):
         return True
-    if endpoint == "_search":
-        parsed = _json(body) if body.strip() else None
-        return isinstance(parsed, dict) and "pit" in parsed
-    return False
+    return endpoint == "_search" and isinstance(body.value, dict) and "pit" in body.value
 
 
 def kibana_cluster_call(where: Route, path: str, body: bytes) -> bool:
@@ -147,7 +165,7 @@ def kibana_cluster_call(where: Route, path: str, body: bytes) -> bool:
     return True
 
 
-def unrestricted_read(endpoint: str | None, path: str, method: str, body: bytes) -> str | None:
+def unrestricted_read(endpoint: str | None, path: str, method: str, body: Body) -> str | None:
     """Why a read would not be confined by the tasking filter restrict_body adds, or None if it would be."""
     split = urlsplit(path)
     if endpoint not in FORWARDED_READS:
@@ -160,24 +178,22 @@ def unrestricted_read(endpoint: str | None, path: str, method: str, body: bytes)
     after = parts[parts.index(endpoint) + 1:]  # route() found the endpoint among these parts
     if endpoint in ("_search", "_msearch") and after and after[0] != "scroll":
         return f"{endpoint}/{after[0]} is not forwarded: search templates can hold any query; send the query itself"
-    if is_scroll(path) or method not in ("GET", "POST") or not body.strip():
+    if is_scroll(path) or method not in ("GET", "POST") or body.empty:
         return None
     if endpoint in ("_search", "_async_search"):
-        return _unrestricted_body(_json(body), SEARCH_BODY_KEYS)
+        return _unrestricted_body(body.value, SEARCH_BODY_KEYS)
     if endpoint == "_count":
-        return _unrestricted_body(_json(body), COUNT_BODY_KEYS)
+        return _unrestricted_body(body.value, COUNT_BODY_KEYS)
     if endpoint == "_msearch":
-        try:
-            searches = msearch_lines(body)[1::2]
-        except ValueError:
+        if body.problem:
             return "the _msearch body is not NDJSON"
-        return next(filter(None, (_unrestricted_body(line, SEARCH_BODY_KEYS) for line in searches)), None)
+        return next(filter(None, (_unrestricted_body(line, SEARCH_BODY_KEYS) for line in body.value[1::2])), None)
     return None
 
 
 def _unrestricted_body(parsed: Any, allowed: frozenset[str]) -> str | None:
     if not isinstance(parsed, dict):
-        return None  # not a JSON object: restrict_body refuses it
+        return None  # not a JSON object (or no JSON at all): restrict_body refuses it
     extra = sorted(set(parsed) - allowed)
     if extra:
         return (f"{extra[0]!r} is not forwarded in a search body: it reaches past the documents the tasking filter "
@@ -261,22 +277,26 @@ def restrict_query(query: dict[str, Any] | None, tasking_id: str) -> dict[str, A
     return {"bool": {"filter": [{"term": {"fcm.tasking_id": tasking_id}}], "must": [query or {"match_all": {}}]}}
 
 
-def restrict_body(endpoint: str, body: bytes, tasking_id: str) -> bytes:
-    """Add the tasking filter to every query a read carries, and to the background set of significant terms."""
+def restrict_body(endpoint: str, body: Body, tasking_id: str) -> bytes:
+    """Add the tasking filter to every query a read carries, and to the background set of significant terms.
+    Raises ValueError for a body that is not the JSON the endpoint takes. It changes the parse in place: call it last."""
+    if endpoint not in ("_msearch", "_search", "_async_search", "_count", "_field_caps"):
+        return body.raw
+    if body.problem:
+        raise ValueError(body.problem)
     if endpoint == "_msearch":
-        lines = msearch_lines(body)
+        lines = body.value or []
         for position in range(1, len(lines), 2):
             restrict_search(lines[position], tasking_id)
         return ("\n".join(json.dumps(line) for line in lines) + "\n").encode()
-    if endpoint in ("_search", "_async_search", "_count"):
-        parsed = json.loads(body) if body.strip() else {}
-        restrict_search(parsed, tasking_id)
-        return json.dumps(parsed).encode()
+    parsed = {} if body.empty else body.value
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{endpoint} takes a JSON object")
     if endpoint == "_field_caps":  # its index_filter picks indices, not documents; field names are all it shows
-        parsed = json.loads(body) if body.strip() else {}
         parsed["index_filter"] = restrict_query(parsed.get("index_filter"), tasking_id)
-        return json.dumps(parsed).encode()
-    return body
+    else:
+        restrict_search(parsed, tasking_id)
+    return json.dumps(parsed).encode()
 
 
 def restrict_search(search: dict[str, Any], tasking_id: str) -> None:
@@ -329,17 +349,14 @@ def strings_under(tree: Any, keys: tuple[str, ...]) -> list[str]:
     return [v for node in objects_in(tree) for k, v in node.items() if k in keys and isinstance(v, str)]
 
 
-def request_terms(endpoint: str | None, body: bytes) -> list[str]:
-    if not body.strip():
+def request_terms(endpoint: str | None, body: Body) -> list[str]:
+    if body.empty or body.problem:
         return []
-    try:
-        if endpoint == "_msearch":
-            return [t for position, line in enumerate(msearch_lines(body)) if position % 2 for t in search_terms(line.get("query"))]
-        parsed = json.loads(body)
-        return search_terms(parsed.get("query") if isinstance(parsed, dict) else parsed) + (
-            [str(parsed["string"])] if isinstance(parsed, dict) and parsed.get("string") else [])
-    except (ValueError, AttributeError):
-        return []
+    if endpoint == "_msearch":
+        return [t for line in body.value[1::2] for t in search_terms(line.get("query"))]
+    parsed = body.value
+    return search_terms(parsed.get("query") if isinstance(parsed, dict) else parsed) + (
+        [str(parsed["string"])] if isinstance(parsed, dict) and parsed.get("string") else [])
 
 
 def response_hits(endpoint: str | None, payload: Any) -> tuple[int, list[str]]:
@@ -433,7 +450,7 @@ class Gateway:
             if user.role not in AUDIT_READERS:
                 raise Refusal(403, f"{user.name} is {user.role}; the audit index is for supervisors and administrators")
             self._append("audit.read", user.name, {"method": method, "path": path, "client": client,
-                                                   "terms": request_terms(where.endpoint, body)})
+                                                   "terms": request_terms(where.endpoint, parse_body(where.endpoint, body))})
             return self.forward(method, path, headers, body)
         if where.kind == "system":
             raise Refusal(403, f"{', '.join(where.indices)}: Kibana's system indices are for Kibana's own account only")
@@ -443,12 +460,13 @@ class Gateway:
             raise Refusal(403, f"{method} {urlsplit(path).path} is not something Kibana needs through fcmon's gateway")
         raise Refusal(403, f"{method} {urlsplit(path).path}: writes and deletes are for fcmon's service account only")
 
-    def _read(self, user: User, where: Route, method: str, path: str, headers: dict[str, str], body: bytes,
+    def _read(self, user: User, where: Route, method: str, path: str, headers: dict[str, str], raw: bytes,
               client: str) -> tuple[int, dict[str, str], bytes]:
         tasking_id = headers.get(TASKING_HEADER.lower(), "").strip()
+        body = parse_body(where.endpoint, raw)
         terms = request_terms(where.endpoint, body)
         filters = {"method": method, "path": path, "endpoint": where.endpoint, "terms": terms,
-                   "body": body[:MAX_LOGGED_BODY].decode(errors="replace")}
+                   "body": raw[:MAX_LOGGED_BODY].decode(errors="replace")}
         event = new_event(user, tasking_id, " ".join(terms), filters, "kibana", client)
         try:
             if user.role not in SEARCH_ROLES:
@@ -470,10 +488,10 @@ class Gateway:
         except FcmonError as refusal:
             raise Refusal(403, str(refusal)) from refusal
         try:
-            restricted = body if is_scroll(path) else restrict_body(where.endpoint or "", body, tasking_id)
-        except (ValueError, AttributeError) as exc:
+            restricted = raw if is_scroll(path) else restrict_body(where.endpoint or "", body, tasking_id)
+        except ValueError as exc:
             self._locked(close_query, self.audit, event, 0, [])
-            raise Refusal(400, f"the request body is not valid JSON ({exc})") from exc
+            raise Refusal(400, f"the request body cannot be used: {exc}") from exc
         # a HEAD would answer 200 for another tasking's document: ask for it, and answer as the GET would
         forwarded = "GET" if method == "HEAD" and where.endpoint in GET_ONLY else method
         status, out_headers, payload = self.forward(forwarded, path, headers, restricted)
@@ -487,21 +505,18 @@ class Gateway:
         self._locked(close_query, self.audit, event, total, ids)
         return status, out_headers, payload
 
-    def _check_targets(self, where: Route, path: str, method: str, body: bytes) -> None:
+    def _check_targets(self, where: Route, path: str, method: str, body: Body) -> None:
         targets = list(where.indices)
         if where.endpoint == "_msearch":
-            try:
-                headers = msearch_lines(body)[0::2]
-            except ValueError:
-                raise Forbidden("the _msearch body is not NDJSON") from None
-            for header in headers:
+            if body.problem:
+                raise Forbidden("the _msearch body is not NDJSON")
+            for header in (body.value or [])[0::2]:
                 named = [i for i in str(header.get("index", "")).split(",") if i]
                 if not named and not where.indices:
                     raise Forbidden(f"every _msearch header must name the records index ({self.records_alias})")
                 targets += named
         if where.endpoint == "_mget":  # each document may name its own index
-            parsed = _json(body) if body.strip() else None
-            docs = parsed.get("docs") if isinstance(parsed, dict) else None
+            docs = body.value.get("docs") if isinstance(body.value, dict) else None
             if isinstance(docs, list):
                 targets += [str(d["_index"]) for d in docs if isinstance(d, dict) and d.get("_index")]
         if not targets:

@@ -72,8 +72,8 @@ def setup(tmp_path):
 
 
 def call(base: str, method: str, path: str, body: object = None, user: str | None = "alice", password: str = PASSWORD,
-         tasking: str | None = "T-1", ndjson: bool = False) -> tuple[int, dict]:
-    data = None
+         tasking: str | None = "T-1", ndjson: bool = False, raw: bytes | None = None) -> tuple[int, dict]:
+    data = raw
     if body is not None:
         data = ("\n".join(json.dumps(b) for b in body) + "\n").encode() if ndjson else json.dumps(body).encode()
     request = urllib.request.Request(base + path, data=data, method=method)

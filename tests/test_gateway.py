@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.gateway import request_terms, route
+from pipeline.gateway import parse_body, request_terms, route
 from tests.factories_gateway import PASSWORD, Upstream, call, setup  # noqa: F401  (setup is a fixture)
 from tests.factories_web import raw_request
 from tests.test_kibana_objects import objects as kibana_objects
@@ -192,17 +192,39 @@ def test_routes(method, path, kind):
     assert route(method, path, "fcmon-records").kind == kind
 
 
+def terms_of(endpoint: str, raw: bytes) -> list[str]:
+    return request_terms(endpoint, parse_body(endpoint, raw))
+
+
 def test_terms_from_kibana_bodies():
-    assert request_terms("_search", json.dumps({"query": {"query_string": {"query": "a AND b"}}}).encode()) == ["a AND b"]
-    assert request_terms("_search", json.dumps({"query": {"terms": {"fcm.source_kind": ["x", "y"]}}}).encode()) == \
+    assert terms_of("_search", json.dumps({"query": {"query_string": {"query": "a AND b"}}}).encode()) == ["a AND b"]
+    assert terms_of("_search", json.dumps({"query": {"terms": {"fcm.source_kind": ["x", "y"]}}}).encode()) == \
         ["fcm.source_kind:x", "fcm.source_kind:y"]
-    assert request_terms("_search", b"") == []
+    assert terms_of("_search", b"") == [] and terms_of("_search", b'{"query": ') == []
     intervals = {"intervals": {"message": {"all_of": {"intervals": [{"match": {"query": "cut pipe"}},
                                                                     {"wildcard": {"pattern": "conv*"}}]}}}}
-    assert request_terms("_search", json.dumps({"query": {"bool": {"must": [
+    assert terms_of("_search", json.dumps({"query": {"bool": {"must": [
         intervals, {"span_term": {"user.name": "wrenchman"}},
         {"more_like_this": {"fields": ["message"], "like": ["stolen converters", {"_id": "x"}]}}]}}}).encode()) == \
         ["message:cut pipe", "message:conv*", "user.name:wrenchman", "stolen converters"]  # the ledger misses none
+    searches = [{"index": "fcmon-records"}, {"query": {"match": {"message": "one"}}}, {}, {"query": {"term": {"a": "two"}}}]
+    assert terms_of("_msearch", "".join(json.dumps(line) + "\n" for line in searches).encode()) == ["message:one", "a:two"]
+
+
+@pytest.mark.parametrize("path,raw,reason", [
+    ("/fcmon-records/_search", b'{"query": ', "not valid JSON (Expecting value"),
+    ("/fcmon-records/_search", b'["a", "list"]', "_search takes a JSON object"),
+    ("/fcmon-records/_field_caps?fields=*", b"[1]", "_field_caps takes a JSON object"),
+    ("/fcmon-records/_count", b"\xff\xfe\x00", "not valid JSON"),
+])
+def test_a_body_its_endpoint_cannot_take_is_refused_once_logged_and_never_forwarded(setup, path, raw, reason):
+    app, base, _ = setup
+    status, answer = call(base, "POST", path, raw=raw)
+    assert status == 400 and reason in answer["error"]["reason"], answer
+    assert Upstream.received == []
+    (query,) = app.audit.entries(["query"])
+    (result,) = app.audit.entries(["query.result"])
+    assert (result.payload["query_id"], result.payload["hits_total"]) == (query.payload["id"], 0)
 
 
 @pytest.mark.parametrize("headers, status, message", [
