@@ -113,6 +113,8 @@ def test_review_marks_highlights_and_filters(data):
 
     text = cli(data, "audit", "list", "--kind", "query", "--user", "alice").stdout
     assert "OFF-HOURS" in text and "FLAGGED" in text
+    dana_line = cli(data, "audit", "list", "--kind", "query", "--user", "dana").stdout
+    assert dana_line.rstrip().endswith("catalytic (unreviewed)")  # no empty brackets without highlights
     assert listed(data, "--user", "dana", "--tasking", "T-1")[0]["payload"]["query"] == "catalytic"
     assert listed(data, "--from", "2000-01-01", "--to", "2000-01-02") == []
     first, last = sorted(q["payload"]["at"][:10] for q in queries.values())  # the days they ran (a run may cross midnight)

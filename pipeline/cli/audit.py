@@ -79,7 +79,7 @@ def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, kin
     def text() -> None:
         for e, row in listed_rows:
             detail = e.payload.get("query") if e.kind in QUERY_OUTCOMES else e.payload.get("tasking_id", "")
-            marks = f" [{' '.join(row.highlights)}] ({row.review_status})" if row else ""
+            marks = (f" [{' '.join(row.highlights)}]" if row and row.highlights else "") + (f" ({row.review_status})" if row else "")
             click.echo(f"{e.seq:>6} {e.at[:19]} {e.kind:<16} {e.actor:<14} {detail}{marks}")
     emit([{**e.to_dict(), **({"review": review_dict(row)} if row else {})} for e, row in listed_rows], as_json, text)
 
