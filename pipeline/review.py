@@ -23,8 +23,8 @@ from pipeline.state import State, User
 
 log = logging.getLogger(__name__)
 
-QUERY_KINDS = ["query", "query.refused", "query.result", "query.review"]
 QUERY_OUTCOMES = {"query": "run", "query.refused": "refused"}  # the entries that are queries, and what became of them
+QUERY_KINDS = [*QUERY_OUTCOMES, "query.result", "query.review"]
 AUDIT_READERS = ("supervisor", "admin")  # who reads the audit log; only supervisors mark queries
 REVIEW_STATUSES = ("reviewed", "flagged")
 LEDGER_FIELDS = ["at", "user", "role", "interface", "client", "tasking_id", "case_number", "outcome", "search_terms",
@@ -112,7 +112,7 @@ class QueryReviews:
         if cursor is None:
             return 0
         seq, digest = cursor
-        if next((e.hash for e in self.audit.entries(after=seq - 1)), None) == digest:
+        if [e.hash for e in self.audit.entries_at([seq])] == [digest]:
             return seq
         log.warning("event=query_review_rebuilt seq=%d reason=%r", seq, "the audit log no longer holds the entry last read")
         tx.execute("DELETE FROM query_review")
