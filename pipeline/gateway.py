@@ -13,8 +13,11 @@ users (the Basic credentials Kibana forwards). What happens next depends on what
   the `q` and `source` URL parameters (they replace the body's query), search-body keys that reach past
   the query (`suggest`, `knn`, `retriever`, `explain`, ...), clauses that fetch a stored document (terms
   lookups, more_like_this of a document, anything naming an `_index`) and `global` aggregations; significant
-  terms and text are compared with the tasking's documents (their background filter is the tasking's);
-- reads of the audit index: supervisors and administrators only, logged as `audit.read` first;
+  terms and text are compared with the tasking's documents (their background filter is the tasking's); so are
+  URL parameters not known to shape a read (QUERY_PARAMS: `filter_path` and `format` would change the answer the
+  not-found check and the hit count read), terms aggregations that list every term (`min_doc_count: 0`), and bodies
+  that are not JSON (Elasticsearch also reads YAML, CBOR and Smile) or nest deeper than MAX_BODY_DEPTH;
+- reads of the audit index: supervisors and administrators only, naming no other index, logged as `audit.read` first;
 - Kibana's housekeeping (cluster info, nodes, license, privileges, mappings, index resolution): forwarded
   for any authenticated user, since it carries no record content;
 - Kibana's own work in its system indices (`.kibana*`, ...): only for Kibana's account (gateway_kibana_account,
@@ -22,12 +25,16 @@ users (the Basic credentials Kibana forwards). What happens next depends on what
 - writes and deletes anywhere else: only for fcmon's service account; anything else is refused with 403.
 - `_security/_authenticate` is answered by the gateway for fcmon's users (they have no Elasticsearch account).
 
+An endpoint is one only where Elasticsearch routes it (after the index, or first): `/fcmon-records/_create/_search`
+creates a document whose id is `_search`. A request target that is not a path of printable ASCII is refused (400).
 If the audit log cannot be written the answer is 503 and nothing is forwarded. Upstream, the gateway
-authenticates as fcmon's Elasticsearch service account, never with the user's credentials.
+authenticates as fcmon's Elasticsearch service account, never with the user's credentials, and sends only the
+request headers in FORWARDED_HEADERS (never run-as, secondary or client authentication).
 """
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import logging
 import re
@@ -61,6 +68,33 @@ WHY_NOT_FORWARDED = {
                    "set Kibana's advanced setting autocomplete:valueSuggestionMethod to terms_agg",
 }
 BODY_OVERRIDES = ("q", "source")  # URL parameters Elasticsearch reads instead of the (restricted) body
+# The URL parameters each forwarded read may carry (Elasticsearch splits them on "&" and ";"): those that shape a
+# search, not those that change what the answer holds or how it reads (`filter_path` and `format` would hide the
+# document of another tasking from the check that answers it as not found, and the hit count from the log),
+# nor those that step around the body's checks (`explain`, `suggest_*`, `stored_fields` of `_doc`).
+COMMON_PARAMS = frozenset({"pretty", "human", "error_trace"})
+INDEX_PARAMS = frozenset({"allow_no_indices", "expand_wildcards", "ignore_unavailable", "ignore_throttled", "preference",
+                          "routing"})
+SEARCH_PARAMS = INDEX_PARAMS | frozenset({
+    "allow_partial_search_results", "batched_reduce_size", "ccs_minimize_roundtrips", "max_concurrent_shard_requests",
+    "max_concurrent_searches", "pre_filter_shard_size", "request_cache", "rest_total_hits_as_int", "search_type",
+    "timeout", "track_total_hits", "track_scores", "typed_keys", "version", "seq_no_primary_term", "terminate_after",
+    "size", "from", "sort", "_source", "_source_includes", "_source_excludes", "scroll", "keep_alive",
+    "keep_on_completion", "wait_for_completion_timeout", "enable_fields_emulation", "scroll_id"})
+DOC_PARAMS = frozenset({"preference", "realtime", "refresh", "routing", "_source", "_source_includes", "_source_excludes"})
+QUERY_PARAMS = {
+    "_search": SEARCH_PARAMS, "_msearch": SEARCH_PARAMS, "_async_search": SEARCH_PARAMS,
+    "_count": INDEX_PARAMS | {"terminate_after", "min_score"},
+    "_field_caps": INDEX_PARAMS | {"fields", "include_unmapped", "filters", "types", "include_empty_fields"},
+    "_mget": DOC_PARAMS, "_doc": DOC_PARAMS, "_source": DOC_PARAMS,
+    "_pit": INDEX_PARAMS | {"keep_alive", "allow_partial_search_results"},
+}
+MSEARCH_HEADER_KEYS = frozenset({"index", "search_type", "preference", "routing", "request_cache", "allow_no_indices",
+                                 "expand_wildcards", "ignore_unavailable", "ignore_throttled",
+                                 "allow_partial_search_results", "ccs_minimize_roundtrips"})
+JSON_MEDIA_TYPES = frozenset({"application/json", "application/x-ndjson", "application/vnd.elasticsearch+json",
+                              "application/vnd.elasticsearch+x-ndjson"})
+MAX_BODY_DEPTH = 100  # Elasticsearch refuses bool queries nested deeper than 30; deeper bodies are refused unread
 SEARCH_BODY_KEYS = frozenset({
     "query", "aggs", "aggregations", "size", "from", "sort", "_source", "fields", "docvalue_fields", "stored_fields",
     "script_fields", "runtime_mappings", "highlight", "track_total_hits", "track_scores", "version",
@@ -68,11 +102,19 @@ SEARCH_BODY_KEYS = frozenset({
     "indices_boost", "rescore", "stats", "slice"})  # not explain or profile: they show index-wide term statistics
 COUNT_BODY_KEYS = frozenset({"query"})
 UNRESTRICTED_AGGS = frozenset({"global"})  # buckets of every document in the index, whatever the query
+EVERY_TERM_AGGS = ("terms", "multi_terms", "significant_terms", "significant_text")  # min_doc_count 0: every term there is
 BACKGROUND_AGGS = ("significant_terms", "significant_text")  # compared with every document unless given a background
 CLEANUP = re.compile(r"^/(_async_search/[^/]+|_pit|_search/scroll(/[^/]+)?)/?$")
+SCROLL = re.compile(r"^/_search/scroll(/[^/]+)?/?$")
 HOUSEKEEPING = re.compile(r"^/(|_nodes(/.*)?|_cluster/health(/.*)?|_xpack(/.*)?|_license|_security/_authenticate"
                           r"|_security/user/_has_privileges|_security/user/_privileges|_resolve/index/[^/]+"
                           r"|([^/_][^/]*/)?_mapping(/.*)?|_alias(/.*)?|[^/_][^/]*/_alias(/.*)?|_cat/indices(/.*)?)$")
+HOUSEKEEPING_POSTS = re.compile(r"^/_security/user/_has_privileges$")  # Kibana asks what the user may do, with a body
+REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")  # origin-form, printable ASCII: anything else is not forwarded
+# Only these request headers go upstream: not the user's credentials, nor Elasticsearch's run-as, secondary or client
+# authentication headers, nor anything else fcmon does not know.
+FORWARDED_HEADERS = frozenset({"content-type", "accept", "user-agent", "x-opaque-id", "x-elastic-product-origin",
+                               "x-elastic-client-meta", "traceparent", "tracestate", "elastic-api-version"})
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding", "authorization",
               TASKING_HEADER.lower()}
@@ -94,8 +136,9 @@ class Route:
 def route(method: str, path: str, records_alias: str, audit_alias: str = "fcmon-audit") -> Route:
     parts = [p for p in urlsplit(path).path.split("/") if p]
     indices = tuple(parts[0].split(",")) if parts and not parts[0].startswith("_") else ()
-    endpoint = next((p for p in parts if p in READ_ENDPOINTS), None)
-    if endpoint in GET_ONLY and method not in ("GET", "HEAD"):
+    at = 1 if indices else 0  # an endpoint follows the index, or starts the path; elsewhere a name is a document id
+    endpoint = parts[at] if len(parts) > at and parts[at] in READ_ENDPOINTS else None
+    if endpoint in GET_ONLY and (method not in ("GET", "HEAD") or len(parts) != 3):
         endpoint = None  # POST /index/_doc indexes a document: a write, not a read
     if indices and all(i.startswith(".") for i in indices):
         return Route("system", endpoint, indices)
@@ -106,6 +149,8 @@ def route(method: str, path: str, records_alias: str, audit_alias: str = "fcmon-
     if method == "DELETE" and CLEANUP.match(urlsplit(path).path):
         return Route("housekeeping", None, indices)  # freeing a search context deletes no data
     if method in ("GET", "HEAD") and HOUSEKEEPING.match(urlsplit(path).path.rstrip("/") or "/"):
+        return Route("housekeeping", None, indices)
+    if method == "POST" and HOUSEKEEPING_POSTS.match(urlsplit(path).path):
         return Route("housekeeping", None, indices)
     return Route("other", endpoint, indices)
 
@@ -122,13 +167,37 @@ class Body:
         return not self.raw.strip()
 
 
-def parse_body(endpoint: str | None, raw: bytes) -> Body:
+def parse_body(endpoint: str | None, raw: bytes, content_type: str | None) -> Body:
     if not raw.strip():
         return Body(raw)
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type not in JSON_MEDIA_TYPES:  # Elasticsearch reads YAML, CBOR and Smile too; these checks read JSON
+        return Body(raw, problem=f"a body of type {media_type or '(none)'!r} is not read: send JSON (application/json)")
     try:
-        return Body(raw, msearch_lines(raw) if endpoint == "_msearch" else json.loads(raw))
-    except ValueError as exc:  # UnicodeDecodeError is one too
+        value = msearch_lines(raw) if endpoint == "_msearch" else json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError too
         return Body(raw, problem=f"not {'NDJSON' if endpoint == '_msearch' else 'valid JSON'} ({exc})")
+    if depth(value) > MAX_BODY_DEPTH:
+        return Body(raw, problem=f"nested deeper than {MAX_BODY_DEPTH} levels")
+    return Body(raw, value)
+
+
+def depth(value: Any) -> int:
+    """How deeply JSON objects and arrays nest in a value (without recursion: the value may nest very deeply)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        node, level = pending.pop()
+        inner = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if inner is not None:
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in inner)
+    return deepest
+
+
+def query_params(path: str) -> list[tuple[str, str]]:
+    """The URL's parameters as Elasticsearch reads them: split on "&" and on ";"."""
+    query = urlsplit(path).query
+    return parse_qsl(query.replace(";", "&"), keep_blank_values=True) if query else []
 
 
 def _matches(index: str, alias: str) -> bool:
@@ -136,7 +205,7 @@ def _matches(index: str, alias: str) -> bool:
 
 
 def is_scroll(path: str) -> bool:
-    return "/_search/scroll" in urlsplit(path).path
+    return SCROLL.match(urlsplit(path).path) is not None
 
 
 def continuation(endpoint: str | None, path: str, method: str, body: Body) -> bool:
@@ -171,9 +240,14 @@ def unrestricted_read(endpoint: str | None, path: str, method: str, body: Body) 
     if endpoint not in FORWARDED_READS:
         return f"{endpoint} is not forwarded through fcmon's gateway: " + WHY_NOT_FORWARDED.get(
             endpoint or "", "it can read or describe documents outside the tasking, and Kibana does not need it")
-    overrides = sorted({name for name, _ in parse_qsl(split.query, keep_blank_values=True)} & set(BODY_OVERRIDES))
+    names = {name for name, _ in query_params(path)}
+    overrides = sorted(names & set(BODY_OVERRIDES))
     if overrides:
         return f"the URL parameter {overrides[0]!r} is not forwarded (it replaces the query): send the query in the body"
+    unknown = sorted(names - QUERY_PARAMS[endpoint] - COMMON_PARAMS)
+    if unknown:
+        return (f"the URL parameter {unknown[0]!r} is not forwarded with {endpoint}: it changes what the answer shows, "
+                "reaches past the tasking filter, or fcmon does not know it")
     parts = [p for p in split.path.split("/") if p]
     after = parts[parts.index(endpoint) + 1:]  # route() found the endpoint among these parts
     if endpoint in ("_search", "_msearch") and after and after[0] != "scroll":
@@ -201,7 +275,7 @@ def _unrestricted_body(parsed: Any, allowed: frozenset[str]) -> str | None:
     for aggs in (parsed.get("aggs"), parsed.get("aggregations")):
         found = _unrestricted_agg(aggs)
         if found:
-            return f"a {found!r} aggregation is not forwarded: its buckets hold every tasking's documents"
+            return f"{found} is not forwarded: its buckets reach every tasking's documents"
     reaching = reaching_clause(parsed)
     if reaching:
         return f"not forwarded: {reaching}; send the values or the query themselves"
@@ -243,11 +317,20 @@ def _as_list(value: Any) -> list[Any]:
 
 def _unrestricted_agg(aggs: Any) -> str | None:
     for definition in _agg_definitions(aggs):
-        found = next((kind for kind in definition if kind in UNRESTRICTED_AGGS), None)
+        found = next((f"a {kind!r} aggregation" for kind in definition if kind in UNRESTRICTED_AGGS), None)
+        found = found or next((f"a {kind!r} aggregation with min_doc_count 0" for kind in EVERY_TERM_AGGS
+                               if isinstance(definition.get(kind), dict) and _lists_every_term(definition[kind])), None)
         found = found or _unrestricted_agg(definition.get("aggs")) or _unrestricted_agg(definition.get("aggregations"))
         if found:
             return found
     return None
+
+
+def _lists_every_term(settings: dict[str, Any]) -> bool:
+    try:
+        return int(settings.get("min_doc_count", 1)) < 1
+    except (TypeError, ValueError):
+        return True  # not a count: Elasticsearch refuses it, and so does the gateway
 
 
 def _agg_definitions(aggs: Any) -> list[dict[str, Any]]:
@@ -280,10 +363,10 @@ def restrict_query(query: dict[str, Any] | None, tasking_id: str) -> dict[str, A
 def restrict_body(endpoint: str, body: Body, tasking_id: str) -> bytes:
     """Add the tasking filter to every query a read carries, and to the background set of significant terms.
     Raises ValueError for a body that is not the JSON the endpoint takes. It changes the parse in place: call it last."""
-    if endpoint not in ("_msearch", "_search", "_async_search", "_count", "_field_caps"):
-        return body.raw
     if body.problem:
         raise ValueError(body.problem)
+    if endpoint not in ("_msearch", "_search", "_async_search", "_count", "_field_caps"):
+        return body.raw
     if endpoint == "_msearch":
         lines = body.value or []
         for position in range(1, len(lines), 2):
@@ -377,9 +460,10 @@ def response_hits(endpoint: str | None, payload: Any) -> tuple[int, list[str]]:
         ids = [str(d["_id"]) for d in payload.get("docs", []) if d.get("found")]
         return len(ids), ids
     hits = (payload.get("response") or payload).get("hits") or {}
-    total = hits.get("total", 0)
+    ids = [str(h.get("_id")) for h in hits.get("hits", [])]
+    total = hits.get("total")
     total = total.get("value", 0) if isinstance(total, dict) else int(total or 0)
-    return total, [str(h.get("_id")) for h in hits.get("hits", [])]
+    return max(total, len(ids)), ids  # with track_total_hits false there is no total: at least what came back
 
 
 def foreign_docs(endpoint: str | None, payload: Any, tasking_id: str) -> Any:
@@ -437,6 +521,8 @@ class Gateway:
     # the decision for one request
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes, client: str
                ) -> tuple[int, dict[str, str], bytes]:
+        if not REQUEST_TARGET.fullmatch(path):
+            raise Refusal(400, "the request target must be a path of printable ASCII characters starting with /")
         user = self.authenticate(headers.get("authorization"), client)
         where = route(method, path, self.records_alias, self.audit_alias)
         service, kibana = user.name == self.service_account, user.name == self.kibana_account
@@ -446,11 +532,19 @@ class Gateway:
             return 200, {"Content-Type": "application/json"}, json.dumps(authenticate_answer(user)).encode()
         if where.kind == "read":
             return self._read(user, where, method, path, headers, body, client)
+        names_audit = where.kind == "audit-read" or (where.kind == "housekeeping" and self._names_audit(where))
+        if names_audit and user.role not in AUDIT_READERS:
+            raise Refusal(403, f"{user.name} is {user.role}; the audit index is for supervisors and administrators")
         if where.kind == "audit-read":
-            if user.role not in AUDIT_READERS:
-                raise Refusal(403, f"{user.name} is {user.role}; the audit index is for supervisors and administrators")
+            parsed = parse_body(where.endpoint, body, headers.get("content-type"))
+            try:
+                self._check_targets(where, path, method, parsed, self.audit_alias)
+            except Forbidden as refusal:
+                raise Refusal(403, str(refusal)) from refusal
+            if parsed.problem:
+                raise Refusal(400, f"the request body cannot be used: {parsed.problem}")
             self._append("audit.read", user.name, {"method": method, "path": path, "client": client,
-                                                   "terms": request_terms(where.endpoint, parse_body(where.endpoint, body))})
+                                                   "terms": request_terms(where.endpoint, parsed)})
             return self.forward(method, path, headers, body)
         if where.kind == "system":
             raise Refusal(403, f"{', '.join(where.indices)}: Kibana's system indices are for Kibana's own account only")
@@ -463,7 +557,7 @@ class Gateway:
     def _read(self, user: User, where: Route, method: str, path: str, headers: dict[str, str], raw: bytes,
               client: str) -> tuple[int, dict[str, str], bytes]:
         tasking_id = headers.get(TASKING_HEADER.lower(), "").strip()
-        body = parse_body(where.endpoint, raw)
+        body = parse_body(where.endpoint, raw, headers.get("content-type"))
         terms = request_terms(where.endpoint, body)
         filters = {"method": method, "path": path, "endpoint": where.endpoint, "terms": terms,
                    "body": raw[:MAX_LOGGED_BODY].decode(errors="replace")}
@@ -474,7 +568,7 @@ class Gateway:
             if not tasking_id:
                 raise Forbidden(f"no tasking: Kibana must send the {TASKING_HEADER} header",
                                 "set it per space or per user in Kibana's custom headers")
-            self._check_targets(where, path, method, body)
+            self._check_targets(where, path, method, body, self.records_alias)
             unrestricted = unrestricted_read(where.endpoint, path, method, body)
             if unrestricted:
                 raise Forbidden(unrestricted)
@@ -494,7 +588,11 @@ class Gateway:
             raise Refusal(400, f"the request body cannot be used: {exc}") from exc
         # a HEAD would answer 200 for another tasking's document: ask for it, and answer as the GET would
         forwarded = "GET" if method == "HEAD" and where.endpoint in GET_ONLY else method
-        status, out_headers, payload = self.forward(forwarded, path, headers, restricted)
+        try:
+            status, out_headers, payload = self.forward(forwarded, path, headers, restricted)
+        except Refusal:
+            self._locked(close_query, self.audit, event, 0, [])
+            raise
         parsed = _json(payload)
         if where.endpoint in ("_doc", "_source", "_mget") and parsed is not None and status < 300:
             parsed = foreign_docs(where.endpoint, parsed, tasking_id)
@@ -505,15 +603,22 @@ class Gateway:
         self._locked(close_query, self.audit, event, total, ids)
         return status, out_headers, payload
 
-    def _check_targets(self, where: Route, path: str, method: str, body: Body) -> None:
+    def _check_targets(self, where: Route, path: str, method: str, body: Body, alias: str) -> None:
+        """Every index the request names, in its path or its body, is `alias` (the records', or for an audit read the
+        audit index's)."""
+        which = "audit" if alias == self.audit_alias else "records"
         targets = list(where.indices)
         if where.endpoint == "_msearch":
             if body.problem:
                 raise Forbidden("the _msearch body is not NDJSON")
             for header in (body.value or [])[0::2]:
+                unknown = sorted(set(header) - MSEARCH_HEADER_KEYS)
+                if unknown:
+                    raise Forbidden(f"the _msearch header key {unknown[0]!r} is not forwarded: it may name another index, "
+                                    "or fcmon does not know it")
                 named = [i for i in str(header.get("index", "")).split(",") if i]
                 if not named and not where.indices:
-                    raise Forbidden(f"every _msearch header must name the records index ({self.records_alias})")
+                    raise Forbidden(f"every _msearch header must name the {which} index ({alias})")
                 targets += named
         if where.endpoint == "_mget":  # each document may name its own index
             docs = body.value.get("docs") if isinstance(body.value, dict) else None
@@ -522,11 +627,14 @@ class Gateway:
         if not targets:
             if continuation(where.endpoint, path, method, body):
                 return  # scroll, async-search results, point-in-time searches: continuations of a gated search
-            raise Forbidden(f"name the records index ({self.records_alias}) in the request",
-                            "searches across every index are not forwarded")
-        outside = [i for i in targets if not _matches(i, self.records_alias)]
+            raise Forbidden(f"name the {which} index ({alias}) in the request", "searches across every index are not forwarded")
+        outside = [i for i in targets if not _matches(i, alias)]
         if outside:
-            raise Forbidden(f"{', '.join(outside)}: only {self.records_alias} may be searched through the gateway")
+            raise Forbidden(f"{', '.join(outside)}: only {alias} may be searched through the gateway")
+
+    def _names_audit(self, where: Route) -> bool:
+        """Whether an index the request names is, or a pattern of it covers, the audit index."""
+        return any(_matches(i, self.audit_alias) or fnmatch.fnmatchcase(self.audit_alias, i) for i in where.indices)
 
     def _append(self, kind: str, actor: str, payload: dict[str, Any]) -> None:
         self._locked(self.audit.append, kind, actor, payload)
@@ -538,7 +646,7 @@ class Gateway:
     # forwarding
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes, *, own_credentials: bool = False
                 ) -> tuple[int, dict[str, str], bytes]:
-        out = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
+        out = {k: v for k, v in headers.items() if k.lower() in FORWARDED_HEADERS}
         if own_credentials and headers.get("authorization"):
             out["Authorization"] = headers["authorization"]
         elif self.upstream_auth:
@@ -550,7 +658,7 @@ class Gateway:
                 return answer.status, dict(answer.headers.items()), answer.read()
         except urllib.error.HTTPError as answer:
             return answer.code, dict(answer.headers.items()), answer.read()
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: a request http.client will not send
             raise Refusal(502, f"Elasticsearch at {self.upstream} did not answer ({exc})") from exc
 
 

@@ -72,12 +72,13 @@ def setup(tmp_path):
 
 
 def call(base: str, method: str, path: str, body: object = None, user: str | None = "alice", password: str = PASSWORD,
-         tasking: str | None = "T-1", ndjson: bool = False, raw: bytes | None = None) -> tuple[int, dict]:
+         tasking: str | None = "T-1", ndjson: bool = False, raw: bytes | None = None, content_type: str | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict]:
     data = raw
     if body is not None:
         data = ("\n".join(json.dumps(b) for b in body) + "\n").encode() if ndjson else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method)
-    request.add_header("Content-Type", "application/x-ndjson" if ndjson else "application/json")
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    request.add_header("Content-Type", content_type or ("application/x-ndjson" if ndjson else "application/json"))
     if user:
         request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     if tasking:

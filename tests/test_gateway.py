@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import urllib.parse
 
 import pytest
 
-from pipeline.gateway import parse_body, request_terms, route
+from pipeline.gateway import Gateway, Refusal, parse_body, request_terms, response_hits, route
 from tests.factories_gateway import PASSWORD, Upstream, call, setup  # noqa: F401  (setup is a fixture)
 from tests.factories_web import raw_request
 from tests.test_kibana_objects import objects as kibana_objects
@@ -95,7 +97,10 @@ def test_writes_only_from_the_service_account(setup):
     record = {"message": "planted"}
     for method, path in (("PUT", "/fcmon-records/_doc/x"), ("POST", "/fcmon-records/_doc"), ("POST", "/fcmon-records/_doc/x"),
                          ("DELETE", "/fcmon-records/_doc/x"), ("POST", "/fcmon-records/_bulk"), ("POST", "/fcmon-records/_update/x"),
-                         ("DELETE", "/fcmon-records"), ("POST", "/fcmon-records/_delete_by_query")):
+                         ("DELETE", "/fcmon-records"), ("POST", "/fcmon-records/_delete_by_query"),
+                         # Elasticsearch takes `_search` or `_mget` as a document id: these are writes, not reads
+                         ("POST", "/fcmon-records/_create/_mget"), ("POST", "/fcmon-records/_create/_pit"),
+                         ("POST", "/fcmon-records/_update/_pit"), ("PUT", "/fcmon-records/_doc/_search")):
         assert call(base, method, path, record)[0] == 403
     assert call(base, "PUT", "/fcmon-records/_doc/x", record, user="sam")[0] == 403  # a supervisor is no exception
     assert Upstream.received == []
@@ -157,7 +162,9 @@ def test_housekeeping_is_forwarded_without_a_tasking(setup):
     status, answer = call(base, "GET", "/", tasking=None)
     assert status == 200 and answer["version"]["number"] == "8.15.0"
     assert call(base, "GET", "/_snapshot", tasking=None)[0] == 403  # not needed by Kibana through the gateway
-    assert [r["path"] for r in Upstream.received] == ["/"]
+    assert call(base, "POST", "/_security/user/_has_privileges", {"cluster": ["monitor"]}, tasking=None)[0] == 200
+    assert call(base, "GET", "/fcmon-records/_mapping", tasking=None)[0] == 200
+    assert [r["path"] for r in Upstream.received] == ["/", "/_security/user/_has_privileges", "/fcmon-records/_mapping"]
 
 
 def test_supervisors_read_the_audit_index_logged(setup):
@@ -187,13 +194,23 @@ def test_no_audit_log_no_forwarding(setup):
     ("DELETE", "/fcmon-records/_doc/1", "other"), ("POST", "/fcmon-records/_doc", "other"),
     ("DELETE", "/_pit", "housekeeping"), ("DELETE", "/_async_search/abc", "housekeeping"),
     ("DELETE", "/fcmon-records", "other"), ("GET", "/fcmon-audit-1/_search", "audit-read"),
+    ("POST", "/fcmon-records/_create/_search", "other"), ("POST", "/fcmon-records/_update/_pit", "other"),
+    ("GET", "/fcmon-records/_doc/_search", "read"), ("POST", "/_snapshot/_search/scroll", "other"),
+    ("POST", "/_security/user/_has_privileges", "housekeeping"), ("POST", "/_security/user/x/_has_privileges", "other"),
 ])
 def test_routes(method, path, kind):
     assert route(method, path, "fcmon-records").kind == kind
 
 
+def nested_bool(levels: int) -> dict:
+    query: dict = {"match_all": {}}
+    for _ in range(levels):
+        query = {"bool": {"must": query}}
+    return query
+
+
 def terms_of(endpoint: str, raw: bytes) -> list[str]:
-    return request_terms(endpoint, parse_body(endpoint, raw))
+    return request_terms(endpoint, parse_body(endpoint, raw, "application/x-ndjson" if endpoint == "_msearch" else "application/json"))
 
 
 def test_terms_from_kibana_bodies():
@@ -211,15 +228,20 @@ def test_terms_from_kibana_bodies():
     assert terms_of("_msearch", "".join(json.dumps(line) + "\n" for line in searches).encode()) == ["message:one", "a:two"]
 
 
-@pytest.mark.parametrize("path,raw,reason", [
-    ("/fcmon-records/_search", b'{"query": ', "not valid JSON (Expecting value"),
-    ("/fcmon-records/_search", b'["a", "list"]', "_search takes a JSON object"),
-    ("/fcmon-records/_field_caps?fields=*", b"[1]", "_field_caps takes a JSON object"),
-    ("/fcmon-records/_count", b"\xff\xfe\x00", "not valid JSON"),
+@pytest.mark.parametrize("path,raw,reason,content_type", [
+    ("/fcmon-records/_search", b'{"query": ', "not valid JSON (Expecting value", None),
+    ("/fcmon-records/_search", b'["a", "list"]', "_search takes a JSON object", None),
+    ("/fcmon-records/_field_caps?fields=*", b"[1]", "_field_caps takes a JSON object", None),
+    ("/fcmon-records/_count", b"\xff\xfe\x00", "not valid JSON", None),
+    # Elasticsearch reads YAML (CBOR, Smile) too, where the index checks read JSON
+    ("/fcmon-records/_mget", b"docs:\n - _index: fcmon-audit\n   _id: e1\n", "'application/yaml' is not read: send JSON",
+     "application/yaml"),
+    ("/fcmon-records/_search", b"[" * 100_000 + b"]" * 100_000, "not valid JSON (maximum recursion depth", None),
+    ("/fcmon-records/_search", json.dumps({"query": nested_bool(150)}).encode(), "nested deeper than 100 levels", None),
 ])
-def test_a_body_its_endpoint_cannot_take_is_refused_once_logged_and_never_forwarded(setup, path, raw, reason):
+def test_a_body_its_endpoint_cannot_take_is_refused_once_logged_and_never_forwarded(setup, path, raw, reason, content_type):
     app, base, _ = setup
-    status, answer = call(base, "POST", path, raw=raw)
+    status, answer = call(base, "POST", path, raw=raw, content_type=content_type)
     assert status == 400 and reason in answer["error"]["reason"], answer
     assert Upstream.received == []
     (query,) = app.audit.entries(["query"])
@@ -272,6 +294,21 @@ GLOBAL_AGGS = {"size": 0, "aggs": {"all": {"global": {}, "aggs": {"docs": {"top_
     ("POST", "/fcmon-records/_validate/query?rewrite=true", {"query": {"wildcard": {"user.name": "a*"}}}, "_validate"),
     ("POST", "/fcmon-records/_search/template", {"source": {"query": {"match_all": {}}}}, "search templates"),
     ("POST", "/fcmon-records/_mget", {"docs": [{"_index": "fcmon-audit", "_id": "x"}]}, "only fcmon-records"),
+    # a terms aggregation with min_doc_count 0 lists terms of documents no query matched: every tasking's
+    ("POST", "/fcmon-records/_search", {"size": 0, "aggs": {"u": {"terms": {"field": "user.name", "min_doc_count": 0}}}},
+     "a 'terms' aggregation with min_doc_count 0"),
+    ("POST", "/fcmon-records/_search", {"size": 0, "aggs": {"by": {"date_histogram": {"field": "@timestamp"}, "aggs": {
+        "u": {"multi_terms": {"terms": [{"field": "user.name"}], "min_doc_count": "0"}}}}}},
+     "a 'multi_terms' aggregation with min_doc_count 0"),
+    # URL parameters: filter_path and format change the answer that the not-found check and the hit count read
+    ("GET", "/fcmon-records/_doc/foreign?filter_path=_source", None, "'filter_path' is not forwarded"),
+    ("POST", "/fcmon-records/_mget?filter_path=docs._id,docs._source", {"ids": ["own", "foreign"]}, "'filter_path'"),
+    ("GET", "/fcmon-records/_source/foreign?format=yaml", None, "'format' is not forwarded"),
+    ("POST", "/fcmon-records/_search?explain=true", KQL_BODY, "'explain' is not forwarded"),
+    ("POST", "/fcmon-records/_search?suggest_field=message&suggest_text=wrench", KQL_BODY, "'suggest_field'"),
+    # Elasticsearch splits URL parameters on ";" as on "&"
+    ("POST", "/fcmon-records/_search?x=1;q=*", KQL_BODY, "'q' is not forwarded"),
+    ("POST", "/fcmon-records/_async_search?a=1;source=%7B%7D", None, "'source' is not forwarded"),
 ])
 def test_reads_that_would_step_around_the_tasking_filter_are_refused_and_logged(setup, method, path, body, reason):
     app, base, _ = setup
@@ -355,3 +392,84 @@ def test_what_kibana_sends_is_forwarded_confined_to_the_tasking(setup, path, bod
     assert forwarded["query"]["bool"]["filter"] == [{"term": {"fcm.tasking_id": "T-1"}}]
     assert {k: v for k, v in forwarded.items() if k != "query"} == {k: v for k, v in body.items() if k != "query"}
     assert [e.kind for e in app.audit.entries()] == ["query", "query.result"]
+
+
+def test_an_msearch_header_names_its_index_only_with_index(setup):
+    app, base, _ = setup
+    lines = [{"index": "fcmon-records", "indices": "fcmon-audit"}, KQL_BODY]  # Elasticsearch takes the later key
+    status, answer = call(base, "POST", "/fcmon-records/_msearch", lines, ndjson=True)
+    assert status == 403 and "header key 'indices' is not forwarded" in answer["error"]["reason"]
+    assert Upstream.received == [] and kinds(app) == ["query.refused"]
+
+
+def test_audit_reads_name_only_the_audit_index(setup):
+    app, base, _ = setup
+    to_records = [{"index": "fcmon-records"}, {"query": {"match_all": {}}}]
+    status, answer = call(base, "POST", "/fcmon-audit/_msearch", to_records, user="fcmon", tasking=None, ndjson=True)
+    assert status == 403 and "fcmon-records: only fcmon-audit may be searched" in answer["error"]["reason"]
+    status, answer = call(base, "POST", "/fcmon-audit/_mget", {"docs": [{"_index": "fcmon-records", "_id": "foreign"}]},
+                          user="sam", tasking=None)
+    assert status == 403 and "only fcmon-audit" in answer["error"]["reason"]
+    status, answer = call(base, "POST", "/fcmon-audit/_mget", raw=b"docs:\n - _index: fcmon-records\n   _id: foreign\n",
+                          content_type="application/yaml", user="sam", tasking=None)
+    assert status == 400 and "send JSON" in answer["error"]["reason"]
+    assert call(base, "POST", "/fcmon-audit/_create/_search", {"kind": "forged"}, user="sam", tasking=None)[0] == 403
+    for path in ("/fcmon-audit/_mapping", "/*/_mapping", "/fcmon-*/_alias"):  # analysts: not even its fields
+        assert call(base, "GET", path, tasking=None)[0] == 403
+    assert Upstream.received == [] and kinds(app) == []
+    assert call(base, "GET", "/fcmon-audit/_mapping", user="sam", tasking=None)[0] == 200
+
+
+def test_only_known_headers_go_upstream(setup):
+    _, base, _ = setup
+    sent = {"es-security-runas-user": "elastic", "es-secondary-authorization": "ApiKey c2VjcmV0",
+            "es-client-authentication": "SharedSecret x", "X-Opaque-Id": "kibana-7"}
+    assert call(base, "POST", "/fcmon-records/_search", KQL_BODY, headers=sent)[0] == 200
+    forwarded = {k.lower(): v for k, v in Upstream.received[0]["headers"].items()}
+    assert not {"es-security-runas-user", "es-secondary-authorization", "es-client-authentication",
+                "x-fcmon-tasking"} & forwarded.keys()
+    assert forwarded["x-opaque-id"] == "kibana-7"
+    assert forwarded["authorization"] == "Basic " + base64.b64encode(b"fcmon-es:es-secret").decode()
+
+
+def test_hits_are_counted_without_a_total():
+    assert response_hits("_search", {"hits": {"hits": [{"_id": "a"}, {"_id": "b"}]}}) == (2, ["a", "b"])  # track_total_hits false
+    assert response_hits("_search", {"hits": {"total": {"value": 10000, "relation": "gte"}, "hits": [{"_id": "a"}]}}) == (10000, ["a"])
+
+
+def raw_target(base: str, target: bytes) -> int:
+    """The status answered to a request line carrying exactly this target (http.client refuses to send such)."""
+    auth = base64.b64encode(f"alice:{PASSWORD}".encode())
+    netloc = urllib.parse.urlsplit(base).netloc
+    host, port = netloc.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: " + netloc.encode() + b"\r\nAuthorization: Basic " + auth +
+                           b"\r\nX-Fcmon-Tasking: T-1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("target", [b"/fcmon-records/_count?x=\xc3\xa9", b"/fcmon-records/_co\x7funt",
+                                    b"fcmon-records/_count", b"http://elsewhere.example/fcmon-records/_count"])
+def test_a_request_target_that_is_not_a_plain_path_is_refused_before_anything_else(setup, target):
+    app, base, _ = setup
+    assert raw_target(base, target) == 400
+    assert Upstream.received == [] and kinds(app) == []
+
+
+def test_a_query_whose_upstream_does_not_answer_is_closed_in_the_log(setup):
+    app, _, _ = setup
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    gateway = Gateway(app.state, app.audit, f"http://127.0.0.1:{port}", records_alias="fcmon-records", service_account="fcmon")
+    headers = {"authorization": "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode(),
+               "x-fcmon-tasking": "T-1", "content-type": "application/json"}
+    with pytest.raises(Refusal) as refused:
+        gateway.handle("POST", "/fcmon-records/_search", headers, json.dumps(KQL_BODY).encode(), "127.0.0.1")
+    assert refused.value.status == 502 and "did not answer" in str(refused.value)
+    (query,) = app.audit.entries(["query"])
+    (result,) = app.audit.entries(["query.result"])
+    assert (result.payload["query_id"], result.payload["hits_total"]) == (query.payload["id"], 0)
