@@ -1,13 +1,14 @@
 """The guard chain over JSONL files, storing nothing (`fcmon guard-check`).
 
-A malformed item line yields a rejected decision with rule `schema`; a malformed tasking line makes
-the items under its id rejected with the reason; neither stops the batch.
+A malformed item line (not JSON, not UTF-8, not a valid item) yields a rejected decision with rule `schema`; a
+malformed tasking line, or an id on more than one line, makes the items under that id rejected with the reason;
+neither stops the batch.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from pydantic import ValidationError
 
@@ -20,27 +21,35 @@ from pipeline.settings import Settings
 
 
 def read_taskings(path: Path) -> tuple[dict[str, Tasking], dict[str, str]]:
-    """Valid taskings by id, and the error of each invalid line (by its id when it has one, else by line)."""
+    """Valid taskings by id, and the error of each invalid line (by its id when it has one, else by line). An id on
+    more than one line is invalid: which version holds is not for the chain to guess."""
     taskings: dict[str, Tasking] = {}
     invalid: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    lines_of: dict[str, list[int]] = {}
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
         if not line.strip():
             continue
         try:
             tasking = Tasking.model_validate_json(line)
             taskings[tasking.id] = tasking
+            key = tasking.id
         except ValidationError as exc:
             try:
                 key = str(json.loads(line).get("id") or f"line {number}")
             except (ValueError, AttributeError):
                 key = f"line {number}"
             invalid[key] = f"{path.name} line {number}: {first_error(exc, 'tasking')}"
+        lines_of.setdefault(key, []).append(number)
+    for key, numbers in lines_of.items():
+        if len(numbers) > 1:
+            taskings.pop(key, None)
+            invalid[key] = f"{path.name} lines {', '.join(map(str, numbers))}: tasking {key} is given more than once"
     return taskings, invalid
 
 
 def read_roles(path: Path) -> dict[str, str]:
     roles = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -52,8 +61,9 @@ def read_roles(path: Path) -> dict[str, str]:
     return roles
 
 
-def check_items(lines: Iterator[str], taskings: Mapping[str, Tasking], invalid_taskings: Mapping[str, str],
+def check_items(lines: Iterable[bytes], taskings: Mapping[str, Tasking], invalid_taskings: Mapping[str, str],
                 roles: Mapping[str, str] | None, settings: Settings) -> Iterator[GuardDecision]:
+    """One decision per non-blank line; the lines are bytes, so that one that is not UTF-8 is one rejection."""
     chain = GuardChain.from_settings(settings)
     context = GuardContext(taskings=taskings, roles=roles, now=utcnow(), settings=settings)
     for line in lines:
@@ -64,7 +74,7 @@ def check_items(lines: Iterator[str], taskings: Mapping[str, Tasking], invalid_t
             if item.schema_version != SCHEMA_VERSION:
                 raise ValueError(f"schema_version {item.schema_version} is not {SCHEMA_VERSION}")
         except (ValidationError, ValueError) as exc:
-            yield rejected_for_schema(line.encode(), first_error(exc, "item"), context.now)
+            yield rejected_for_schema(line, first_error(exc, "item"), context.now)
             continue
         if item.tasking_id in invalid_taskings and item.tasking_id not in taskings:
             yield GuardDecision(item_id=item.id, tasking_id=item.tasking_id, decision="rejected", content_sha256=item.content_sha256,

@@ -52,7 +52,12 @@ class GuardChain:
         """Every stage in order until the first rejection; returns the verdicts and the item as transformed."""
         verdicts = []
         for guard in self.guards:
-            verdict = guard.check(item, context)
+            try:
+                verdict = guard.check(item, context)
+            except Exception as exc:  # noqa: BLE001  (a hostile item must not stop the batch, nor pass a check)
+                log.warning("event=guard_failed rule=%s item=%s error=%r", guard.rule, item.id, exc)
+                verdict = Verdict("reject", guard.rule, guard.clause, f"the {guard.rule} check could not decide this item "
+                                  f"({type(exc).__name__}: {exc}): rejected, fail closed")
             verdicts.append(verdict)
             if verdict.outcome == "reject":
                 break

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 from datetime import timedelta
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import regex
 
@@ -10,15 +11,36 @@ from guards.base import GuardContext, Stage, Verdict
 from pipeline.models import PUBLIC_SOURCE_KINDS, CollectedItem, content_hash
 from pipeline.settings import Settings
 
-CREDENTIAL_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
-SESSION_HEADER = regex.compile(r"(?i)^x-(auth|csrf|xsrf|session|access|api)[-_]?(token|key|id)?$")
+# A header whose name holds one of these carries a credential or session state (Cookie, Cookie2, Authorization,
+# Proxy-Authorization, X-Auth-Token, X-CSRF-Token, Session-Id, Api-Key, X-Goog-Api-Key, X-Amz-Security-Token, ...):
+# a public fetch sends none, so fail closed on the name alone.
+CREDENTIAL_HEADER = regex.compile(r"(?i)cookie|auth|token|session|api[-_]?key|secret|password|credential|csrf|xsrf|security")
+# A URL that carries credentials (user:password@host) or a session or access token as a parameter.
+CREDENTIAL_PARAMS = frozenset({"jsessionid", "phpsessid", "aspsessionid", "sessionid", "session_id", "access_token",
+                               "auth_token", "id_token", "oauth_token", "api_key", "apikey", "password", "passwd"})
 CLOCK_SKEW = timedelta(minutes=5)
 
 
 @functools.lru_cache(maxsize=1024)
 def carries_credentials(header_name: str) -> bool:
     """Cached: crawlers send the same few header names on every item."""
-    return header_name.lower() in CREDENTIAL_HEADERS or SESSION_HEADER.match(header_name) is not None
+    return CREDENTIAL_HEADER.search(header_name) is not None
+
+
+def url_credentials(url: str) -> str | None:
+    """What in the URL is a credential or session token (userinfo, ;jsessionid=..., ?access_token=...), or None."""
+    if "@" not in url and "?" not in url and ";" not in url:  # most URLs: nothing to parse
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None  # not a URL: lawfully_obtained rejects it
+    if "@" in parts.netloc:
+        return "user information in the URL"
+    names = {name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    names |= {segment.split("=")[0].lower() for segment in parts.path.split(";")[1:]}  # path parameters
+    found = sorted(names & CREDENTIAL_PARAMS)
+    return f"the URL parameter {found[0]}" if found else None
 
 
 class PublicProvenance(Stage):
@@ -45,8 +67,14 @@ class PublicProvenance(Stage):
             return self.rejected(f"behind a login wall ({item.login_wall_reason or 'detected'}): not public", item.login_wall_reason or "login_wall")
         if not 200 <= item.response.status < 300:
             return self.rejected(f"response status {item.response.status} is not a success", str(item.response.status))
-        if self.login_url.search(item.final_url):
-            return self.rejected(f"final URL {item.final_url} is a login or sign-up page", item.final_url)
+        for url in (item.final_url, item.response.url, item.request.url):
+            if url and self.login_url.search(unquote(url)):  # decoded: /%6Cogin is /login
+                return self.rejected(f"{url} is a login or sign-up page", url)
+        for url in dict.fromkeys((item.url, item.final_url, item.request.url, item.response.url)):
+            credential = url_credentials(url) if url else None
+            if credential:
+                return self.rejected(f"{credential} of {url} is a credential or session state: not obtained as the "
+                                     "public sees it", credential)
         if item.source_kind not in PUBLIC_SOURCE_KINDS:
             return self.rejected(f"source kind {item.source_kind!r} is not a public source", item.source_kind)
         return self.passed("fetched publicly: GET/HEAD, no credentials, robots allowed, no login wall, success")
@@ -57,7 +85,7 @@ class LawfullyObtained(Stage):
     clause = "28CFR23.20(d)"
 
     def check(self, item: CollectedItem, context: GuardContext) -> Verdict:
-        if item.fetched_at - CLOCK_SKEW > context.now:
+        if item.fetched_at > context.now + CLOCK_SKEW:  # (not fetched_at - skew: that underflows for year 1)
             return self.rejected(f"fetch time {item.fetched_at.isoformat()} lies in the future")
         if item.content_sha256 != content_hash(item.title, item.text):
             return self.rejected("content hash does not match the content: provenance cannot be trusted")

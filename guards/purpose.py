@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from guards.base import GuardContext, Stage, Verdict, cached
+from guards.provenance import CLOCK_SKEW
 from guards.scope import uncovered
 from guards.tasking_rules import TaskingLexicon, load_tasking_lexicon, use_problems
 from guards.text import item_text
@@ -28,6 +29,12 @@ class LawfulPurpose(Stage):
                           lambda: use_problems(tasking, context.roles, context.now, self.lexicon))
         if problems:
             return self.rejected("; ".join(p.message for p in problems), clause=problems[0].clause)
+        if tasking.approved_at and item.fetched_at < tasking.approved_at - CLOCK_SKEW:
+            return self.rejected(f"fetched at {item.fetched_at.isoformat()}, before tasking {tasking.id} was approved "
+                                 f"({tasking.approved_at.isoformat()}): collected without a lawful purpose")
+        if tasking.expires_at and item.fetched_at > tasking.expires_at + CLOCK_SKEW:
+            return self.rejected(f"fetched at {item.fetched_at.isoformat()}, after tasking {tasking.id} expired "
+                                 f"({tasking.expires_at.isoformat()}): collected without a lawful purpose")
         outside = uncovered(tasking.scope, item, item_text(item, context).keyword_hits)
         if outside:
             return self.rejected(f"out of the scope of tasking {tasking.id}: {outside}")

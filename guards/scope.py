@@ -22,7 +22,10 @@ def host_of(url: str) -> str:
             netloc = PATH_START.split(rest, 1)[0]
             if not NETLOC_SPECIAL.search(netloc):  # no userinfo, port, IPv6 brackets or zone
                 return netloc.lower()
-    return (urlsplit(url).hostname or "").lower()
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:  # "https://[forum.example/p": no host at all
+        return ""
 
 
 def host_in(host: str, domains: list[str]) -> bool:

@@ -15,6 +15,8 @@ from guards.pii import alnum, author_names
 from pipeline.models import CollectedItem, Tasking
 
 MENTION = regex.compile(r"(?<![\w@/])@([A-Za-z0-9_]{2,30}(?:@[A-Za-z0-9.-]+\.[A-Za-z]{2,})?)")
+# Information gathering keeps no account at all, also where a link names it (https://host/@name).
+ANY_MENTION = regex.compile(r"(?<![\w@])@([A-Za-z0-9_]{2,30}(?:@[A-Za-z0-9.-]+\.[A-Za-z]{2,})?)")
 
 
 def tasking_subjects(tasking: Tasking) -> set[str]:
@@ -51,7 +53,7 @@ class NonSubjects(Stage):
         def mask(m: regex.Match) -> str:
             counts["account"] = counts.get("account", 0) + 1
             return "[account masked]"
-        title, text = (MENTION.sub(mask, t) if "@" in t else t for t in (item.title, item.text))
+        title, text = (ANY_MENTION.sub(mask, t) if "@" in t else t for t in (item.title, item.text))
         if not counts:
             return self.passed("information gathering: no person in the item")
         stripped = item.model_copy(update={"author": None, "handle": None, "title": title, "text": text})

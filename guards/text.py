@@ -2,10 +2,16 @@
 
 Stages get them with `item_text(item, context)`: the chain's context keeps the last item's views and
 reuses them while the title and text are the very same strings (a masking stage's copy gets new ones).
+The joined text is what the detectors read: text that is not ASCII is NFKC-normalized and loses its invisible
+format characters, so that "pro\u00adtest" (a soft hyphen, common in scraped HTML), "pro\u200btest", fullwidth
+letters or a long s are the words they show; stored text is never changed here.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
+
+import regex
 
 from guards.base import GuardContext
 from guards.scope import keyword_hits_in
@@ -16,6 +22,14 @@ WORD = re.compile(r"\w+")
 # (a bytes table: `bytes.translate` is much faster than `str.translate` with a mapping).
 ASCII_NON_WORD = bytes(b if b < 128 and (chr(b).isalnum() or chr(b) == "_") else ord(" ") for b in range(256))
 CONTEXT_KEY = "item_text"
+FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")  # soft hyphen, zero-width space and joiners, byte order mark, ...
+
+
+def for_matching(text: str) -> str:
+    """The text as the detectors read it (ASCII text is already that)."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", FORMAT_CHARACTERS.sub("", text))
 
 
 def words_of(lowered: str) -> set[str]:
@@ -30,7 +44,7 @@ class ItemText:
 
     def __init__(self, title: str, text: str):
         self.title, self.text = title, text
-        self.joined = f"{title}\n{text}"
+        self.joined = for_matching(f"{title}\n{text}")
         self._lowered: str | None = None
         self._words: set[str] | None = None
         self._hits: dict[tuple[str, ...], list[str]] = {}

@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     crawl_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Largest response body accepted, after decompression.")
     crawl_timeout: float = Field(20.0, gt=0, description="Seconds before a request is abandoned.")
     crawl_login_url_pattern: str = Field(
-        r"(?i)/(log-?in|sign-?in|sign-?up|register|auth|oauth|session|account/(new|create))(/|\?|$|\.)",
+        r"(?i)/(log[-_]?in|logon|sign[-_]?in|sign[-_]?up|register|auth|oauth|session|wp-login|servicelogin"
+        r"|account/(new|create))(/|\?|$|\.|;|#)|[?&]title=special:(userlogin|createaccount)",
         description="URL paths never requested: login and sign-up pages.")
     crawl_sources_file: Path | None = Field(None, description="The sources file of `fcmon crawl SOURCE` and `--all` (default: <config_dir>/sources.toml).")
     crawl_pages_per_domain: int = Field(500, ge=1, description="Pages fetched from one host per crawl at most (a crawl-trap limit).")

@@ -67,6 +67,11 @@ CASES = [
     # rule 7: taskings
     Case("denied-keyword-protest", "rejected", "lawful_purpose", clause="28CFR23.20(b)",
          tasking={"scope": {"domains": ["forum.example"], "keywords": ["converters", "protest"]}}),
+    Case("denied-keyword-inflected", "rejected", "lawful_purpose", clause="28CFR23.20(b)",
+         tasking={"scope": {"domains": ["forum.example"], "keywords": ["converters", "protestors"]}}),
+    Case("fetched-before-approval", "rejected", "lawful_purpose", item={"fetched_at": NOW - timedelta(days=3)}),
+    Case("fetched-in-year-1", "rejected", "lawful_purpose", item={"fetched_at": "0001-01-01T00:00:00Z"}),
+    Case("unparseable-final-url", "rejected", "lawful_purpose", item={"id": "f" * 32, "final_url": "https://[forum.example/p"}),
     Case("denied-hashtag", "rejected", "lawful_purpose", clause="28CFR23.20(b)",
          tasking={"scope": {"domains": ["forum.example"], "keywords": ["converters", "#BlackLivesMatter"]}}),
     Case("iga-names-account", "rejected", "lawful_purpose", clause="D3.III",
@@ -91,6 +96,11 @@ CASES = [
     Case("auth-token-sent", "rejected", "public_provenance", item={"request": headers(**{"X-Auth-Token": "x"})}),
     Case("csrf-token-sent", "rejected", "public_provenance", item={"request": headers(**{"X-CSRF-Token": "x"})}),
     Case("session-id-sent", "rejected", "public_provenance", item={"request": headers(**{"X-Session-Id": "x"})}),
+    Case("api-key-sent", "rejected", "public_provenance", item={"request": headers(**{"X-Goog-Api-Key": "k"})}),
+    Case("cookie2-sent", "rejected", "public_provenance", item={"request": headers(Cookie2="$Version=1")}),
+    Case("credentials-in-url", "rejected", "public_provenance", item={"url": "https://user:pw@forum.example/post/1"}),
+    Case("token-in-url", "rejected", "public_provenance", item={"url": "https://forum.example/post/1?access_token=x"}),
+    Case("session-in-path", "rejected", "public_provenance", item={"url": "https://forum.example/post/1;jsessionid=A1"}),
     Case("robots-disallowed", "rejected", "public_provenance", clause="D3.IV.B.2.e", item={"robots_allowed": False}),
     Case("login-wall", "rejected", "public_provenance", item={"login_wall_detected": True, "login_wall_reason": "password form"}),
     Case("status-401", "rejected", "public_provenance", item={"response": {"status": 401}}),
@@ -99,6 +109,11 @@ CASES = [
     Case("status-302-not-followed", "rejected", "public_provenance", item={"response": {"status": 302}}),
     Case("redirect-to-login", "rejected", "public_provenance", item={"final_url": "https://forum.example/login?next=/p/1"}),
     Case("redirect-to-signup", "rejected", "public_provenance", item={"final_url": "https://forum.example/sign-up"}),
+    Case("redirect-to-devise-sign-in", "rejected", "public_provenance", item={"final_url": "https://forum.example/users/sign_in"}),
+    Case("redirect-to-encoded-login", "rejected", "public_provenance", item={"final_url": "https://forum.example/%6Cogin"}),
+    Case("redirect-to-wp-login", "rejected", "public_provenance", item={"final_url": "https://forum.example/wp-login.php"}),
+    Case("api-answered-by-login-page", "rejected", "public_provenance",
+         item={"response": {"status": 200, "url": "https://forum.example/login?next=/api/posts"}}),
     Case("private-message-kind", "rejected", "public_provenance", item={"source_kind": "private_message"}),
     # rule 5: lawfully obtained
     Case("fetched-in-future", "rejected", "lawfully_obtained", item={"fetched_at": NOW + timedelta(hours=1)}),
@@ -120,6 +135,11 @@ CASES = [
          item={"title": "Plant", "text": "Strikers say they will torch the converter warehouse tonight."}),
     Case("advocacy-petition", "rejected", "first_amendment",
          item={"title": "Petition", "text": "Sign the petition for converter theft laws in Springfield."}),
+    Case("protestors-and-churches", "rejected", "first_amendment",
+         item={"title": "Downtown", "text": "Protestors gathered outside the churches about converter thefts."}),
+    Case("soft-hyphen-protest", "rejected", "first_amendment", item={"text": "Join the pro\u00adtest about converter thefts."}),
+    Case("fullwidth-protest", "rejected", "first_amendment", item={"text": "Join the \uff50\uff52\uff4f\uff54\uff45\uff53\uff54 on converters."}),
+    Case("long-s-protest", "rejected", "first_amendment", item={"text": "Join the prote\u017ft about converter thefts."}),
     Case("slang-killing-me", "indexed", item={"text": "These converter prices are killing me lol, $150 each."}),
     Case("month-march-not-protest", "indexed", item={"text": "Sold six converters in March, more on March 3rd."}),
     Case("mass-air-flow-not-worship", "indexed", item={"text": "Converters and a mass air flow sensor, cash."}),
@@ -139,6 +159,19 @@ CASES = [
          fields={"pii_masked": {"phone": 1}}, stored_lacks=("0142",)),
     Case("author-phone-kept", "indexed", item={"text": "Converters, call me at (312) 555-0199."},
          fields={"pii_masked": {}}, stored_has=("555-0199",)),
+    Case("neighbors-phone-masked", "indexed", item={"text": "Converters; my neighbors number is 312-555-0142."},
+         fields={"pii_masked": {"phone": 1}}, stored_lacks=("0142",)),
+    Case("not-me-call-bob-masked", "indexed", item={"text": "Converters. Don't contact me, call Bob at 312-555-0142."},
+         fields={"pii_masked": {"phone": 1}}, stored_lacks=("0142",)),
+    Case("unseparated-phones-masked", "indexed", item={"text": "Converters, text 3125550142 or +13125550143."},
+         fields={"pii_masked": {"phone": 2}}, stored_lacks=("5550142", "5550143")),
+    Case("unix-time-not-a-phone", "indexed", item={"text": "Converters listed at 1732400000."},
+         fields={"pii_masked": {}}, stored_has=("1732400000",)),
+    Case("accented-street-masked", "indexed", item={"text": "Converters at 12 \u00c9clair Street tonight."},
+         fields={"pii_masked": {"address": 1}}, stored_lacks=("12 \u00c9clair",)),
+    Case("iga-author-details-masked", "indexed", tasking=IGA,
+         item={"text": "Illegal fireworks: email me wrenchman@mail.example or call me at 312-555-0199, see https://forum.example/@wrenchman"},
+         fields={"pii_masked": {"author": 1, "email": 1, "phone": 1, "account": 1}}, stored_lacks=("wrenchman", "555-0199")),
     Case("address-masked", "indexed", item={"text": "Converters from the van parked at 4200 W Grand Ave."},
          fields={"pii_masked": {"address": 1}}, stored_lacks=("4200 W Grand",)),
     Case("predicate-named-phone-kept", "indexed", item={"text": "Converters, text 312-555-0177"},
@@ -230,6 +263,22 @@ def test_guard_check_rejects_malformed_lines_without_stopping(guard_check_output
     assert len(schema) == len(MALFORMED)
     assert all(d["decision"] == "rejected" and d["reasons"][0]["rule"] == "schema" and d["reasons"][0]["message"] for d in schema)
     assert any("schema_version 99" in d["reasons"][0]["message"] for d in schema)
+
+
+def test_guard_check_rejects_a_line_that_is_not_utf8_and_a_tasking_given_twice(tmp_path):
+    tasking = tasking_fields("T1", NOW)
+    (tmp_path / "t.jsonl").write_text(json.dumps(tasking, default=str) + "\n" +
+                                      json.dumps(tasking | {"revoked": True, "extra": 1}, default=str) + "\n")
+    good = [json.dumps(item_fields("T1", n, NOW), default=str).encode() for n in (1, 2)]
+    (tmp_path / "i.jsonl").write_bytes(good[0] + b'\n{"tasking_id": "T1", "text": "\xff\xfe"}\n' + good[1] + b"\n")
+    (tmp_path / "u.jsonl").write_text("".join(json.dumps({"name": n, "role": r}) + "\n" for n, r in ROLES.items()))
+    result = fcmon("guard-check", "--taskings", str(tmp_path / "t.jsonl"), "--items", str(tmp_path / "i.jsonl"),
+                   "--users", str(tmp_path / "u.jsonl"), "--json", check=True)
+    decisions = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(d["decision"], d["reasons"][0]["rule"]) for d in decisions] == [
+        ("rejected", "lawful_purpose"), ("rejected", "schema"), ("rejected", "lawful_purpose")]
+    assert "tasking T1 is given more than once" in decisions[0]["reasons"][0]["message"]
+    assert "lines 1, 2" in result.stderr
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from guards.chain import GuardChain
 from guards.first_amendment import Lexicon, load_lexicons, required_literal
-from guards.pii import OWN, PATTERNS, alnum, may_introduce_own, may_match, windows
+from guards.pii import OWN, PATTERNS, alnum, may_introduce_own, may_match, substitute, windows
 from guards.scope import host_of, keyword_hits, keyword_pattern
 from guards.text import WORD, ItemText, item_text, words_of
 from pipeline.settings import Settings
@@ -37,13 +37,9 @@ def test_host_of_is_urlsplit_hostname(scheme, netloc, rest):
     url = scheme + netloc + rest
     try:
         expected = (urlsplit(url).hostname or "").lower()
-    except ValueError as exc:
-        expected = type(exc)
-    try:
-        got = host_of(url)
-    except ValueError as exc:
-        got = type(exc)
-    assert got == expected
+    except ValueError:
+        expected = ""  # no host: host_of never raises (a hostile item must not stop the chain)
+    assert host_of(url) == expected
 
 
 @settings(max_examples=1000, deadline=None)
@@ -181,7 +177,7 @@ def test_pii_windows_hold_every_match(kind, text):
     assert found == [m.span() for m in PATTERNS[kind].finditer(text)]
     masked = text
     for pos, endpos in reversed(windows(kind, text)):
-        masked = PATTERNS[kind].sub("[masked]", masked, pos=pos, endpos=endpos)
+        masked = substitute(PATTERNS[kind], lambda m: "[masked]", masked, pos, endpos)
     assert masked == PATTERNS[kind].sub("[masked]", text)
 
 

@@ -98,3 +98,30 @@ def test_chain_order_comes_from_settings():
     reordered = {**DEFAULT_GUARDS, "guards.purpose.LawfulPurpose": 1}
     chain = GuardChain.from_settings(Settings(guards=reordered))
     assert chain.guards[0].rule == "lawful_purpose"
+
+
+class RefusesOddItems:
+    """A third-party stage, loaded from settings like any other: it raises on items whose title says so."""
+    rule, clause = "odd_items", "local policy"
+
+    def check(self, item, context):
+        from guards.base import Verdict
+        if item.title == "odd":
+            raise RuntimeError("cannot read this item")
+        return Verdict("pass", self.rule, self.clause, "not odd")
+
+
+def test_a_stage_that_raises_rejects_the_item_and_the_chain_goes_on():
+    chain = GuardChain.from_settings(Settings(guards={**DEFAULT_GUARDS, "tests.test_guards.RefusesOddItems": 5}))
+    context = make_context(make_tasking())
+    odd, plain = chain.decide(make_item(title="odd"), context), chain.decide(make_item(url="https://forum.example/post/2"), context)
+    assert odd.decision == "rejected" and odd.reasons[0].rule == "odd_items"
+    assert "could not decide this item (RuntimeError: cannot read this item): rejected, fail closed" in odd.reasons[0].message
+    assert plain.decision == "indexed"
+
+
+@pytest.mark.timeout(60)  # a liveness bound, far above what it takes: the quadratic email scan took minutes here
+def test_a_long_run_of_dotted_labels_is_scanned_in_linear_time():
+    text = "converters, mail a@" + "b." * 1_000_000  # 2 MB that backtracked in quadratic time in the email pattern
+    decision = GuardChain.from_settings(Settings()).decide(make_item(text=text), make_context(make_tasking()))
+    assert decision.decision == "indexed" and decision.pii_masked == {}

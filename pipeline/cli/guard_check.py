@@ -36,7 +36,7 @@ def guard_check(ctx: click.Context, taskings_file: Path, items_file: Path, users
     if roles is None:
         progress("guard-check: no --users and no data directory: approvers' roles cannot be proven, every tasking fails closed")
     counts: Counter[str] = Counter()
-    with items_file.open() as lines:
+    with items_file.open("rb") as lines:
         for decision in check_items(lines, taskings, invalid, roles, app.settings):
             counts[decision.decision] += 1
             if as_json:
