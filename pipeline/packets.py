@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from pipeline.app import App
+from pipeline.markup import e, link
 from pipeline.errors import FcmonError, Forbidden
 from pipeline.models import DisseminationEvent, IndexedRecord, Strict, Tasking, utcnow
 from pipeline.records import record_under, refusals_audited
@@ -177,14 +178,13 @@ def _when(moment: datetime | None) -> str:
 
 
 def packet_html(found: Packet, tasking: Tasking, records: list[IndexedRecord], event: DisseminationEvent) -> str:
-    e = html.escape
     rows = []
     for record in records:
         labels = record.labels
         non_subjects = ", ".join(record.non_subject_identifiers)
         rows.append(f"""<section class="record">
 <h3>{e(record.title or record.url)}</h3>
-<p class="meta">{e(record.source_kind)} &middot; <a href="{e(record.final_url)}" rel="noreferrer noopener">{e(record.final_url)}</a>
+<p class="meta">{e(record.source_kind)} &middot; {link(record.final_url)}
 &middot; author {e(record.author or "not recorded")} &middot; published {e(_when(record.published_at))} &middot; collected {e(_when(record.fetched_at))}</p>
 <p class="labels">sensitivity {e(labels.sensitivity)} &middot; source {e(labels.source_reliability)} &middot; content {e(labels.content_validity)}
 &middot; criminal intelligence {"yes" if labels.criminal_intelligence else "no"} &middot; reviewed by {e(record.reviewed_by or "")} &middot; purge by {e(str(labels.purge_by))}

@@ -48,6 +48,7 @@ class FailedSignIns:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._times: dict[object, list[float]] = {}
+        self._reported: dict[object, float] = {}  # when a key's throttled tries were last audited
         self._lock = threading.Lock()
         self._clock = clock
 
@@ -74,6 +75,17 @@ class FailedSignIns:
     def succeeded(self, key: object) -> None:
         with self._lock:
             self._times.pop(key, None)
+
+    def first_refusal(self, key: object) -> bool:
+        """True for the first throttled try of a key in a window: the one worth an audit entry."""
+        now = self._clock()
+        with self._lock:
+            if now - self._reported.get(key, -FAILED_SIGN_IN_WINDOW_S) < FAILED_SIGN_IN_WINDOW_S:
+                return False
+            if len(self._reported) > KEYS_BEFORE_PRUNING:
+                self._reported = {k: t for k, t in self._reported.items() if now - t < FAILED_SIGN_IN_WINDOW_S}
+            self._reported[key] = now
+            return True
 
 
 class SignInRefused(ValueError):

@@ -9,18 +9,23 @@ from pipeline.errors import FcmonError
 PERIOD = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|(\d{2})))?$")
 PERIOD_HINT = "use a year (2026), a quarter (2026-Q4) or a month (2026-11)"
 DATE_HINT = "use ISO 8601, e.g. 2026-11-30 or 2026-11-30T17:00Z"
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 
 def parse_bound(value: str, option: str, *, end: bool = False) -> datetime:
-    """A date or time in UTC unless it says otherwise; a bare date as --to means the end of that day."""
+    """A date or time in UTC unless it says otherwise; a bare date as --to means the end of that day. Between 1970
+    and 9000: the index keeps no other times, and the years 1 and 9999 overflow in arithmetic."""
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        if end and "T" not in value and " " not in value.strip():
+            parsed += timedelta(days=1)
+        in_range = EARLIEST <= parsed.astimezone(timezone.utc) < LATEST
+    except (ValueError, OverflowError) as exc:
         raise FcmonError(f"{option} {value!r} is not a date or time", DATE_HINT) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    if end and "T" not in value and " " not in value.strip():
-        parsed += timedelta(days=1)
+    if not in_range:
+        raise FcmonError(f"{option} {value!r} is outside the years 1970 to 8999", DATE_HINT)
     return parsed
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from pipeline.audit import AuditLog
 from pipeline.errors import FcmonError, Forbidden
 from pipeline.index import FILTER_FIELDS, Hit, Index, SearchPage, SearchQuery
+from pipeline.periods import parse_bound
 from pipeline.models import Interface, QueryEvent, QueryResult, Tasking, utcnow
 from pipeline.state import State, User
 
@@ -64,13 +65,7 @@ def audited_search(state: State, audit: AuditLog, index: Index, user: User, quer
 
 # what every search interface (CLI, web console, API) takes and gives
 def parse_time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise FcmonError(f"{option} {value!r} is not a date or time", "use ISO 8601, e.g. 2026-01-31 or 2026-01-31T12:00Z") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return None if value is None else parse_bound(value, option)
 
 
 def parse_filters(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -9,6 +9,7 @@ http(s) links are made, and the pages run no script at all (Content-Security-Pol
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
@@ -27,9 +28,11 @@ from pipeline.app import App
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable, first_error
 from pipeline.httpd import IDLE_TIMEOUT_S, BodyRefused, read_body, threading_server
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
+from pipeline.markup import e, link
 from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
 from pipeline.periods import parse_bound
-from pipeline.passwords import FAILED_SIGN_IN_WINDOW_S, BasicAuth, FailedSignIns, SignInRefused, verify_password
+from pipeline.passwords import (FAILED_SIGN_IN_WINDOW_S, BasicAuth, FailedSignIns, SignInRefused, Throttled,
+                                 verify_password)
 from pipeline.packets import REQUEST_ROLES, Packet, decide, disseminate, request as request_packet, visible_packets
 from pipeline.quarantine import keep, purge, purge_expired, show as show_held
 from pipeline.records import show as show_record
@@ -41,6 +44,7 @@ from pipeline.taskings import REQUEST_ROLES as TASKING_ROLES, approve_tasking, r
 
 log = logging.getLogger(__name__)
 
+MAX_LOGGED_NAME = 100
 SESSION_COOKIE = "fcmon_session"
 SESSION_SECONDS = 8 * 3600
 PAGE_SIZE = 20
@@ -68,6 +72,7 @@ class Session:
     user: str
     csrf: str
     expires: float
+    credential: str  # a digest of the password hash it signed in with: a new password ends the session
 
 
 @dataclass
@@ -83,19 +88,9 @@ def first(values: dict[str, list[str]], name: str, default: str = "") -> str:
     return (values.get(name) or [default])[0]
 
 
-def e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
 def safe_highlight(fragment: str) -> str:
     """An index highlight (escaped text, matches in <mark>) rebuilt so that <mark> is the only markup that survives."""
     return "".join(part if part in ("<mark>", "</mark>") else e(html.unescape(part)) for part in MARK.split(fragment))
-
-
-def link(url: str) -> str:
-    if urlsplit(url).scheme.lower() in ("http", "https"):
-        return f'<a href="{e(url)}" rel="noreferrer noopener">{e(url)}</a>'
-    return e(url)
 
 
 class Console:
@@ -105,17 +100,23 @@ class Console:
         self.app, self.session_seconds = app, session_seconds
         self.lock = threading.Lock()  # one SQLite connection each for state and audit, and one index, for all threads
         self.sessions: dict[str, Session] = {}
-        self.basic = BasicAuth(app.state.password_hash, self.lock)
-        self.failures = FailedSignIns()  # keyed by (name, client) for the sign-in form, ("(api)", client) for the API
+        # failed sign-ins count per (name, client) on the form, per name on the API: behind a TLS proxy every client
+        # has the proxy's address, and counting per address would let anyone lock every API user out
+        self.basic = BasicAuth(app.state.password_hash, self.lock, FailedSignIns())
+        self.failures = FailedSignIns()
 
     # authentication
     def _refused(self, name: str, client: str, reason: str) -> None:
+        """Audited; a name is kept to MAX_LOGGED_NAME characters (the log is append-only: a megabyte of made-up name
+        per try would fill the disk, and with it stop every audited action)."""
+        shown = name if len(name) <= MAX_LOGGED_NAME else f"{name[:MAX_LOGGED_NAME]}... ({len(name):,} characters)"
         with self.lock:
-            self.app.audit.append("web.login.refused", name or "(none)", {"user": name, "client": client, "reason": reason})
+            self.app.audit.append("web.login.refused", shown or "(none)", {"user": shown, "client": client, "reason": reason})
 
     def sign_in(self, name: str, password: str, client: str) -> str:
         if self.failures.throttled((name, client)):
-            self._refused(name, client, "throttled")
+            if self.failures.first_refusal((name, client)):  # once a window: a throttled try costs nothing to repeat
+                self._refused(name, client, "throttled")
             raise Refusal(429, f"too many failed sign-ins for {name} from {client}",
                           f"wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes, or ask an administrator to reset the password")
         with self.lock:
@@ -131,30 +132,32 @@ class Console:
         for stale in [t for t, session in list(self.sessions.items()) if session.expires < now]:
             self.sessions.pop(stale, None)
         token = secrets.token_urlsafe(32)
-        self.sessions[token] = Session(name, secrets.token_urlsafe(24), now + self.session_seconds)
+        self.sessions[token] = Session(name, secrets.token_urlsafe(24), now + self.session_seconds, _digest(stored))
         return token
 
     def session(self, cookie_header: str | None) -> Session | None:
         token = _cookie(cookie_header, SESSION_COOKIE)
         found = self.sessions.get(token or "")
-        if found is None or found.expires < time.monotonic():
-            self.sessions.pop(token or "", None)
-            return None
-        return found
+        if found is not None and found.expires >= time.monotonic():
+            with self.lock:
+                stored = self.app.state.password_hash(found.user)
+            if stored is not None and secrets.compare_digest(_digest(stored), found.credential):
+                return found
+        self.sessions.pop(token or "", None)  # expired, or the password was changed or removed since
+        return None
 
     def sign_out(self, cookie_header: str | None) -> None:
         self.sessions.pop(_cookie(cookie_header, SESSION_COOKIE) or "", None)
 
     def basic_user(self, header: str | None, client: str) -> User:
-        key = ("(api)", client)  # the name is unknown until the credentials decode: throttled per client address
-        if self.failures.throttled(key):
-            self._refused("", client, "throttled (API)")
-            raise Refusal(429, f"too many failed API sign-ins from {client}", f"wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes")
         try:
             name = self.basic.user_name(header)
+        except Throttled as exc:
+            if self.basic.failures is not None and self.basic.failures.first_refusal(exc.name):
+                self._refused(exc.name, client, "throttled (API)")
+            raise Refusal(429, str(exc)) from exc
         except ValueError as exc:
             if header:
-                self.failures.failed(key)
                 self._refused(exc.name if isinstance(exc, SignInRefused) else "", client, f"{exc} (API)")
             raise Refusal(401, str(exc)) from exc
         return self.user(name)
@@ -249,7 +252,7 @@ class Console:
     # retention (pipeline/retention.py decides and audits; 28CFR23.20(h))
     def due(self, user: User, params: dict[str, list[str]]) -> tuple[int, list[dict[str, Any]]]:
         within = first(params, "within", "30").strip() or "30"
-        if not within.isdigit():
+        if not (within.isascii() and within.isdigit()):  # "²" is a digit to isdigit, not to int
             raise Refusal(400, f"within {within!r} is not a number of days", "give the days ahead to look, e.g. 30")
         tasking_id = first(params, "tasking").strip() or None
         with self.lock:
@@ -298,6 +301,14 @@ class Console:
             return revoke_tasking(self.app, user, tasking_id, reason)
 
 
+def cross_site(headers: Any) -> bool:
+    """A request a browser says came from another site (Sec-Fetch-Site), or whose Origin is not this host."""
+    if headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        return True
+    origin = headers.get("Origin")
+    return bool(origin) and origin != "null" and urlsplit(origin).netloc != headers.get("Host", "")
+
+
 def refusal_of(exc: Refusal | FcmonError) -> tuple[int, str, str | None]:
     """The HTTP status, message and hint of what the console refuses."""
     if isinstance(exc, Refusal):
@@ -319,6 +330,10 @@ def _may_search(user: User, tasking: Tasking) -> bool:
     except Forbidden:
         return False
     return True
+
+
+def _digest(password_hash: str | None) -> str:
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()
 
 
 def _cookie(header: str | None, name: str) -> str | None:
@@ -649,6 +664,11 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 reply = route()
             except (Refusal, FcmonError) as exc:
                 reply = self._error(*refusal_of(exc), api)
+            except Exception:  # noqa: BLE001  (a bug must still answer, not drop the connection)
+                log.exception("event=web.error method=%s path=%s", self.command, urlsplit(self.path).path)
+                self.close_connection = True
+                reply = self._error(500, "the request could not be completed", "see the service log; nothing was changed "
+                                    "that the audit log does not show", api)
             log.info("event=web.request client=%s method=%s path=%s status=%d", client, self.command,
                      urlsplit(self.path).path, reply.status)
             self.send_response(reply.status)
@@ -673,6 +693,9 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
 
         # routes
         def _get(self) -> Reply:
+            if self.headers.get("Transfer-Encoding") or (self.headers.get("Content-Length") or "0").strip() != "0":
+                self.close_connection = True  # its unread body would be taken for the next request on the connection
+                raise Refusal(400, "a GET request carries no body")
             parts = urlsplit(self.path)
             params = parse_qs(parts.query, keep_blank_values=True)
             client = self.client_address[0]
@@ -724,6 +747,8 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             path = urlsplit(self.path).path
 
             if path == "/login":
+                if cross_site(self.headers):  # a hostile page must not sign a victim in as the attacker
+                    raise Refusal(403, "this sign-in did not come from the console's own page", "open the console and sign in there")
                 try:
                     token = console.sign_in(first(form, "name"), first(form, "password"), self.client_address[0])
                 except Refusal as refusal:
@@ -731,7 +756,7 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
                 cookie = f"{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={console.session_seconds}"
                 return Reply(303, b"", headers={"Location": "/", "Set-Cookie": cookie})
             session = console.session(self.headers.get("Cookie"))
-            if session is None or not secrets.compare_digest(first(form, "csrf"), session.csrf):
+            if session is None or not secrets.compare_digest(first(form, "csrf").encode(), session.csrf.encode()):
                 raise Refusal(403, "this form did not come from your session", "sign in again and use the page's own form")
             user = console.user(session.user)
             if path == "/packets":

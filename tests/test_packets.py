@@ -204,3 +204,15 @@ def test_the_whole_flow_through_the_cli(app, tmp_path):
     assert shown.returncode == 2 and "no packet" in shown.stderr
     ledger = json.loads(fcmon("--data-dir", data, "--as", "sam", "audit", "list", "--kind", "packet.disseminate", "--json").stdout)
     assert len(ledger) == 1
+
+
+def test_a_crawled_url_that_is_not_http_is_shown_not_linked(app, tmp_path):
+    hostile = make_record(url="javascript:alert(3)//forum.example/p/2", text="Converters, see the link.")
+    app.index.upsert([hostile])
+    review(app, app.state.user("alice"), hostile.id, "T-1", "usually_reliable", "probably_true", "photos match RD-4")
+    packet = decide(app, app.state.user("sam"), ask(app, records=(hostile.id,)).id, True, "need and right to know fit RD-4")
+    out = tmp_path / "packet.html"
+    render(app, app.state.user("dana"), packet.id, out)
+    page = out.read_text()
+    assert "javascript:alert(3)//forum.example/p/2" in page and 'href="javascript:' not in page
+    assert '<a href="https://' not in page  # and nothing else in it was a link to begin with

@@ -2,6 +2,7 @@
 data directory: sign-in required, every search audited first as interface web or api, crawled content escaped."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import os
@@ -10,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +29,7 @@ from tests.broker import free_port
 from tests.datadirs import make_app
 from tests.factories import make_record
 from tests.factories_pipeline import make_tasking
-from tests.factories_web import WebClient, api_search, csrf_of, raw_request, running_console
+from tests.factories_web import NoRedirect, WebClient, api_search, csrf_of, raw_request, running_console
 from tests.servers import running
 
 NOW = utcnow()
@@ -322,12 +325,25 @@ def test_failed_sign_ins_are_throttled_and_audited(app, base):
     assert client.sign_in("sam", PASSWORD) == 303  # another user from the same address is not locked out
     reasons = [q["reason"] for q in queries(app, "web.login.refused")]
     assert reasons == ["wrong password or unknown user"] * 5 + ["throttled"]
+    assert client.sign_in("alice", PASSWORD) == 429  # throttled tries cost nothing to repeat: audited once a window
+    assert [q["reason"] for q in queries(app, "web.login.refused")] == reasons
     for _ in range(5):
         assert api_search(base, {"tasking": "T-1", "q": "x"}, "alice", "guess")[0] == 401
-    status, _, body = api_search(base, {"tasking": "T-1", "q": "x"}, "alice", PASSWORD)
-    assert status == 429 and "too many failed API sign-ins" in body["error"] and queries(app) == []
+    for _ in range(2):
+        status, _, body = api_search(base, {"tasking": "T-1", "q": "x"}, "alice", PASSWORD)
+        assert status == 429 and "too many failed sign-ins for alice" in body["error"] and queries(app) == []
     api = [q for q in queries(app, "web.login.refused") if q["reason"].endswith("(API)")]
-    assert [q["user"] for q in api] == ["alice"] * 5 + [""] and api[-1]["reason"] == "throttled (API)"
+    assert [q["user"] for q in api] == ["alice"] * 6 and api[-1]["reason"] == "throttled (API)"
+    # counted per name, not per address: behind a TLS proxy every client has one address
+    for n in range(5):
+        assert api_search(base, {"tasking": "T-1", "q": "x"}, f"nobody-{n}", "guess")[0] == 401
+    assert api_search(base, {"tasking": "T-1", "q": "converters"}, "sam", PASSWORD)[0] == 200
+
+
+def test_a_made_up_name_is_audited_short(app, base):
+    assert WebClient(base).sign_in("x" * 16_000, "p") == 401
+    (refused,) = queries(app, "web.login.refused")
+    assert refused["user"] == "x" * 100 + "... (16,000 characters)"
 
 
 def test_an_expired_session_reads_nothing(app):
@@ -420,3 +436,51 @@ def test_a_connection_that_sends_nothing_is_closed_and_others_are_served(app):
         assert time.monotonic() - began < 5
         with urllib.request.urlopen(url + "/login", timeout=5) as answer:
             assert answer.status == 200
+
+
+def test_hostile_parameters_get_an_answer_and_run_nothing(app, base):
+    client = WebClient(base)
+    assert client.sign_in("sam", PASSWORD) == 303
+    status, page = client.search("T-1", "converters", **{"from": "0001-01-01"})  # the index keeps no such time
+    assert status == 400 and "outside the years 1970 to 8999" in html.unescape(page)
+    assert client.search("T-1", "converters", to="9999-12-31T23:59:59-14:00")[0] == 400  # overflowed
+    assert client.request("GET", "/review?to=9999-12-31")[0] == 400
+    assert client.request("GET", "/retention?within=%C2%B2")[0] == 400  # a digit to str.isdigit, not to int
+    assert client.request("POST", "/logout", {"csrf": "\u00e9"})[0] == 403  # compare_digest refuses non-ASCII text
+    assert queries(app) == []
+
+
+def test_a_get_with_a_body_is_refused_and_its_body_never_runs(app, base):
+    auth = base64.b64encode(f"alice:{PASSWORD}".encode())
+    smuggled = b"GET /api/search?tasking=T-1&q=smuggled HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + auth + b"\r\n\r\n"
+    host, port = base.rsplit("/", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(smuggled) + smuggled)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") and answer.count(b"HTTP/1.1 ") == 1
+    assert queries(app) == []
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}])
+def test_a_sign_in_posted_from_another_site_is_refused(app, base, headers):
+    form = urllib.parse.urlencode({"name": "alice", "password": PASSWORD}).encode()
+    request = urllib.request.Request(base + "/login", data=form, method="POST", headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 403 and "web.login" not in [e.kind for e in app.audit.entries()]
+    same_site = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
+    assert WebClient(base).request("POST", "/login", {"name": "alice", "password": PASSWORD})[0] == 303
+    request = urllib.request.Request(base + "/login", data=form, method="POST", headers=same_site)
+    with pytest.raises(urllib.error.HTTPError) as signed_in:  # NoRedirect: the 303 is not followed
+        urllib.request.build_opener(NoRedirect).open(request, timeout=5)
+    assert signed_in.value.code == 303
+
+
+def test_a_new_password_ends_the_sessions_signed_in_with_the_old(app, base):
+    client = WebClient(base)
+    assert client.sign_in("alice", PASSWORD) == 303 and client.request("GET", "/")[0] == 200
+    app.state.set_password_hash("alice", hash_password("another long passphrase"))
+    status, headers, _ = client.request("GET", "/")
+    assert status == 303 and headers["Location"] == "/login"
