@@ -17,6 +17,8 @@ users (the Basic credentials Kibana forwards). What happens next depends on what
   URL parameters not known to shape a read (QUERY_PARAMS: `filter_path` and `format` would change the answer the
   not-found check and the hit count read), terms aggregations that list every term (`min_doc_count: 0`), and bodies
   that are not JSON (Elasticsearch also reads YAML, CBOR and Smile) or nest deeper than MAX_BODY_DEPTH;
+- continuations (async search results, scroll, point-in-time searches) and their cleanups: only for the user who
+  opened the search context, under its tasking (Handles; upstream every request is one service account);
 - reads of the audit index: supervisors and administrators only, naming no other index, logged as `audit.read` first;
 - Kibana's housekeeping (cluster info, nodes, license, privileges, mappings, index resolution): forwarded
   for any authenticated user, since it carries no record content;
@@ -39,12 +41,13 @@ import json
 import logging
 import re
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pipeline.audit import AuditLog
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
@@ -109,6 +112,8 @@ SCROLL = re.compile(r"^/_search/scroll(/[^/]+)?/?$")
 HOUSEKEEPING = re.compile(r"^/(|_nodes(/.*)?|_cluster/health(/.*)?|_xpack(/.*)?|_license|_security/_authenticate"
                           r"|_security/user/_has_privileges|_security/user/_privileges|_resolve/index/[^/]+"
                           r"|([^/_][^/]*/)?_mapping(/.*)?|_alias(/.*)?|[^/_][^/]*/_alias(/.*)?|_cat/indices(/.*)?)$")
+AUDIT_LISTINGS = re.compile(r"^/(_mapping|_alias|_cat/indices)(/.*)?$")  # name every index there is, the audit one too
+HANDLE_TTL_S = 24 * 3600  # longer than any keep_alive Kibana asks for
 HOUSEKEEPING_POSTS = re.compile(r"^/_security/user/_has_privileges$")  # Kibana asks what the user may do, with a body
 REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")  # origin-form, printable ASCII: anything else is not forwarded
 # Only these request headers go upstream: not the user's credentials, nor Elasticsearch's run-as, secondary or client
@@ -120,7 +125,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               TASKING_HEADER.lower()}
 MAX_LOGGED_BODY = 16_384
 TERM_KEYS = ("query_string", "simple_query_string", "multi_match", "match", "match_phrase", "match_phrase_prefix",
-             "match_bool_prefix", "term", "terms", "wildcard", "prefix", "fuzzy", "regexp", "combined_fields", "span_term")
+             "match_bool_prefix", "term", "terms", "terms_set", "wildcard", "prefix", "fuzzy", "regexp", "combined_fields",
+             "span_term")
+VALUE_KEYS = ("query", "value", "term", "wildcard")  # where a term query's field spec holds what was typed
 INTERVAL_TERMS = ("query", "prefix", "pattern", "term")  # what the rules of an intervals query match
 
 
@@ -133,8 +140,17 @@ class Route:
     indices: tuple[str, ...]
 
 
+def segments(path: str) -> list[str]:
+    """The path's segments as Elasticsearch reads them: split on "/", then each percent-decoded."""
+    return [unquote(p) for p in urlsplit(path).path.split("/") if p]
+
+
+def decoded(path: str) -> str:
+    return "/" + "/".join(segments(path))
+
+
 def route(method: str, path: str, records_alias: str, audit_alias: str = "fcmon-audit") -> Route:
-    parts = [p for p in urlsplit(path).path.split("/") if p]
+    parts = segments(path)
     indices = tuple(parts[0].split(",")) if parts and not parts[0].startswith("_") else ()
     at = 1 if indices else 0  # an endpoint follows the index, or starts the path; elsewhere a name is a document id
     endpoint = parts[at] if len(parts) > at and parts[at] in READ_ENDPOINTS else None
@@ -146,11 +162,13 @@ def route(method: str, path: str, records_alias: str, audit_alias: str = "fcmon-
         if indices and all(_matches(i, audit_alias) for i in indices):
             return Route("audit-read", endpoint, indices)
         return Route("read", endpoint, indices)
-    if method == "DELETE" and CLEANUP.match(urlsplit(path).path):
+    if method == "DELETE" and CLEANUP.match(decoded(path)):
         return Route("housekeeping", None, indices)  # freeing a search context deletes no data
-    if method in ("GET", "HEAD") and HOUSEKEEPING.match(urlsplit(path).path.rstrip("/") or "/"):
+    if set(parts) & set(READ_ENDPOINTS):  # `/_xpack/_mget`: Elasticsearch routes it as `/{index}/_mget`
+        return Route("other", endpoint, indices)
+    if method in ("GET", "HEAD") and HOUSEKEEPING.match(decoded(path)):
         return Route("housekeeping", None, indices)
-    if method == "POST" and HOUSEKEEPING_POSTS.match(urlsplit(path).path):
+    if method == "POST" and HOUSEKEEPING_POSTS.match(decoded(path)):
         return Route("housekeeping", None, indices)
     return Route("other", endpoint, indices)
 
@@ -205,7 +223,7 @@ def _matches(index: str, alias: str) -> bool:
 
 
 def is_scroll(path: str) -> bool:
-    return SCROLL.match(urlsplit(path).path) is not None
+    return SCROLL.match(decoded(path)) is not None
 
 
 def continuation(endpoint: str | None, path: str, method: str, body: Body) -> bool:
@@ -219,7 +237,7 @@ def kibana_cluster_call(where: Route, path: str, body: bytes) -> bool:
     """A call of Kibana's own that names no index (templates, tasks, _bulk into its system indices only)."""
     if where.kind != "other" or where.indices:
         return False
-    parts = [p for p in urlsplit(path).path.split("/") if p]
+    parts = segments(path)
     if parts and parts[0] in ("_reindex", "_update_by_query", "_delete_by_query", "_aliases"):
         return False
     if parts and parts[0] == "_bulk":
@@ -236,7 +254,6 @@ def kibana_cluster_call(where: Route, path: str, body: bytes) -> bool:
 
 def unrestricted_read(endpoint: str | None, path: str, method: str, body: Body) -> str | None:
     """Why a read would not be confined by the tasking filter restrict_body adds, or None if it would be."""
-    split = urlsplit(path)
     if endpoint not in FORWARDED_READS:
         return f"{endpoint} is not forwarded through fcmon's gateway: " + WHY_NOT_FORWARDED.get(
             endpoint or "", "it can read or describe documents outside the tasking, and Kibana does not need it")
@@ -248,7 +265,7 @@ def unrestricted_read(endpoint: str | None, path: str, method: str, body: Body) 
     if unknown:
         return (f"the URL parameter {unknown[0]!r} is not forwarded with {endpoint}: it changes what the answer shows, "
                 "reaches past the tasking filter, or fcmon does not know it")
-    parts = [p for p in split.path.split("/") if p]
+    parts = segments(path)
     after = parts[parts.index(endpoint) + 1:]  # route() found the endpoint among these parts
     if endpoint in ("_search", "_msearch") and after and after[0] != "scroll":
         return f"{endpoint}/{after[0]} is not forwarded: search templates can hold any query; send the query itself"
@@ -279,6 +296,14 @@ def _unrestricted_body(parsed: Any, allowed: frozenset[str]) -> str | None:
     reaching = reaching_clause(parsed)
     if reaching:
         return f"not forwarded: {reaching}; send the values or the query themselves"
+    return lookup_field(parsed)
+
+
+def lookup_field(parsed: dict[str, Any]) -> str | None:
+    """A runtime field of type lookup fetches documents by id from any index: refused."""
+    mappings = parsed.get("runtime_mappings")
+    if isinstance(mappings, dict) and any(isinstance(m, dict) and m.get("type") == "lookup" for m in mappings.values()):
+        return "a 'lookup' runtime field is not forwarded: it fetches documents of any index and tasking by id"
     return None
 
 
@@ -329,7 +354,7 @@ def _unrestricted_agg(aggs: Any) -> str | None:
 def _lists_every_term(settings: dict[str, Any]) -> bool:
     try:
         return int(settings.get("min_doc_count", 1)) < 1
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return True  # not a count: Elasticsearch refuses it, and so does the gateway
 
 
@@ -415,9 +440,11 @@ def search_terms(value: Any) -> list[str]:
         if isinstance(inner, dict):
             for field, spec in inner.items():
                 if isinstance(spec, dict):
-                    for k in ("query", "value"):
-                        if k in spec and not isinstance(spec[k], (dict, list)):
-                            found.append(f"{field}:{spec[k]}")
+                    values = [spec[k] for k in VALUE_KEYS if k in spec and not isinstance(spec[k], (dict, list))]
+                    values += spec["terms"] if isinstance(spec.get("terms"), list) else []  # terms_set
+                    found.extend(f"{field}:{v}" for v in values if not isinstance(v, (dict, list)))
+                    if not values:
+                        walk({field: spec})  # a query inside (span_multi's match holds a prefix, wildcard, ...)
                 elif isinstance(spec, list):
                     found.extend(f"{field}:{v}" for v in spec if not isinstance(v, (dict, list)))
                 elif not field.startswith("_") and field not in ("boost", "case_insensitive"):
@@ -436,10 +463,38 @@ def request_terms(endpoint: str | None, body: Body) -> list[str]:
     if body.empty or body.problem:
         return []
     if endpoint == "_msearch":
-        return [t for line in body.value[1::2] for t in search_terms(line.get("query"))]
+        return [t for line in body.value[1::2] for t in body_terms(line)]
     parsed = body.value
-    return search_terms(parsed.get("query") if isinstance(parsed, dict) else parsed) + (
-        [str(parsed["string"])] if isinstance(parsed, dict) and parsed.get("string") else [])
+    if not isinstance(parsed, dict):
+        return search_terms(parsed)
+    return body_terms(parsed) + ([str(parsed["string"])] if parsed.get("string") else [])
+
+
+def body_terms(search: dict[str, Any]) -> list[str]:
+    """The terms of every query a search body holds: its query, post filter, rescore queries and aggregations."""
+    found = search_terms(search.get("query")) + search_terms(search.get("post_filter"))
+    for rescore in _as_list(search.get("rescore")):
+        if isinstance(rescore, dict) and isinstance(rescore.get("query"), dict):
+            found += search_terms(rescore["query"].get("rescore_query"))
+    return found + aggregation_terms(search.get("aggs")) + aggregation_terms(search.get("aggregations"))
+
+
+def aggregation_terms(aggs: Any) -> list[str]:
+    """Filters of filter(s) aggregations and backgrounds, and the values a terms aggregation includes or excludes
+    (Kibana's value suggestions send what the user typed as `include`)."""
+    found: list[str] = []
+    for definition in _agg_definitions(aggs):
+        for kind, settings in definition.items():
+            if kind in ("filter", "aggs", "aggregations"):
+                continue
+            if isinstance(settings, dict):
+                field = settings.get("field", kind)
+                found += [f"{field}:{v}" for key in ("include", "exclude") for v in _as_list(settings.get(key))
+                          if isinstance(v, (str, int, float))]
+                found += search_terms(settings.get("filters")) + search_terms(settings.get("background_filter"))
+        found += search_terms(definition.get("filter"))
+        found += aggregation_terms(definition.get("aggs")) + aggregation_terms(definition.get("aggregations"))
+    return found
 
 
 def response_hits(endpoint: str | None, payload: Any) -> tuple[int, list[str]]:
@@ -482,6 +537,68 @@ def foreign_docs(endpoint: str | None, payload: Any, tasking_id: str) -> Any:
     return payload
 
 
+def opened_handles(endpoint: str | None, payload: Any) -> list[str]:
+    """Ids of the search contexts an answer opens or renews: async search, point in time, scroll."""
+    if not isinstance(payload, dict):
+        return []
+    found = [payload.get("_scroll_id"), payload.get("pit_id")]
+    if endpoint in ("_async_search", "_pit"):
+        found.append(payload.get("id"))
+    return [h for h in found if isinstance(h, str) and h]
+
+
+def continued_handles(path: str, body: Body) -> list[str]:
+    """Ids of the search contexts a request continues or frees: in its path (async search, scroll) or body."""
+    parts = segments(path)
+    found: list[Any] = []
+    if parts[:1] == ["_async_search"] and len(parts) > 1:
+        found.append(parts[-1])
+    if parts[:2] == ["_search", "scroll"] and len(parts) > 2:
+        found += parts[2].split(",")
+    if isinstance(body.value, dict):
+        found += _as_list(body.value.get("scroll_id"))
+        pit = body.value.get("pit")
+        found.append(pit.get("id") if isinstance(pit, dict) else None)
+        if parts == ["_pit"]:
+            found.append(body.value.get("id"))
+    return [h for h in found if h is not None]
+
+
+class Handles:
+    """Who opened each search context (async search, scroll, point in time) under which tasking. Upstream every
+    request is fcmon's one service account, so Elasticsearch's own owner check sees one user for everyone: the gateway
+    forwards a continuation, or frees a context, only for the user (and tasking) that opened it. Kept in memory: after
+    a restart a context is continued by nobody, and Kibana runs its search again."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._owners: dict[str, tuple[str, str, float]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, handles: list[str], user: str, tasking_id: str) -> None:
+        if not handles:
+            return
+        now = self._clock()
+        with self._lock:
+            if len(self._owners) > 100_000:
+                self._owners = {h: o for h, o in self._owners.items() if o[2] > now}
+            for handle in handles:
+                self._owners[handle] = (user, tasking_id, now + HANDLE_TTL_S)
+
+    def refusal(self, handles: list[str], user: str, tasking_id: str | None = None) -> str | None:
+        """Why the user may not continue or free these contexts (under this tasking), or None."""
+        if not handles:
+            return "name the search context to continue or free (its id); '_all' and none are not forwarded"
+        now = self._clock()
+        with self._lock:
+            for handle in handles:
+                owner = self._owners.get(handle)
+                if owner is None or owner[2] < now or owner[0] != user or (tasking_id is not None and owner[1] != tasking_id):
+                    return ("a search context is continued or freed only by the user who opened it, under the tasking it "
+                            "was opened for (this one is not known to this gateway as theirs): run the search again")
+        return None
+
+
 # -- the server -----------------------------------------------------------------------------------
 
 class Refusal(Exception):
@@ -501,6 +618,7 @@ class Gateway:
         self.service_account, self.kibana_account = service_account, kibana_account
         self.upstream_auth = "Basic " + base64.b64encode(":".join(upstream_auth).encode()).decode() if upstream_auth else None
         self.timeout = timeout
+        self.handles = Handles()
         self.lock = threading.Lock()  # one SQLite connection each for state and audit, shared by the handler threads
         # every user signs in through Kibana's one address, so failures count per user name, not per client
         self.basic = BasicAuth(state.password_hash, self.lock, FailedSignIns())
@@ -528,11 +646,19 @@ class Gateway:
         service, kibana = user.name == self.service_account, user.name == self.kibana_account
         if kibana and (where.kind in ("system", "housekeeping") or kibana_cluster_call(where, path, body)):
             return self.forward(method, path, headers, body, own_credentials=True)
-        if where.kind == "housekeeping" and urlsplit(path).path.rstrip("/") == "/_security/_authenticate":
-            return 200, {"Content-Type": "application/json"}, json.dumps(authenticate_answer(user)).encode()
+        if where.kind == "housekeeping" and body.strip() and method in ("GET", "HEAD"):
+            raise Refusal(400, f"{method} {decoded(path)} carries no body through fcmon's gateway")
+        if where.kind == "housekeeping" and decoded(path) == "/_security/_authenticate":
+            return 200, {"Content-Type": "application/json", "X-Elastic-Product": "Elasticsearch"}, \
+                json.dumps(authenticate_answer(user)).encode()
         if where.kind == "read":
             return self._read(user, where, method, path, headers, body, client)
-        names_audit = where.kind == "audit-read" or (where.kind == "housekeeping" and self._names_audit(where))
+        if method == "DELETE" and where.kind == "housekeeping":  # freeing a search context: only its owner's
+            owned = self.handles.refusal(continued_handles(path, parse_body(None, body, headers.get("content-type"))), user.name)
+            if owned:
+                raise Refusal(403, owned)
+        names_audit = where.kind == "audit-read" or (where.kind == "housekeeping" and (
+            self._names_audit(where) or AUDIT_LISTINGS.match(decoded(path)) is not None))
         if names_audit and user.role not in AUDIT_READERS:
             raise Refusal(403, f"{user.name} is {user.role}; the audit index is for supervisors and administrators")
         if where.kind == "audit-read":
@@ -572,6 +698,10 @@ class Gateway:
             unrestricted = unrestricted_read(where.endpoint, path, method, body)
             if unrestricted:
                 raise Forbidden(unrestricted)
+            if continuation(where.endpoint, path, method, body):
+                owned = self.handles.refusal(continued_handles(path, body), user.name, tasking_id)
+                if owned:
+                    raise Forbidden(owned)
         except Forbidden as refusal:
             self._locked(refuse_query, self.audit, event, refusal)
             raise Refusal(403, str(refusal)) from refusal
@@ -582,26 +712,38 @@ class Gateway:
         except FcmonError as refusal:
             raise Refusal(403, str(refusal)) from refusal
         try:
-            restricted = raw if is_scroll(path) else restrict_body(where.endpoint or "", body, tasking_id)
+            status, out_headers, payload, total, ids = self._forward_read(user, where, method, path, headers, body,
+                                                                          tasking_id)
+        except BaseException:
+            self._locked(close_query, self.audit, event, 0, [])  # whatever went wrong, the logged query is closed
+            raise
+        self._locked(close_query, self.audit, event, total, ids)
+        return status, out_headers, payload
+
+    def _forward_read(self, user: User, where: Route, method: str, path: str, headers: dict[str, str], body: Body,
+                      tasking_id: str) -> tuple[int, dict[str, str], bytes, int, list[str]]:
+        try:
+            restricted = body.raw if is_scroll(path) else restrict_body(where.endpoint or "", body, tasking_id)
         except ValueError as exc:
-            self._locked(close_query, self.audit, event, 0, [])
             raise Refusal(400, f"the request body cannot be used: {exc}") from exc
         # a HEAD would answer 200 for another tasking's document: ask for it, and answer as the GET would
         forwarded = "GET" if method == "HEAD" and where.endpoint in GET_ONLY else method
-        try:
-            status, out_headers, payload = self.forward(forwarded, path, headers, restricted)
-        except Refusal:
-            self._locked(close_query, self.audit, event, 0, [])
-            raise
+        status, out_headers, payload = self.forward(forwarded, path, headers, restricted)
         parsed = _json(payload)
-        if where.endpoint in ("_doc", "_source", "_mget") and parsed is not None and status < 300:
+        if status < 300 and parsed is None:  # YAML, CBOR, ...: an answer the checks below cannot read is not passed on
+            raise Refusal(502, "Elasticsearch answered in a form fcmon's gateway cannot check; nothing was passed on")
+        if where.endpoint in ("_doc", "_source", "_mget") and status < 300:
             parsed = foreign_docs(where.endpoint, parsed, tasking_id)
             if parsed is None or (where.endpoint == "_doc" and parsed.get("found") is False):
                 status = 404
             payload = json.dumps(parsed if parsed is not None else {"found": False}).encode()
-        total, ids = response_hits(where.endpoint, parsed) if status < 300 else (0, [])
-        self._locked(close_query, self.audit, event, total, ids)
-        return status, out_headers, payload
+        if status >= 300:
+            return status, out_headers, payload, 0, []
+        self.handles.remember(opened_handles(where.endpoint, parsed), user.name, tasking_id)
+        total, ids = response_hits(where.endpoint, parsed)
+        if where.endpoint == "_source":  # the answer is the document's source alone: its id is the path's
+            total, ids = 1, [segments(path)[-1]]
+        return status, out_headers, payload, total, ids
 
     def _check_targets(self, where: Route, path: str, method: str, body: Body, alias: str) -> None:
         """Every index the request names, in its path or its body, is `alias` (the records', or for an audit read the
@@ -617,6 +759,8 @@ class Gateway:
                     raise Forbidden(f"the _msearch header key {unknown[0]!r} is not forwarded: it may name another index, "
                                     "or fcmon does not know it")
                 named = [i for i in str(header.get("index", "")).split(",") if i]
+                if "index" in header and not named:  # "" or ",": Elasticsearch reads every index, not the path's
+                    raise Forbidden("an _msearch header's index names no index (Elasticsearch would search every index)")
                 if not named and not where.indices:
                     raise Forbidden(f"every _msearch header must name the {which} index ({alias})")
                 targets += named
@@ -647,6 +791,7 @@ class Gateway:
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes, *, own_credentials: bool = False
                 ) -> tuple[int, dict[str, str], bytes]:
         out = {k: v for k, v in headers.items() if k.lower() in FORWARDED_HEADERS}
+        out["Accept"] = "application/json"  # not YAML, CBOR or Smile: the answers are checked and counted as JSON
         if own_credentials and headers.get("authorization"):
             out["Authorization"] = headers["authorization"]
         elif self.upstream_auth:
@@ -687,6 +832,11 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             client = self.client_address[0]
             try:
                 try:
+                    gateway.authenticate(headers.get("authorization"), client)  # before a byte of the body is read
+                except Refusal:
+                    self.close_connection = True  # its body, unread, must not be taken for the next request
+                    raise
+                try:
                     body = read_body(self, gateway.max_body_bytes)
                 except BodyRefused as refused:
                     raise Refusal(refused.status, str(refused)) from refused
@@ -699,6 +849,10 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 status, out_headers, payload = 503, {}, _error(503, str(exc))
             except FcmonError as exc:
                 status, out_headers, payload = 403, {}, _error(403, str(exc))
+            except Exception:  # noqa: BLE001  (a bug must still answer, not drop the connection)
+                log.exception("event=gateway.error method=%s path=%s", method, urlsplit(self.path).path)
+                self.close_connection = True
+                status, out_headers, payload = 500, {}, _error(500, "the request could not be completed; see the gateway's log")
             log.info("event=gateway.request client=%s method=%s path=%s status=%d", client, method, self.path, status)
             self.send_response(status)
             for name, value in out_headers.items():

@@ -37,15 +37,30 @@ class Upstream(FakeElasticsearch):
         queries = len(list(LocalAuditLog(self.audit_dir / "audit.db", self.audit_dir / "audit.head").entries(["query"])))
         self.received.append({"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
                               "body": body.decode(), "queries_logged": queries})
+        if "/_doc/yaml" in self.path:  # an answer in a form the gateway cannot check
+            self.send_response(200)
+            self.send_header("Content-Type", "application/yaml")
+            self.send_header("Content-Length", "14")
+            self.end_headers()
+            self.wfile.write(b"found: true\n_x\n")
+            return
         if "_msearch" in self.path:
             answer = {"responses": [{"hits": {"total": {"value": 3}, "hits": [{"_id": "a"}]}},
                                     {"hits": {"total": {"value": 1}, "hits": [{"_id": "b"}]}}]}
         elif "_count" in self.path:
             answer = {"count": 5}
+        elif self.path.endswith("/_pit") or "/_pit?" in self.path:
+            answer = {"id": "pit-1"}
+        elif "_async_search" in self.path:
+            answer = {"id": "async-1", "is_running": False, "response": {"hits": {"total": {"value": 1}, "hits": [{"_id": "r1"}]}}}
         elif "_search" in self.path:
             answer = {"hits": {"total": {"value": 2, "relation": "eq"}, "hits": [{"_id": "r1"}, {"_id": "r2"}]}}
+            if "scroll=" in self.path or "/_search/scroll" in self.path:
+                answer["_scroll_id"] = "scroll-1"
         elif "/_doc/" in self.path:
             answer = doc("own", "T-1") if self.path.endswith("/own") else doc("foreign", "T-2")
+        elif "/_source/" in self.path:
+            answer = {"fcm": {"tasking_id": "T-1" if self.path.endswith("/own") else "T-2"}}
         elif self.command == "GET" and self.path == "/":
             answer = {"name": "es", "version": {"number": "8.15.0"}, "tagline": "You Know, for Search"}
         else:

@@ -5,6 +5,7 @@ import base64
 import json
 import socket
 import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -306,6 +307,12 @@ GLOBAL_AGGS = {"size": 0, "aggs": {"all": {"global": {}, "aggs": {"docs": {"top_
     ("GET", "/fcmon-records/_source/foreign?format=yaml", None, "'format' is not forwarded"),
     ("POST", "/fcmon-records/_search?explain=true", KQL_BODY, "'explain' is not forwarded"),
     ("POST", "/fcmon-records/_search?suggest_field=message&suggest_text=wrench", KQL_BODY, "'suggest_field'"),
+    # a lookup runtime field fetches documents of any index by id
+    ("POST", "/fcmon-records/_search", {"runtime_mappings": {"p": {"type": "keyword", "script": "emit('e1')"}, "s": {
+        "type": "lookup", "target_index": "fcmon-audit-*", "input_field": "p", "target_field": "_id", "fetch_fields": ["*"]}},
+        "fields": ["s"]}, "a 'lookup' runtime field"),
+    ("POST", "/fcmon-records/_search", {"aggs": {"u": {"terms": {"field": "user.name", "min_doc_count": 1e999}}}},
+     "min_doc_count 0"),  # not a count: refused as one that lists every term, not a crash
     # Elasticsearch splits URL parameters on ";" as on "&"
     ("POST", "/fcmon-records/_search?x=1;q=*", KQL_BODY, "'q' is not forwarded"),
     ("POST", "/fcmon-records/_async_search?a=1;source=%7B%7D", None, "'source' is not forwarded"),
@@ -414,7 +421,8 @@ def test_audit_reads_name_only_the_audit_index(setup):
                           content_type="application/yaml", user="sam", tasking=None)
     assert status == 400 and "send JSON" in answer["error"]["reason"]
     assert call(base, "POST", "/fcmon-audit/_create/_search", {"kind": "forged"}, user="sam", tasking=None)[0] == 403
-    for path in ("/fcmon-audit/_mapping", "/*/_mapping", "/fcmon-*/_alias"):  # analysts: not even its fields
+    for path in ("/fcmon-audit/_mapping", "/*/_mapping", "/fcmon-*/_alias", "/%66cmon-audit/_mapping", "/_mapping",
+                 "/_cat/indices", "/_alias"):  # analysts: not even its fields or its name
         assert call(base, "GET", path, tasking=None)[0] == 403
     assert Upstream.received == [] and kinds(app) == []
     assert call(base, "GET", "/fcmon-audit/_mapping", user="sam", tasking=None)[0] == 200
@@ -473,3 +481,93 @@ def test_a_query_whose_upstream_does_not_answer_is_closed_in_the_log(setup):
     (query,) = app.audit.entries(["query"])
     (result,) = app.audit.entries(["query.result"])
     assert (result.payload["query_id"], result.payload["hits_total"]) == (query.payload["id"], 0)
+
+
+@pytest.mark.parametrize("path", ["/_xpack/_mget", "/_alias/_mget", "/_mapping/_mget", "/_nodes/_msearch"])
+def test_housekeeping_paths_that_elasticsearch_routes_as_reads_are_refused(setup, path):
+    app, base, _ = setup
+    docs = {"docs": [{"_index": "fcmon-audit", "_id": "1"}, {"_index": "fcmon-records", "_id": "foreign"}]}
+    assert call(base, "GET", path, docs, tasking=None)[0] == 403  # Elasticsearch falls back to /{index}/_mget
+    assert call(base, "GET", "/_nodes", {"query": {"match_all": {}}}, tasking=None)[0] == 400  # housekeeping has no body
+    assert Upstream.received == [] and kinds(app) == []
+
+
+def test_answers_are_asked_for_and_passed_on_only_as_json(setup):
+    app, base, _ = setup
+    assert call(base, "GET", "/fcmon-records/_doc/foreign", headers={"Accept": "application/yaml"})[0] == 404
+    assert Upstream.received[0]["headers"]["Accept"] == "application/json"
+    status, answer = call(base, "GET", "/fcmon-records/_doc/yaml")  # an upstream that answers YAML all the same
+    assert status == 502 and "cannot check" in answer["error"]["reason"]
+    assert [(e.payload["hits_total"], e.payload["returned_ids"]) for e in app.audit.entries(["query.result"])] == [(0, [])] * 2
+
+
+def test_an_msearch_header_with_an_empty_index_is_refused(setup):
+    _, base, _ = setup
+    for index in ("", ","):
+        status, answer = call(base, "POST", "/fcmon-records/_msearch", [{"index": index}, KQL_BODY], ndjson=True)
+        assert status == 403 and "names no index" in answer["error"]["reason"]
+    assert Upstream.received == []
+
+
+def test_search_contexts_are_continued_and_freed_only_by_who_opened_them_under_that_tasking(setup):
+    app, base, _ = setup
+    assert call(base, "POST", "/fcmon-records/_pit?keep_alive=1m")[0] == 200
+    assert call(base, "POST", "/fcmon-records/_async_search", KQL_BODY)[0] == 200
+    assert call(base, "POST", "/fcmon-records/_search?scroll=1m", KQL_BODY)[0] == 200
+    continuations = [("POST", "/_search", {"pit": {"id": "pit-1"}, "query": {"match_all": {}}}),
+                     ("GET", "/_async_search/async-1", None), ("GET", "/_async_search/status/async-1", None),
+                     ("POST", "/_search/scroll", {"scroll_id": "scroll-1", "scroll": "1m"})]
+    for method, path, body in continuations:
+        assert call(base, method, path, body)[0] == 200, path  # alice, under T-1, opened them
+        status, answer = call(base, method, path, body, user="sam")  # a supervisor may search T-1, but did not open them
+        assert status == 403 and "only by the user who opened it" in answer["error"]["reason"], path
+    app.state.put_tasking(app.state.tasking("T-2").model_copy(update={"team": ["alice"]}))
+    assert call(base, "GET", "/_async_search/async-1", tasking="T-2")[0] == 403  # opened under T-1
+    assert call(base, "GET", "/_async_search/never-opened")[0] == 403
+    assert call(base, "DELETE", "/_pit", {"id": "pit-1"}, user="sam", tasking=None)[0] == 403
+    assert call(base, "DELETE", "/_search/scroll/_all", tasking=None)[0] == 403
+    assert call(base, "DELETE", "/_pit", {"id": "pit-1"}, tasking=None)[0] == 200
+    assert call(base, "DELETE", "/_async_search/async-1", tasking=None)[0] == 200
+    assert [r["method"] for r in Upstream.received].count("DELETE") == 2
+
+
+def test_the_ledger_holds_the_terms_of_every_query_in_a_search(setup):
+    body = {"query": {"bool": {"must": [{"terms_set": {"tags": {"terms": ["cats", "vans"], "minimum_should_match": 1}}},
+                                        {"span_multi": {"match": {"prefix": {"user.name": {"value": "wren"}}}}},
+                                        {"span_term": {"user.name": {"term": "sparky"}}},
+                                        {"wildcard": {"user.name": {"wildcard": "ki*y"}}}]}},
+            "post_filter": {"match": {"message": "hidden"}},
+            "rescore": {"query": {"rescore_query": {"match_phrase": {"message": "cut pipe"}}}},
+            "aggs": {"f": {"filter": {"term": {"fcm.source_kind": "forum_post"}}},
+                     "fs": {"filters": {"filters": {"a": {"match": {"message": "alpha"}}}}},
+                     "suggest": {"terms": {"field": "user.name", "include": "wr.*"}}}}
+    assert terms_of("_search", json.dumps(body).encode()) == [
+        "tags:cats", "tags:vans", "user.name:wren", "user.name:sparky", "user.name:ki*y", "message:hidden", "message:cut pipe",
+        "fcm.source_kind:forum_post", "message:alpha", "user.name:wr.*"]
+
+
+def test_a_source_read_is_counted(setup):
+    app, base, _ = setup
+    assert call(base, "GET", "/fcmon-records/_source/own")[0] == 200
+    assert call(base, "GET", "/fcmon-records/_source/foreign")[0] == 404
+    assert [(e.payload["hits_total"], e.payload["returned_ids"]) for e in app.audit.entries(["query.result"])] == [
+        (1, ["own"]), (0, [])]
+
+
+def test_the_gateways_own_answer_says_it_is_elasticsearch(setup):
+    _, base, _ = setup
+    request = urllib.request.Request(base + "/_security/_authenticate", headers={
+        "Authorization": "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()})
+    with urllib.request.urlopen(request, timeout=5) as answer:  # the Elasticsearch client's product check reads it
+        assert answer.headers["X-Elastic-Product"] == "Elasticsearch"
+
+
+def test_a_body_is_not_read_before_its_sender_is_authenticated(setup):
+    app, base, _ = setup
+    host, port = base.rsplit("/", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as connection:  # 100 MB announced, none sent
+        connection.sendall(b"POST /fcmon-records/_search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 100000000\r\n\r\n")
+        answer = connection.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 401")
+    assert Upstream.received == [] and kinds(app) == []
