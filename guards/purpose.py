@@ -1,12 +1,14 @@
 """Rule 1, lawful purpose: no tasking, no storage; and rule 7's tasking checks, applied again at use."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from guards.base import GuardContext, Stage, Verdict, cached
 from guards.provenance import CLOCK_SKEW
 from guards.scope import uncovered
 from guards.tasking_rules import TaskingLexicon, load_tasking_lexicon, use_problems
 from guards.text import item_text
-from pipeline.models import CollectedItem
+from pipeline.models import CollectedItem, Tasking
 from pipeline.settings import Settings
 
 
@@ -29,13 +31,18 @@ class LawfulPurpose(Stage):
                           lambda: use_problems(tasking, context.roles, context.now, self.lexicon))
         if problems:
             return self.rejected("; ".join(p.message for p in problems), clause=problems[0].clause)
-        if tasking.approved_at and item.fetched_at < tasking.approved_at - CLOCK_SKEW:
-            return self.rejected(f"fetched at {item.fetched_at.isoformat()}, before tasking {tasking.id} was approved "
-                                 f"({tasking.approved_at.isoformat()}): collected without a lawful purpose")
-        if tasking.expires_at and item.fetched_at > tasking.expires_at + CLOCK_SKEW:
-            return self.rejected(f"fetched at {item.fetched_at.isoformat()}, after tasking {tasking.id} expired "
-                                 f"({tasking.expires_at.isoformat()}): collected without a lawful purpose")
+        earliest, latest = cached(context, ("fetch_window", tasking.id), lambda: fetch_window(tasking))
+        if (earliest and item.fetched_at < earliest) or (latest and item.fetched_at > latest):
+            return self.rejected(f"fetched at {item.fetched_at.isoformat()}, outside the time tasking {tasking.id} was "
+                                 f"approved for ({tasking.approved_at} to {tasking.expires_at}): collected without a "
+                                 "lawful purpose")
         outside = uncovered(tasking.scope, item, item_text(item, context).keyword_hits)
         if outside:
             return self.rejected(f"out of the scope of tasking {tasking.id}: {outside}")
         return self.passed(f"approved tasking {tasking.id} covers the item")
+
+
+def fetch_window(tasking: Tasking) -> tuple[datetime | None, datetime | None]:
+    """When an item of the tasking may have been fetched: from its approval to its expiry (give or take clock skew)."""
+    return (tasking.approved_at - CLOCK_SKEW if tasking.approved_at else None,
+            tasking.expires_at + CLOCK_SKEW if tasking.expires_at else None)
