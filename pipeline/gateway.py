@@ -118,7 +118,7 @@ HOUSEKEEPING_POSTS = re.compile(r"^/_security/user/_has_privileges$")  # Kibana 
 REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")  # origin-form, printable ASCII: anything else is not forwarded
 # Only these request headers go upstream: not the user's credentials, nor Elasticsearch's run-as, secondary or client
 # authentication headers, nor anything else fcmon does not know.
-FORWARDED_HEADERS = frozenset({"content-type", "accept", "user-agent", "x-opaque-id", "x-elastic-product-origin",
+FORWARDED_HEADERS = frozenset({"content-type", "user-agent", "x-opaque-id", "x-elastic-product-origin",
                                "x-elastic-client-meta", "traceparent", "tracestate", "elastic-api-version"})
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding", "authorization",
@@ -791,7 +791,7 @@ class Gateway:
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes, *, own_credentials: bool = False
                 ) -> tuple[int, dict[str, str], bytes]:
         out = {k: v for k, v in headers.items() if k.lower() in FORWARDED_HEADERS}
-        out["Accept"] = "application/json"  # not YAML, CBOR or Smile: the answers are checked and counted as JSON
+        out["Accept"] = "application/json"  # never the client's: the answers are checked and counted as JSON
         if own_credentials and headers.get("authorization"):
             out["Authorization"] = headers["authorization"]
         elif self.upstream_auth:
