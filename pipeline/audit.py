@@ -2,8 +2,13 @@
 
 Each entry's hash covers its own fields and the previous entry's hash, so editing or deleting any
 entry breaks every link after it. The tail is anchored in a head file written under the same write
-lock, so cutting entries off the end is caught too. Appends are serialized by SQLite's write lock
-(BEGIN IMMEDIATE), so several processes appending at once still make one unbroken chain.
+lock, so cutting entries off the end is caught too, and an append refuses to go on from a log whose
+end is not the head's (the next entry would otherwise overwrite the evidence): `fcmon audit verify`
+names the break, and `fcmon audit accept-break` records it in the log before appends resume.
+Appends are serialized by SQLite's write lock (BEGIN IMMEDIATE), so several processes appending at
+once still make one unbroken chain. What the chain cannot show on its own is a rewrite of the whole
+log and its head by someone who can write the data directory: compare with a head recorded
+elsewhere (`fcmon audit verify --anchor SEQ:HASH`) or with the Kafka mirror.
 """
 from __future__ import annotations
 
@@ -69,8 +74,9 @@ class VerifyResult:
 
 
 class AuditLog(Protocol):
-    def append(self, kind: str, actor: str, payload: dict[str, Any]) -> AuditEntry:
-        """Durably append one entry, or raise AuditUnavailable."""
+    def append(self, kind: str, actor: str, payload: dict[str, Any], *, over_a_break: bool = False) -> AuditEntry:
+        """Durably append one entry, or raise AuditUnavailable (also when the log's end is not its head's, unless
+        `over_a_break`: the audit.break entry that records such a break)."""
 
     def entries(self, kinds: list[str] | None = None, after: int = 0) -> Iterator[AuditEntry]:
         """Entries in chain order, optionally only of the given kinds and only those after seq `after`."""
@@ -78,8 +84,12 @@ class AuditLog(Protocol):
     def entries_at(self, seqs: list[int]) -> Iterator[AuditEntry]:
         """The entries with these seqs, in chain order."""
 
-    def verify(self) -> VerifyResult:
-        """Recompute the chain and name the first entry that does not fit."""
+    def verify(self, anchor: tuple[int, str] | None = None) -> VerifyResult:
+        """Recompute the chain and name the first entry that does not fit; with `anchor` (seq, hash recorded
+        elsewhere), also check that the log still holds that entry."""
+
+    def head(self) -> tuple[int, str] | None:
+        """(seq, hash) the head records."""
 
 
 def entry_hash(seq: int, at: str, kind: str, actor: str, payload_json: str, prev_hash: str) -> str:
@@ -88,6 +98,10 @@ def entry_hash(seq: int, at: str, kind: str, actor: str, payload_json: str, prev
 
 def canonical_json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class HeadMismatch(Exception):
+    """The head does not name the log's last entry."""
 
 
 class LocalAuditLog:
@@ -109,30 +123,57 @@ class LocalAuditLog:
             raise AuditUnavailable(f"audit log {path} cannot be opened ({exc})",
                                    "restore the audit log or ask an administrator; nothing that needs auditing will run") from exc
 
-    def append(self, kind: str, actor: str, payload: dict[str, Any]) -> AuditEntry:
-        """The entry returned carries `payload` as given (what is stored and hashed is its canonical JSON)."""
+    def append(self, kind: str, actor: str, payload: dict[str, Any], *, over_a_break: bool = False) -> AuditEntry:
+        """The entry returned carries `payload` as given (what is stored and hashed is its canonical JSON). Refused
+        when the head does not name the log's last entry, unless `over_a_break` (audit.break, which records it)."""
         payload_json = canonical_json(payload)
         at = utcnow().isoformat()
         try:
             with Transaction(self.conn) as tx:
                 row = tx.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+                head = self._current_head()
+                if head != (tuple(row) if row else None) and not over_a_break:
+                    raise HeadMismatch(f"the audit log ends at entry {row[0] if row else 0} but its head records "
+                                       f"{'entry ' + str(head[0]) if head else 'none'}: entries were removed, replaced or "
+                                       "lost; nothing is appended after a break")
                 seq, prev_hash = (row[0] + 1, row[1]) if row else (1, GENESIS)
                 digest = entry_hash(seq, at, kind, actor, payload_json, prev_hash)
                 tx.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", (seq, at, kind, actor, payload_json, prev_hash, digest))
                 self._write_head(seq, digest)
+        except HeadMismatch as exc:
+            raise AuditUnavailable(f"audit log cannot be written: {exc}",
+                                   "the action was refused; run `fcmon audit verify`, and once the break is understood an "
+                                   "administrator records it with `fcmon audit accept-break --reason TEXT`") from exc
         except (sqlite3.Error, OSError) as exc:
             raise AuditUnavailable(f"audit log cannot be written ({exc})",
                                    "the action was refused; fix the data directory's audit log and try again") from exc
         return AuditEntry(seq, at, kind, actor, payload, prev_hash, digest)
 
-    def _write_head(self, seq: int, digest: str) -> None:
-        """Overwrite the head in place: fixed width, one pwrite (a temp file and rename cost 3x the SQLite append)."""
+    def _open_head(self) -> int:
+        """The head file's descriptor, reopened if the file was replaced or removed (where the verifier will look)."""
         if self._head_fd is not None and _identity(self.head_path) != self._head_identity:
-            self.close()  # the head was replaced or removed under us: write where the verifier will look
+            self.close()
         if self._head_fd is None:
             self._head_fd = os.open(self.head_path, os.O_RDWR | os.O_CREAT, 0o644)
             stat = os.fstat(self._head_fd)
             self._head_identity = (stat.st_dev, stat.st_ino)
+        return self._head_fd
+
+    def _current_head(self) -> tuple[int, str] | None:
+        """(seq, hash) the head records, None when it records nothing (a new log); ValueError-proof: unreadable is a
+        head that matches no entry."""
+        raw = os.pread(self._open_head(), HEAD_SEQ_WIDTH + 66, 0)
+        if not raw.strip():
+            return None
+        try:
+            seq, digest = raw.decode().split()
+            return int(seq), digest
+        except ValueError:
+            return (-1, "unreadable")
+
+    def _write_head(self, seq: int, digest: str) -> None:
+        """Overwrite the head in place: fixed width, one pwrite (a temp file and rename cost 3x the SQLite append)."""
+        self._open_head()
         line = f"{seq:0{HEAD_SEQ_WIDTH}d} {digest}\n".encode()
         if os.pwrite(self._head_fd, line, 0) != len(line):
             raise OSError(f"short write to {self.head_path}")
@@ -156,7 +197,23 @@ class LocalAuditLog:
             for seq, at, kind, actor, payload, prev_hash, digest in self.conn.execute(sql, chunk):
                 yield AuditEntry(seq, at, kind, actor, json.loads(payload), prev_hash, digest)
 
-    def verify(self) -> VerifyResult:
+    def head(self) -> tuple[int, str] | None:
+        """What the head file records: (seq, hash) of the last entry, to record elsewhere as an anchor."""
+        return self._read_head()
+
+    def verify(self, anchor: tuple[int, str] | None = None) -> VerifyResult:
+        """The chain recomputed; with `anchor` (a head recorded elsewhere), also that the log still holds that entry."""
+        result = self._verify_chain()
+        if anchor is None or not result.ok:
+            return result
+        seq, digest = anchor
+        found = self.conn.execute("SELECT hash FROM entries WHERE seq = ?", (seq,)).fetchone()
+        if found is None or found[0] != digest:
+            return VerifyResult(False, result.entries, seq, f"entry {seq} is not the one recorded as the anchor "
+                                f"({'missing' if found is None else 'another hash'}): the log was rewritten or replaced")
+        return result
+
+    def _verify_chain(self) -> VerifyResult:
         expected_prev, count = GENESIS, 0
         rows = self.conn.execute(f"{ENTRY_COLUMNS} ORDER BY seq")
         for count, (seq, at, kind, actor, payload, prev_hash, digest) in enumerate(rows, start=1):

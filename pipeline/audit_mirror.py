@@ -21,8 +21,8 @@ class MirroredAuditLog:
     def __init__(self, local: AuditLog, bus: Callable[[], Bus]):
         self.local, self.bus = local, bus  # opened on first use, inside the fail-open path
 
-    def append(self, kind: str, actor: str, payload: dict[str, Any]) -> AuditEntry:
-        entry = self.local.append(kind, actor, payload)
+    def append(self, kind: str, actor: str, payload: dict[str, Any], *, over_a_break: bool = False) -> AuditEntry:
+        entry = self.local.append(kind, actor, payload, over_a_break=over_a_break)
         try:
             bus = self.bus()
             bus.produce(AUDIT, str(entry.seq), json.dumps(entry.to_dict(), default=str).encode())
@@ -37,8 +37,11 @@ class MirroredAuditLog:
     def entries_at(self, seqs: list[int]) -> Iterator[AuditEntry]:
         return self.local.entries_at(seqs)
 
-    def verify(self) -> VerifyResult:
-        return self.local.verify()
+    def verify(self, anchor: tuple[int, str] | None = None) -> VerifyResult:
+        return self.local.verify(anchor)
+
+    def head(self) -> tuple[int, str] | None:
+        return self.local.head()
 
     def __getattr__(self, name: str) -> Any:  # adapter-specific extras of the local log (e.g. queries by kind)
         return getattr(self.local, name)

@@ -58,7 +58,11 @@ def audited_search(state: State, audit: AuditLog, index: Index, user: User, quer
                    interface: Interface, client: str = "local") -> tuple[QueryEvent, SearchPage]:
     event = open_query(state, audit, user, new_event(user, query.tasking_id, query.text, query.describe_filters(),
                                                      interface, client))
-    page = index.search(query)
+    try:
+        page = index.search(query)
+    except BaseException:
+        close_query(audit, event, 0, [])  # a query that failed (a syntax error, a down index) returned nothing
+        raise
     close_query(audit, event, page.total, [h.record.id for h in page.hits])
     return event, page
 

@@ -5,6 +5,7 @@ Rejections hold no content: only the item id, its content hash and why it was re
 from __future__ import annotations
 
 import functools
+import re
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +49,7 @@ def parsed_tasking(body: str) -> Tasking:
     return Tasking.model_validate_json(body)
 
 
+USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 USER_COLUMNS = "name, role, created_at, duty_hours"
 ADDED_USER_COLUMNS = {"duty_hours": "TEXT", "password_hash": "TEXT"}  # additive migration of older data directories
 
@@ -69,6 +71,8 @@ class State:
     def add_user(self, name: str, role: str, duty_hours: str | None = None) -> User:
         if role not in ROLES:
             raise FcmonError(f"unknown role {role!r}", f"choose one of {', '.join(ROLES)}")
+        if not USER_NAME.fullmatch(name):  # names are printed in audit listings and headers: no controls, no spaces
+            raise FcmonError(f"user name {name!r} is not allowed", "use 1-64 letters, digits, '.', '_', '-' or '@'")
         user = User(name, role, utcnow().isoformat(), duty_hours)
         with Transaction(self.conn) as tx:
             if tx.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():

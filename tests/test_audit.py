@@ -80,16 +80,61 @@ def test_a_rehashed_forgery_still_breaks_the_link(log, tmp_path):
     assert not result.ok and result.first_broken_seq == 2
 
 
-@pytest.mark.parametrize("how", ["removed", "replaced"])
-def test_the_head_is_rewritten_where_the_verifier_reads_it_after_it_changed_under_an_open_log(log, tmp_path, how):
+@pytest.mark.parametrize("how", ["removed", "replaced by a wrong one", "entries cut off the end"])
+def test_an_append_refuses_to_go_on_from_a_log_whose_end_is_not_its_heads(log, tmp_path, how):
+    fill(log, 4)
+    head = tmp_path / "audit.head"
+    if how == "entries cut off the end":
+        tamper(tmp_path, "DELETE FROM entries WHERE seq > 2")
+    else:
+        head.unlink()
+        if how.startswith("replaced"):
+            head.write_text(f"{4:020d} {'0' * 64}\n")
+    with pytest.raises(AuditUnavailable, match="nothing is appended after a break"):
+        log.append("query", "alice", {"query": "after"})  # it would overwrite the head that shows the break
+    assert not log.verify().ok
+
+
+def test_the_head_is_rewritten_where_the_verifier_reads_it_after_it_was_replaced(log, tmp_path):
     fill(log, 2)
     head = tmp_path / "audit.head"
+    recorded = head.read_text()
     head.unlink()
-    if how == "replaced":  # e.g. restored from a backup: a new file at the same path
-        head.write_text(f"{2:020d} {'0' * 64}\n")
+    head.write_text(recorded)  # a new file at the same path, naming the same entry (e.g. restored from a backup)
     log.append("query", "alice", {"query": "after"})
     assert head.read_text().split()[0] == f"{3:020d}"
     assert log.verify().ok
+
+
+def test_a_break_accepted_by_an_administrator_stays_in_the_log_and_appends_resume(tmp_path):
+    from tests.datadirs import fcmon, make_app
+    app = make_app(tmp_path / "d")
+    fill(app.audit, 4)
+    tamper(tmp_path / "d", "DELETE FROM entries WHERE seq > 2")
+    verify = fcmon("--data-dir", str(tmp_path / "d"), "--as", "sam", "audit", "verify")
+    assert verify.returncode == 1 and "BROKEN at entry 3" in verify.stdout  # scripts read the exit status
+    assert fcmon("--data-dir", str(tmp_path / "d"), "--as", "sam", "audit", "accept-break", "--reason", "x").returncode == 2
+    accepted = fcmon("--data-dir", str(tmp_path / "d"), "--as", "ada", "audit", "accept-break",
+                     "--reason", "power loss during the nightly restore; two entries lost")
+    assert accepted.returncode == 0, accepted.stderr
+    (entry,) = app.audit.entries(["audit.break"])
+    assert entry.seq == 3 and entry.actor == "ada" and entry.payload["head_was"].startswith("4:")
+    app.audit.append("query", "alice", {"query": "resumed"})
+    verify = fcmon("--data-dir", str(tmp_path / "d"), "--as", "sam", "audit", "verify")
+    assert verify.returncode == 0 and "head 4:" in verify.stdout
+
+
+def test_a_head_recorded_elsewhere_catches_a_rewrite_of_the_whole_log(log, tmp_path):
+    fill(log, 3)
+    anchor = log.head()
+    assert anchor[0] == 3 and log.verify(anchor).ok
+    (tmp_path / "audit.db").unlink()
+    (tmp_path / "audit.head").unlink()
+    rewritten = LocalAuditLog(tmp_path / "audit.db", tmp_path / "audit.head")  # a fresh chain, every hash recomputed
+    fill(rewritten, 3)
+    assert rewritten.verify().ok  # consistent in itself
+    result = rewritten.verify(anchor)
+    assert not result.ok and "not the one recorded as the anchor" in result.problem
 
 
 def test_durable_across_reopen(log, tmp_path):

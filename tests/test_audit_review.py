@@ -226,8 +226,11 @@ def test_the_ledger_holds_every_search_term_from_every_interface(setup):
     entered = {
         "cli": cli(root, "search", "converter AND cash", "--tasking", "T-1", user="alice"),
         "cli-refused": cli(root, "search", "wrenchman", "--tasking", "T-2", user="alice"),
+        "cli-bad-date": cli(root, "search", "pickup spot", "--tasking", "T-1", "--from", "last week", user="alice"),
+        "cli-bad-filter": cli(root, "search", "cash only", "--tasking", "T-1", "--filter", "bogus=1", user="alice"),
     }
     assert entered["cli"].returncode == 0 and entered["cli-refused"].returncode == 2
+    assert entered["cli-bad-date"].returncode == 2 and entered["cli-bad-filter"].returncode == 2
     assert call(base, "POST", "/fcmon-records/_search", {"query": {"query_string": {"query": "stolen pallets"}}})[0] == 200
     assert call(base, "POST", "/fcmon-records/_search", {"query": {"match": {"message": "docks"}}}, tasking="T-2")[0] == 403
     assert call(base, "POST", "/fcmon-records/_search", {"query": {"match": {"message": "ledger-term"}}}, tasking=None)[0] == 403
@@ -244,7 +247,8 @@ def test_the_ledger_holds_every_search_term_from_every_interface(setup):
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     terms = {(r["interface"], r["outcome"], r["search_terms"]) for r in rows}
-    assert terms == {("cli", "run", "converter AND cash"), ("cli", "refused", "wrenchman"),
+    assert terms == {("cli", "run", "converter AND cash"), ("cli", "refused", "wrenchman"), ("cli", "refused", "pickup spot"),
+                     ("cli", "refused", "cash only"),
                      ("kibana", "run", "stolen pallets"), ("kibana", "refused", "message:docks"),
                      ("kibana", "refused", "message:ledger-term"), ("web", "run", "web words"),
                      ("web", "refused", "web refused"), ("api", "run", "api words"), ("api", "refused", "api refused")}
@@ -257,7 +261,7 @@ def test_the_ledger_holds_every_search_term_from_every_interface(setup):
     assert cli(root, "audit", "ledger", "--from", start, "--to", end, user="alice").returncode == 2
     bad = cli(root, "audit", "ledger", "--from", "yesterday", "--to", end)
     assert bad.returncode == 2 and "ISO 8601" in bad.stderr
-    assert [e.payload["rows"] for e in app.audit.entries(["audit.ledger"])][:2] == [9, 9]  # exports are audited
+    assert [e.payload["rows"] for e in app.audit.entries(["audit.ledger"])][:2] == [11, 11]  # exports are audited
 
 
 def test_transparency_report(tmp_path):
@@ -314,3 +318,13 @@ def test_user_duty_hours_and_password_commands(tmp_path):
     assert stored.startswith("scrypt$") and verify_password(secret, stored) and not verify_password("wrong", stored)
     assert secret not in (tmp_path / "d" / "audit.db").read_bytes().decode(errors="replace")
     assert [e.kind for e in app.audit.entries()][-2:] == ["user.duty_hours", "user.password"]
+
+
+def test_audit_list_prints_no_terminal_control_sequences(data):
+    root = data
+    cli(root, "search", "cat\x1b[2J\x1b[31mRED\x07", "--tasking", "T-1", user="alice")  # logged, whatever it answers
+    shown = cli(root, "audit", "list", "--kind", "query")
+    assert shown.returncode == 0 and "RED" in shown.stdout
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout  # they would clear and recolour a supervisor's screen
+    refused = cli(root, "user", "add", "ev\x1b[2Jil", "--role", "analyst", user="ada")
+    assert refused.returncode == 2 and "is not allowed" in refused.stderr

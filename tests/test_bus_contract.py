@@ -8,7 +8,8 @@ from collections import defaultdict
 import pytest
 
 from pipeline.bus import Bus, Consumer, Message
-from pipeline.bus.kafka import DAY_MS, KafkaBus, TopicSpec, create_topics
+from pipeline.bus import DAY_MS
+from pipeline.bus.kafka import KafkaBus, TopicSpec, create_topics
 from pipeline.bus.local import LocalBus
 from tests.broker import broker, kafka_settings  # noqa: F401  (fixture)
 

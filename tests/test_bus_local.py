@@ -1,6 +1,9 @@
 """The local bus on real SQLite: durable topics, consumer-group offsets, at-least-once redelivery."""
 from __future__ import annotations
 
+import time
+
+from pipeline.bus import AUDIT, COLLECTED
 from pipeline.bus.local import LocalBus
 
 
@@ -44,3 +47,13 @@ def test_groups_are_independent_and_topics_separate(tmp_path):
 def test_poll_waits_for_new_messages_up_to_its_timeout(tmp_path):
     bus = LocalBus(tmp_path / "bus.db")
     assert bus.consumer("g", ["fcm.collected"]).poll(10, 0.1) == []
+
+
+def test_messages_past_their_topics_retention_are_deleted(tmp_path):
+    bus = LocalBus(tmp_path / "bus.db")
+    bus.produce(COLLECTED, "k", b"content the guards rejected")
+    bus.produce(AUDIT, "k", b"an audit entry")
+    bus.flush()
+    assert bus.expire(now=time.time() + 6 * 24 * 3600) == 0  # within fcm.collected's week
+    assert bus.expire(now=time.time() + 8 * 24 * 3600) == 1
+    assert bus.count(COLLECTED) == 0 and bus.count(AUDIT) == 1  # the audit mirror is kept for ever

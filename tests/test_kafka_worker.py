@@ -15,7 +15,8 @@ from kafka.partitioner.default import murmur2
 
 from guards.chain import GuardChain
 from pipeline.bus import AUDIT, COLLECTED, DEAD_LETTER, DECISIONS
-from pipeline.bus.kafka import DAY_MS, KafkaBus, TopicSpec, create_topics
+from pipeline.bus import DAY_MS
+from pipeline.bus.kafka import KafkaBus, TopicSpec, create_topics
 from pipeline.demosite import DemoSite
 from pipeline.index.local import LocalIndex
 from pipeline.models import utcnow

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pipeline.errors import AuditUnavailable, Forbidden
-from pipeline.index import SearchQuery
+from pipeline.index import InvalidQuery, SearchQuery
 from pipeline.search import audited_search
 from tests.datadirs import make_app
 from tests.factories import make_record
@@ -77,3 +77,13 @@ def test_a_revocation_counts_at_the_next_search_though_parsed_taskings_are_share
     with pytest.raises(Forbidden, match="revoked"):
         search(app, "alice")
     assert app.state.tasking("T-1").revoked and not tasking.revoked
+
+
+def test_a_query_that_fails_is_closed_in_the_log_with_nothing_returned(tmp_path):
+    app = make_app(tmp_path / "d", make_tasking(approved_at=NOW - timedelta(days=1), expires_at=NOW + timedelta(days=30)))
+    with pytest.raises(InvalidQuery):
+        audited_search(app.state, app.audit, app.index, app.state.user("alice"),
+                       SearchQuery(text='"unbalanced', tasking_id="T-1"), "cli")
+    (query,) = app.audit.entries(["query"])
+    (result,) = app.audit.entries(["query.result"])
+    assert (result.payload["query_id"], result.payload["hits_total"]) == (query.payload["id"], 0)

@@ -17,6 +17,10 @@ DECISIONS = "fcm.decisions"
 REJECTED = "fcm.rejected"
 AUDIT = "fcm.audit"
 DEAD_LETTER = "fcm.dead-letter"
+DAY_MS = 24 * 3600 * 1000
+# How long a topic keeps a message, on Kafka and on the local bus alike: raw input (including content the guards
+# later reject) only a week; the audit mirror for ever.
+RETENTION_MS = {COLLECTED: 7 * DAY_MS, DECISIONS: 30 * DAY_MS, REJECTED: 30 * DAY_MS, AUDIT: -1, DEAD_LETTER: 7 * DAY_MS}
 
 
 @dataclass(frozen=True)

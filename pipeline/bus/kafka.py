@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.bus import AUDIT, COLLECTED, DEAD_LETTER, DECISIONS, REJECTED, Message
+from pipeline.bus import AUDIT, COLLECTED, DEAD_LETTER, DECISIONS, REJECTED, RETENTION_MS, Message
 from pipeline.errors import FcmonError
 from pipeline.settings import Settings
 
@@ -25,7 +25,6 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 24 * 3600 * 1000
 BROKER_HINT = "check that the brokers in FCMON_KAFKA_BOOTSTRAP_SERVERS are up and reachable"
 
 
@@ -41,13 +40,8 @@ class TopicSpec:
 
 # Partitions bound how many workers share a topic; retention bounds how long raw input (including content
 # the guards later reject) sits on the bus. The audit mirror has one partition so the chain's order holds.
-TOPICS = (
-    TopicSpec(COLLECTED, 6, 7 * DAY_MS),
-    TopicSpec(DECISIONS, 6, 30 * DAY_MS),
-    TopicSpec(REJECTED, 3, 30 * DAY_MS),
-    TopicSpec(AUDIT, 1, -1),
-    TopicSpec(DEAD_LETTER, 1, 7 * DAY_MS),
-)
+TOPICS = tuple(TopicSpec(name, partitions, RETENTION_MS[name])
+               for name, partitions in ((COLLECTED, 6), (DECISIONS, 6), (REJECTED, 3), (AUDIT, 1), (DEAD_LETTER, 1)))
 
 
 def _common(settings: Settings) -> dict[str, Any]:

@@ -5,7 +5,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from pipeline.bus import Message
+from pipeline.bus import RETENTION_MS, Message
 from pipeline.sqlite import Transaction, connect
 
 SCHEMA = """
@@ -17,11 +17,31 @@ CREATE TABLE IF NOT EXISTS offsets (
 """
 
 
+EXPIRE_EVERY_S = 600
+
+
 class LocalBus:
+    """Messages older than their topic's retention (RETENTION_MS, as on Kafka) are deleted when the bus opens and at
+    most every EXPIRE_EVERY_S on a flush: content the guards rejected does not stay on the local bus either."""
+
     def __init__(self, path: Path):
         self.conn = connect(path)
         self.conn.executescript(SCHEMA)
         self._pending: list[tuple[str, str | None, bytes]] = []
+        self._expired_at = 0.0
+        self.expire()
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete the messages past their topic's retention; returns how many."""
+        now = time.time() if now is None else now
+        deleted = 0
+        with Transaction(self.conn) as tx:
+            for topic, retention_ms in RETENTION_MS.items():
+                if retention_ms >= 0:
+                    deleted += tx.execute("DELETE FROM messages WHERE topic = ? AND produced_at < ?",
+                                          (topic, now - retention_ms / 1000)).rowcount
+        self._expired_at = now
+        return deleted
 
     def produce(self, topic: str, key: str | None, value: bytes) -> None:
         self._pending.append((topic, key, value))
@@ -43,6 +63,8 @@ class LocalBus:
                 next_offsets[topic] += 1
             tx.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?)", rows)
         self._pending.clear()
+        if now - self._expired_at > EXPIRE_EVERY_S:
+            self.expire(now)
 
     def consumer(self, group: str, topics: list[str]) -> LocalConsumer:
         return LocalConsumer(self.conn, group, topics)

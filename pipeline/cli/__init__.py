@@ -125,7 +125,7 @@ def cli(data_dir: str | None, acting_user: str | None) -> None:
 def main() -> None:
     logging.basicConfig(level=os.environ.get("FCMON_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s %(message)s")
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)  # ctx.exit(N) comes back as N here, not as an exit
     except click.exceptions.Abort:
         click.echo("fcmon: aborted", err=True)
         sys.exit(130)
@@ -140,6 +140,8 @@ def main() -> None:
             raise
         click.echo(f"fcmon: internal error: {type(exc).__name__}: {exc} (set FCMON_DEBUG=1 for a traceback, and please report it)", err=True)
         sys.exit(EXIT_INTERNAL)
+    if isinstance(code, int) and code:
+        sys.exit(code)  # `audit verify` of a broken log, a failed demo: scripts and cron read the exit status
 
 
 # Importing a command module registers its commands on `cli`.

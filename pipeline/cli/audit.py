@@ -5,7 +5,7 @@ import json
 import click
 
 from pipeline.audit import AuditEntry
-from pipeline.cli import app_options, cli, emit, get_app
+from pipeline.cli import app_options, cli, emit, get_app, shown
 from pipeline.errors import FcmonError
 from pipeline.periods import date_range, parse_bound
 from pipeline.review import AUDIT_READERS, QUERY_OUTCOMES, QueryRow, in_period, ledger_csv, ledger_rows, mark
@@ -18,18 +18,50 @@ def audit() -> None:
 
 @audit.command("verify")
 @app_options
+@click.option("--anchor", metavar="SEQ:HASH", help="A head printed by an earlier verify and kept elsewhere: the log must "
+              "still hold that entry (a rewrite of the whole log and its head is caught only this way, or by the Kafka mirror).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def verify(ctx: click.Context, data_dir: str | None, acting_user: str | None, as_json: bool) -> None:
-    """Recompute the chain: `ok`, or the first entry that was altered, removed or inserted (exit 1)."""
+def verify(ctx: click.Context, data_dir: str | None, acting_user: str | None, anchor: str | None, as_json: bool) -> None:
+    """Recompute the chain: `ok` and the head (SEQ:HASH, to keep elsewhere), or the first entry that was altered,
+    removed or inserted (exit 1)."""
     app = get_app(ctx, data_dir, acting_user)
     app.acting_user(*AUDIT_READERS)
-    result = app.audit.verify()
-    emit(result.to_dict(), as_json, lambda: click.echo(
-        f"audit verify: ok ({result.entries} entries)" if result.ok
-        else f"audit verify: BROKEN at entry {result.first_broken_seq}: {result.problem}"))
+    result = app.audit.verify(parse_anchor(anchor) if anchor else None)
+    head = app.audit.head()
+    shown_head = f"{head[0]}:{head[1]}" if head else None
+    emit({**result.to_dict(), "head": shown_head}, as_json, lambda: click.echo(
+        f"audit verify: ok ({result.entries} entries; head {shown_head}: keep it elsewhere, and check later with --anchor)"
+        if result.ok else f"audit verify: BROKEN at entry {result.first_broken_seq}: {result.problem}"))
     if not result.ok:
         ctx.exit(1)
+
+
+def parse_anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not (seq.isascii() and seq.isdigit() and len(digest) == 64):
+        raise FcmonError(f"--anchor {text!r} is not SEQ:HASH", "give the head an earlier `fcmon audit verify` printed")
+    return int(seq), digest
+
+
+@audit.command("accept-break")
+@app_options
+@click.option("--reason", required=True, help="What happened (a crash, a restore from backup, ...): kept in the log.")
+@click.pass_context
+def accept_break(ctx: click.Context, data_dir: str | None, acting_user: str | None, reason: str) -> None:
+    """Record a break `audit verify` found (the head and the log's end disagree) in the log, so that appends resume
+    (administrators). The break stays visible: an audit.break entry names what the head and the log held."""
+    app = get_app(ctx, data_dir, acting_user)
+    admin = app.acting_user("admin")
+    result, head = app.audit.verify(), app.audit.head()
+    if result.ok:
+        raise FcmonError("the audit log is intact: there is no break to accept", "run `fcmon audit verify`")
+    if not reason.strip():
+        raise FcmonError("the reason is empty", "say what happened; it is kept in the log")
+    entry = app.audit.append("audit.break", admin.name, {"problem": result.problem, "first_broken_seq": result.first_broken_seq,
+                                                          "head_was": f"{head[0]}:{head[1]}" if head else None,
+                                                          "reason": reason}, over_a_break=True)
+    click.echo(f"audit accept-break: recorded as entry {entry.seq}; appends resume from it")
 
 
 @audit.command("list")
@@ -80,7 +112,7 @@ def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, kin
         for e, row in listed_rows:
             detail = e.payload.get("query") if e.kind in QUERY_OUTCOMES else e.payload.get("tasking_id", "")
             marks = (f" [{' '.join(row.highlights)}]" if row and row.highlights else "") + (f" ({row.review_status})" if row else "")
-            click.echo(f"{e.seq:>6} {e.at[:19]} {e.kind:<16} {e.actor:<14} {detail}{marks}")
+            click.echo(f"{e.seq:>6} {e.at[:19]} {shown(e.kind):<16} {shown(e.actor):<14} {shown(str(detail))}{marks}")
     emit([{**e.to_dict(), **({"review": review_dict(row)} if row else {})} for e, row in listed_rows], as_json, text)
 
 

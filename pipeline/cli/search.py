@@ -4,7 +4,8 @@ import click
 
 from pipeline.cli import app_options, cli, emit, get_app, os_account, shown, shown_highlight
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
-from pipeline.search import SEARCH_ROLES, audited_search, hit_dict, parse_filters, parse_time
+from pipeline.errors import FcmonError
+from pipeline.search import audited_search, hit_dict, new_event, parse_filters, parse_time, refuse_query
 
 
 def print_hits(page: SearchPage) -> None:
@@ -35,9 +36,14 @@ def search(ctx: click.Context, data_dir: str | None, acting_user: str | None, qu
 
     QUERY: words (ANDed), "phrases", OR, NOT, parentheses, and field:value for title, text, author."""
     app = get_app(ctx, data_dir, acting_user)
-    user = app.acting_user(*SEARCH_ROLES)
-    request = SearchQuery(text=query, tasking_id=tasking_id, filters=parse_filters(filters),
-                          time_from=parse_time(time_from, "--from"), time_to=parse_time(time_to, "--to"),
-                          sort=sort, offset=offset, limit=limit)  # type: ignore[arg-type]
+    user = app.acting_user()  # any user: a search refused for the role is logged as refused, as any refused search
+    try:
+        request = SearchQuery(text=query, tasking_id=tasking_id, filters=parse_filters(filters),
+                              time_from=parse_time(time_from, "--from"), time_to=parse_time(time_to, "--to"),
+                              sort=sort, offset=offset, limit=limit)  # type: ignore[arg-type]
+    except FcmonError as refusal:  # one that cannot even be formed is in the ledger too
+        asked = {"filters": list(filters), "from": time_from, "to": time_to}
+        refuse_query(app.audit, new_event(user, tasking_id, query, asked, "cli", os_account()), refusal)
+        raise
     event, page = audited_search(app.state, app.audit, app.index, user, request, interface="cli", client=os_account())
     emit({"query_id": event.id, "total": page.total, "hits": [hit_dict(h) for h in page.hits]}, as_json, lambda: print_hits(page))
