@@ -36,7 +36,6 @@ request headers in FORWARDED_HEADERS (never run-as, secondary or client authenti
 from __future__ import annotations
 
 import base64
-import fnmatch
 import json
 import logging
 import re
@@ -83,7 +82,7 @@ SEARCH_PARAMS = INDEX_PARAMS | frozenset({
     "max_concurrent_searches", "pre_filter_shard_size", "request_cache", "rest_total_hits_as_int", "search_type",
     "timeout", "track_total_hits", "track_scores", "typed_keys", "version", "seq_no_primary_term", "terminate_after",
     "size", "from", "sort", "_source", "_source_includes", "_source_excludes", "scroll", "keep_alive",
-    "keep_on_completion", "wait_for_completion_timeout", "enable_fields_emulation", "scroll_id"})
+    "keep_on_completion", "wait_for_completion_timeout", "enable_fields_emulation"})  # not scroll_id: it goes in the body
 DOC_PARAMS = frozenset({"preference", "realtime", "refresh", "routing", "_source", "_source_includes", "_source_excludes"})
 QUERY_PARAMS = {
     "_search": SEARCH_PARAMS, "_msearch": SEARCH_PARAMS, "_async_search": SEARCH_PARAMS,
@@ -109,11 +108,17 @@ EVERY_TERM_AGGS = ("terms", "multi_terms", "significant_terms", "significant_tex
 BACKGROUND_AGGS = ("significant_terms", "significant_text")  # compared with every document unless given a background
 CLEANUP = re.compile(r"^/(_async_search/[^/]+|_pit|_search/scroll(/[^/]+)?)/?$")
 SCROLL = re.compile(r"^/_search/scroll(/[^/]+)?/?$")
-HOUSEKEEPING = re.compile(r"^/(|_nodes(/.*)?|_cluster/health(/.*)?|_xpack(/.*)?|_license|_security/_authenticate"
+HOUSEKEEPING = re.compile(r"^/(|_nodes|_cluster/health|_xpack(/usage)?|_license|_security/_authenticate"
                           r"|_security/user/_has_privileges|_security/user/_privileges|_resolve/index/[^/]+"
                           r"|([^/_][^/]*/)?_mapping(/.*)?|_alias(/.*)?|[^/_][^/]*/_alias(/.*)?|_cat/indices(/.*)?)$")
 AUDIT_LISTINGS = re.compile(r"^/(_mapping|_alias|_cat/indices)(/.*)?$")  # name every index there is, the audit one too
 HANDLE_TTL_S = 24 * 3600  # longer than any keep_alive Kibana asks for
+COMPATIBLE_WITH = re.compile(r"vnd\.elasticsearch\+[\w-]+;\s*compatible-with=(\d+)", re.IGNORECASE)
+MAX_HANDLES = 100_000  # open search contexts remembered at most (the oldest are forgotten first)
+TIME_FIELD = "@timestamp"  # the time picker's range: not a search term
+HOUSEKEEPING_PARAMS = frozenset({"filter_path", "pretty", "human", "error_trace", "local", "master_timeout", "timeout",
+                                 "wait_for_status", "accept_enterprise", "categories", "ignore_unavailable",
+                                 "allow_no_indices", "expand_wildcards", "include_defaults", "flat_settings"})
 HOUSEKEEPING_POSTS = re.compile(r"^/_security/user/_has_privileges$")  # Kibana asks what the user may do, with a body
 REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")  # origin-form, printable ASCII: anything else is not forwarded
 # Only these request headers go upstream: not the user's credentials, nor Elasticsearch's run-as, secondary or client
@@ -326,14 +331,15 @@ def reaching_clause(tree: Any) -> str | None:
     return None
 
 
-def objects_in(tree: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object in a tree, each before those inside it."""
-    if isinstance(tree, dict):
-        yield tree
-        tree = list(tree.values())
-    if isinstance(tree, list):
-        for inner in tree:
-            yield from objects_in(inner)
+def objects_in(*trees: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in the trees, each before those inside it."""
+    for tree in trees:
+        if isinstance(tree, dict):
+            yield tree
+            tree = list(tree.values())
+        if isinstance(tree, list):
+            for inner in tree:
+                yield from objects_in(inner)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -422,6 +428,18 @@ def search_terms(value: Any) -> list[str]:
             for key, inner in node.items():
                 if key in TERM_KEYS:
                     leaf(inner)
+                elif key == "exists" and isinstance(inner, dict):
+                    found.append(f"exists:{inner.get('field')}")
+                elif key == "ids" and isinstance(inner, dict):
+                    found.extend(f"_id:{v}" for v in _as_list(inner.get("values")) if not isinstance(v, (dict, list)))
+                elif key == "range" and isinstance(inner, dict):
+                    found.extend(f"{field}:{op}{bound}" for field, spec in inner.items() if field != TIME_FIELD
+                                 and isinstance(spec, dict) for op, bound in spec.items()
+                                 if op in ("gt", "gte", "lt", "lte") and not isinstance(bound, (dict, list)))
+                elif key == "script" and isinstance(inner, dict) and isinstance(inner.get("script"), dict):
+                    params = inner["script"].get("params")
+                    found.extend(f"script:{k}={v}" for k, v in (params.items() if isinstance(params, dict) else [])
+                                 if not isinstance(v, (dict, list)))
                 elif key == "intervals" and isinstance(inner, dict):
                     for field, rules in inner.items():
                         found.extend(f"{field}:{text}" for text in strings_under(rules, INTERVAL_TERMS))
@@ -472,7 +490,9 @@ def request_terms(endpoint: str | None, body: Body) -> list[str]:
 
 def body_terms(search: dict[str, Any]) -> list[str]:
     """The terms of every query a search body holds: its query, post filter, rescore queries and aggregations."""
-    found = search_terms(search.get("query")) + search_terms(search.get("post_filter"))
+    found = search_terms(search.get("query")) + search_terms(search.get("post_filter")) + search_terms(search.get("index_filter"))
+    highlight = search.get("highlight")
+    found += search_terms(highlight.get("highlight_query")) if isinstance(highlight, dict) else []
     for rescore in _as_list(search.get("rescore")):
         if isinstance(rescore, dict) and isinstance(rescore.get("query"), dict):
             found += search_terms(rescore["query"].get("rescore_query"))
@@ -514,11 +534,21 @@ def response_hits(endpoint: str | None, payload: Any) -> tuple[int, list[str]]:
     if endpoint == "_mget":
         ids = [str(d["_id"]) for d in payload.get("docs", []) if d.get("found")]
         return len(ids), ids
-    hits = (payload.get("response") or payload).get("hits") or {}
-    ids = [str(h.get("_id")) for h in hits.get("hits", [])]
+    answer = payload.get("response") or payload
+    hits = answer.get("hits") or {}
+    ids = [str(h.get("_id")) for h in hits.get("hits", []) if isinstance(h, dict)]
     total = hits.get("total")
     total = total.get("value", 0) if isinstance(total, dict) else int(total or 0)
-    return max(total, len(ids)), ids  # with track_total_hits false there is no total: at least what came back
+    # documents that come back elsewhere in the answer (top_hits aggregations, inner_hits) are returned ids too
+    ids += [str(h.get("_id")) for node in objects_in({k: v for k, v in answer.items() if k != "hits"}, hits.get("hits"))
+            for h in _nested_hits(node)]
+    return max(total, len(hits.get("hits", []))), ids  # with track_total_hits false: at least what came back
+
+
+def _nested_hits(node: dict[str, Any]) -> list[dict[str, Any]]:
+    inner = node.get("hits")
+    found = inner.get("hits") if isinstance(inner, dict) else None
+    return [h for h in found if isinstance(h, dict) and "_id" in h] if isinstance(found, list) else []
 
 
 def foreign_docs(endpoint: str | None, payload: Any, tasking_id: str) -> Any:
@@ -580,15 +610,21 @@ class Handles:
             return
         now = self._clock()
         with self._lock:
-            if len(self._owners) > 100_000:
-                self._owners = {h: o for h, o in self._owners.items() if o[2] > now}
             for handle in handles:
+                self._owners.pop(handle, None)  # re-inserted last: the dict stays in the order of last use
                 self._owners[handle] = (user, tasking_id, now + HANDLE_TTL_S)
+            while len(self._owners) > MAX_HANDLES:
+                del self._owners[next(iter(self._owners))]
+
+    def forget(self, handles: list[str]) -> None:
+        with self._lock:
+            for handle in handles:
+                self._owners.pop(handle, None)
 
     def refusal(self, handles: list[str], user: str, tasking_id: str | None = None) -> str | None:
         """Why the user may not continue or free these contexts (under this tasking), or None."""
-        if not handles:
-            return "name the search context to continue or free (its id); '_all' and none are not forwarded"
+        if not handles or not all(isinstance(h, str) for h in handles):
+            return "name the search context to continue or free by its id (a string); '_all' and none are not forwarded"
         now = self._clock()
         with self._lock:
             for handle in handles:
@@ -654,17 +690,23 @@ class Gateway:
         if where.kind == "read":
             return self._read(user, where, method, path, headers, body, client)
         if method == "DELETE" and where.kind == "housekeeping":  # freeing a search context: only its owner's
-            owned = self.handles.refusal(continued_handles(path, parse_body(None, body, headers.get("content-type"))), user.name)
-            if owned:
-                raise Refusal(403, owned)
+            return self._free(user, path, headers, body)
+        if where.kind == "housekeeping" and set(dict(query_params(path))) - HOUSEKEEPING_PARAMS:
+            raise Refusal(403, f"{decoded(path)}: a URL parameter fcmon's gateway does not forward there "
+                               f"(it takes {', '.join(sorted(HOUSEKEEPING_PARAMS))})")
+        # housekeeping that names anything but the records index (a pattern can match the audit index's concrete
+        # name), or lists every index, is for those who may see the audit index
         names_audit = where.kind == "audit-read" or (where.kind == "housekeeping" and (
-            self._names_audit(where) or AUDIT_LISTINGS.match(decoded(path)) is not None))
+            any(not _matches(i, self.records_alias) for i in where.indices) or AUDIT_LISTINGS.match(decoded(path)) is not None))
         if names_audit and user.role not in AUDIT_READERS:
             raise Refusal(403, f"{user.name} is {user.role}; the audit index is for supervisors and administrators")
         if where.kind == "audit-read":
             parsed = parse_body(where.endpoint, body, headers.get("content-type"))
             try:
                 self._check_targets(where, path, method, parsed, self.audit_alias)
+                unrestricted = unrestricted_read(where.endpoint, path, method, parsed)  # lookups reach the records too
+                if unrestricted:
+                    raise Forbidden(unrestricted)
             except Forbidden as refusal:
                 raise Refusal(403, str(refusal)) from refusal
             if parsed.problem:
@@ -723,6 +765,8 @@ class Gateway:
     def _forward_read(self, user: User, where: Route, method: str, path: str, headers: dict[str, str], body: Body,
                       tasking_id: str) -> tuple[int, dict[str, str], bytes, int, list[str]]:
         try:
+            if body.problem:  # whatever the endpoint: scroll bodies are forwarded as they are, so they must be JSON too
+                raise ValueError(body.problem)
             restricted = body.raw if is_scroll(path) else restrict_body(where.endpoint or "", body, tasking_id)
         except ValueError as exc:
             raise Refusal(400, f"the request body cannot be used: {exc}") from exc
@@ -776,9 +820,18 @@ class Gateway:
         if outside:
             raise Forbidden(f"{', '.join(outside)}: only {alias} may be searched through the gateway")
 
-    def _names_audit(self, where: Route) -> bool:
-        """Whether an index the request names is, or a pattern of it covers, the audit index."""
-        return any(_matches(i, self.audit_alias) or fnmatch.fnmatchcase(self.audit_alias, i) for i in where.indices)
+    def _free(self, user: User, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes]:
+        body = parse_body(None, raw, headers.get("content-type"))
+        if body.problem or query_params(path):  # a body Elasticsearch reads otherwise, or `source=` in its place
+            raise Refusal(400, "freeing a search context takes its ids in the path or a JSON body, and no URL parameters")
+        handles = continued_handles(path, body)
+        refusal = self.handles.refusal(handles, user.name)
+        if refusal:
+            raise Refusal(403, refusal)
+        answer = self.forward("DELETE", path, headers, raw)
+        if answer[0] < 300:
+            self.handles.forget(handles)
+        return answer
 
     def _append(self, kind: str, actor: str, payload: dict[str, Any]) -> None:
         self._locked(self.audit.append, kind, actor, payload)
@@ -791,7 +844,10 @@ class Gateway:
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes, *, own_credentials: bool = False
                 ) -> tuple[int, dict[str, str], bytes]:
         out = {k: v for k, v in headers.items() if k.lower() in FORWARDED_HEADERS}
-        out["Accept"] = "application/json"  # never the client's: the answers are checked and counted as JSON
+        # never the client's Accept: the answers are checked and counted as JSON. Elasticsearch 8 wants a versioned
+        # Accept when the Content-Type is versioned (Kibana's client sends compatible-with=8), and answers JSON to both.
+        version = COMPATIBLE_WITH.search(headers.get("content-type", ""))
+        out["Accept"] = f"application/vnd.elasticsearch+json; compatible-with={version.group(1)}" if version else "application/json"
         if own_credentials and headers.get("authorization"):
             out["Authorization"] = headers["authorization"]
         elif self.upstream_auth:

@@ -571,3 +571,63 @@ def test_a_body_is_not_read_before_its_sender_is_authenticated(setup):
         answer = connection.recv(65536)
     assert answer.startswith(b"HTTP/1.1 401")
     assert Upstream.received == [] and kinds(app) == []
+
+
+def test_a_versioned_content_type_gets_the_versioned_accept_elasticsearch_8_wants(setup):
+    _, base, _ = setup
+    versioned = "application/vnd.elasticsearch+json; compatible-with=8"  # what Kibana 8's client sends
+    assert call(base, "POST", "/fcmon-records/_search", KQL_BODY, content_type=versioned)[0] == 200
+    assert call(base, "POST", "/fcmon-records/_search", KQL_BODY)[0] == 200
+    assert [r["headers"]["Accept"] for r in Upstream.received] == [versioned, "application/json"]
+
+
+def test_a_context_is_not_continued_or_freed_through_a_body_the_gateway_cannot_read(setup):
+    app, base, _ = setup
+    assert call(base, "POST", "/fcmon-records/_search?scroll=1m", KQL_BODY)[0] == 200
+    Upstream.received.clear()
+    tricks = [("POST", "/_search/scroll/scroll-1", b'/* */{"scroll_id": "scroll-of-another"}', "application/json"),
+              ("POST", "/_search/scroll/scroll-1", b"scroll_id: scroll-of-another", "application/yaml"),
+              ("DELETE", "/_search/scroll/scroll-1", b'//x\n{"scroll_id": ["scroll-of-another"]}', "application/json")]
+    for method, path, raw, content_type in tricks:
+        assert call(base, method, path, raw=raw, content_type=content_type, tasking="T-1")[0] == 400, (method, raw)
+    source = '?source={"scroll_id":["scroll-of-another"]}&source_content_type=application/json'
+    assert call(base, "DELETE", "/_search/scroll/scroll-1" + urllib.parse.quote(source, safe="?=&"), tasking=None)[0] == 400
+    for bad_id in ({"a": 1}, ["x"]):  # not a string: refused, not a crash
+        assert call(base, "POST", "/_search/scroll", {"scroll_id": bad_id})[0] == 403
+    assert Upstream.received == []
+    assert call(base, "DELETE", "/_search/scroll", {"scroll_id": ["scroll-1"]}, tasking=None)[0] == 200
+    assert call(base, "POST", "/_search/scroll", {"scroll_id": "scroll-1"})[0] == 403  # freed: nobody continues it
+
+
+def test_audit_reads_take_the_same_body_checks(setup):
+    _, base, _ = setup
+    lookup = {"runtime_mappings": {"want": {"type": "keyword", "script": "emit('r1')"}, "rec": {
+        "type": "lookup", "target_index": "fcmon-records", "input_field": "want", "target_field": "_id", "fetch_fields": ["message"]}},
+        "fields": ["rec"]}
+    status, answer = call(base, "POST", "/fcmon-audit/_search", lookup, user="sam", tasking=None)
+    assert status == 403 and "lookup" in answer["error"]["reason"] and Upstream.received == []
+
+
+@pytest.mark.parametrize("path", ["/*-v1/_mapping", "/fcmon-a*-v1/_mapping/field/*", "/*-v1/_alias",
+                                  "/_cluster/health?level=indices", "/_nodes/stats/indices/docs"])
+def test_analysts_learn_nothing_of_other_indices_from_housekeeping(setup, path):
+    _, base, _ = setup
+    assert call(base, "GET", path, tasking=None)[0] == 403
+    assert Upstream.received == []
+
+
+def test_documents_returned_inside_aggregations_are_logged():
+    answer = {"hits": {"total": {"value": 7}, "hits": []}, "aggregations": {"by_user": {"buckets": [
+        {"key": "wrenchman", "latest": {"hits": {"total": {"value": 2}, "hits": [{"_id": "rec-1"}, {"_id": "rec-2"}]}}}]}}}
+    assert response_hits("_search", answer) == (7, ["rec-1", "rec-2"])
+
+
+def test_the_ledger_holds_filters_ranges_and_scripted_values():
+    body = {"query": {"bool": {"filter": [{"exists": {"field": "phone"}}, {"range": {"user.name": {"gte": "wrench"}}},
+                                          {"range": {"@timestamp": {"gte": "now-7d"}}}, {"ids": {"values": ["r9"]}},
+                                          {"script": {"script": {"source": "doc['x'].value == params.value",
+                                                                 "params": {"value": "typed"}}}}]}},
+            "highlight": {"highlight_query": {"match": {"message": "glow"}}}}
+    assert terms_of("_search", json.dumps(body).encode()) == [
+        "exists:phone", "user.name:gtewrench", "_id:r9", "script:value=typed", "message:glow"]
+    assert terms_of("_field_caps", json.dumps({"index_filter": {"term": {"user.name": "sparky"}}}).encode()) == ["user.name:sparky"]
