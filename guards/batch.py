@@ -6,6 +6,7 @@ neither stops the batch.
 """
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -20,13 +21,18 @@ from pipeline.models import SCHEMA_VERSION, CollectedItem, GuardDecision, Reason
 from pipeline.settings import Settings
 
 
+def jsonl_lines(path: Path) -> list[bytes]:
+    """A JSONL file's lines as bytes (one that is not UTF-8 is one bad line), split on LF, CRLF or CR, without a BOM."""
+    return path.read_bytes().removeprefix(codecs.BOM_UTF8).splitlines()
+
+
 def read_taskings(path: Path) -> tuple[dict[str, Tasking], dict[str, str]]:
     """Valid taskings by id, and the error of each invalid line (by its id when it has one, else by line). An id on
     more than one line is invalid: which version holds is not for the chain to guess."""
     taskings: dict[str, Tasking] = {}
     invalid: dict[str, str] = {}
     lines_of: dict[str, list[int]] = {}
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+    for number, line in enumerate(jsonl_lines(path), start=1):
         if not line.strip():
             continue
         try:
@@ -49,7 +55,7 @@ def read_taskings(path: Path) -> tuple[dict[str, Tasking], dict[str, str]]:
 
 def read_roles(path: Path) -> dict[str, str]:
     roles = {}
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+    for number, line in enumerate(jsonl_lines(path), start=1):
         if not line.strip():
             continue
         try:

@@ -21,16 +21,17 @@ EMAIL = re.compile(r"(?<![\w.+@-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A
 # Separated (312-555-0142, (312) 555 0142, +1.312.555.0142), or ten digits in a row when they are a North American
 # number (area code and exchange start with 2-9: 3125550142, +13125550142; not a Unix time or most order numbers).
 PHONE = regex.compile(r"(?<![\d\w])(?:(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}"
-                      r"|(?:\+?1)?[2-9]\d{2}[2-9]\d{6})(?!\d)")
+                      r"|(?<![$#/=])(?:\+?1)?[2-9]\d{2}[2-9]\d{6})(?!\d)")  # not a price, an order number, a path
 ADDRESS = regex.compile(
     r"(?<!\w)\d{1,6}\s+(?:[\p{Lu}0-9][\w'-]*\.?\s+){1,4}"
     r"(?i:street|st|avenue|ave|road|rd|boulevard|blvd|drive|dr|lane|ln|court|ct|place|pl|way|terrace|parkway|pkwy|highway|hwy)\b\.?")
 # An author introducing their own contact details right before them ("call me at", "my cell is", "my shop is at"):
 # nothing but connecting words between, so "my neighbor's number is" or "contact me, or call Bob at" is not theirs.
-OWN = regex.compile(r"(?i)(?:\b(?:call|text|reach|contact|email|e-mail|find|dm|message|meet|write)\s+me"
-                    r"|\bmy\s+(?:(?:cell|mobile|work|home|new|personal|business|office|direct|private|main|own)\s+)?"
-                    r"(?:number|phone|cell|email|e-mail|address|shop|store|place|garage|house|office|line)"
-                    r"|\bme)\b(?:\s*(?:(?:at|on|via|by|is)\b|[:,-]))*\s*$")
+OWN = regex.compile(r"(?i)(?:\b(?:call|text|reach|contact|email|e-mail|find|dm|message|meet|write)\s+me(?:\s+up)?"
+                    r"|\bhit\s+me\s+up"
+                    r"|\bmy\s+(?:(?:cell|mobile|work|home|new|personal|business|office|direct|private|main|own|phone|"
+                    r"email|e-mail)\s+){0,2}(?:number|phone|cell|email|e-mail|address|shop|store|place|garage|house|office|line)"
+                    r")\b(?:\s*(?:(?:at|on|via|by|is)\b|[:,-]))*\s*$")
 Pattern = Union[re.Pattern, regex.Pattern]
 PATTERNS: dict[str, Pattern] = {"email": EMAIL, "phone": PHONE, "address": ADDRESS}
 # Cheap tests that skip a pattern when it cannot match (most texts have no "@" and few digits); on text that is not
@@ -158,18 +159,19 @@ class PiiMinimization(Stage):
                     return value
                 counts[kind] = counts.get(kind, 0) + 1
                 return f"[{kind} masked]"
-            for pos, endpos in reversed(spans):  # last first: a replacement moves what follows it
-                text = substitute(pattern, replace, text, pos, endpos)
+            text = substitute(pattern, replace, text, spans)
         return text
 
 
-def substitute(pattern: Pattern, replace: Callable, text: str, pos: int, endpos: int) -> str:
-    """`regex`'s `pattern.sub(replace, text, pos=pos, endpos=endpos)`, for `re` patterns too (whose sub has no pos):
-    the matches of text[pos:endpos] replaced, each match seeing the whole text (m.string, m.start())."""
+def substitute(pattern: Pattern, replace: Callable, text: str, spans: list[tuple[int, int]]) -> str:
+    """The matches inside these (pos, endpos) stretches, in order and apart, replaced in one pass over the text (one
+    copy, however many stretches), each match seeing the whole text (m.string, m.start()); for `re` patterns too,
+    whose sub takes no pos."""
     parts, done = [], 0
-    for m in pattern.finditer(text, pos, endpos):
-        parts += [text[done:m.start()], replace(m)]
-        done = m.end()
+    for pos, endpos in spans:
+        for m in pattern.finditer(text, pos, endpos):
+            parts += [text[done:m.start()], replace(m)]
+            done = m.end()
     return "".join(parts) + text[done:] if parts else text
 
 

@@ -16,8 +16,11 @@ from pipeline.settings import Settings
 # a public fetch sends none, so fail closed on the name alone.
 CREDENTIAL_HEADER = regex.compile(r"(?i)cookie|auth|token|session|api[-_]?key|secret|password|credential|csrf|xsrf|security")
 # A URL that carries credentials (user:password@host) or a session or access token as a parameter.
-CREDENTIAL_PARAMS = frozenset({"jsessionid", "phpsessid", "aspsessionid", "sessionid", "session_id", "access_token",
-                               "auth_token", "id_token", "oauth_token", "api_key", "apikey", "password", "passwd"})
+CREDENTIAL_PARAMS = frozenset({"jsessionid", "phpsessid", "aspsessionid", "sessionid", "session_id", "session", "token",
+                               "access_token", "accesstoken", "auth", "auth_token", "id_token", "oauth_token", "api_key",
+                               "apikey", "password", "passwd", "x-amz-security-token", "x-amz-credential",
+                               "x-amz-signature", "x-goog-credential", "x-goog-signature"})
+CREDENTIAL_VALUE = regex.compile(r"(?i)^\s*(bearer|basic|token|digest|negotiate)\s")  # whatever the header's name
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -29,16 +32,17 @@ def carries_credentials(header_name: str) -> bool:
 
 def url_credentials(url: str) -> str | None:
     """What in the URL is a credential or session token (userinfo, ;jsessionid=..., ?access_token=...), or None."""
-    if "@" not in url and "?" not in url and ";" not in url:  # most URLs: nothing to parse
+    if "@" not in url and "?" not in url and ";" not in url and "#" not in url:  # most URLs: nothing to parse
         return None
     try:
         parts = urlsplit(url)
     except ValueError:
-        return None  # not a URL: lawfully_obtained rejects it
+        return "a URL that cannot be parsed"  # fail closed: what it carries cannot be shown to be nothing
     if "@" in parts.netloc:
         return "user information in the URL"
-    names = {name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
-    names |= {segment.split("=")[0].lower() for segment in parts.path.split(";")[1:]}  # path parameters
+    names = {name.lower() for text in (parts.query, parts.fragment)  # servers split on ";" too
+             for name, _ in parse_qsl(text.replace(";", "&"), keep_blank_values=True)}
+    names |= {unquote(segment.split("=")[0]).lower() for segment in parts.path.split(";")[1:]}  # path parameters
     found = sorted(names & CREDENTIAL_PARAMS)
     return f"the URL parameter {found[0]}" if found else None
 
@@ -58,7 +62,8 @@ class PublicProvenance(Stage):
         method = item.request.method.upper()
         if method not in ("GET", "HEAD"):
             return self.rejected(f"fetched with {method}: only GET and HEAD read public content without interacting", method)
-        sent = [name for name in item.request.headers if carries_credentials(name)]
+        sent = [name for name, value in item.request.headers.items()
+                if carries_credentials(name) or CREDENTIAL_VALUE.match(value)]
         if sent:
             return self.rejected(f"credentials or session state were sent ({', '.join(sent)}): the content was not obtained as the public sees it", *sent)
         if not item.robots_allowed:
@@ -67,7 +72,7 @@ class PublicProvenance(Stage):
             return self.rejected(f"behind a login wall ({item.login_wall_reason or 'detected'}): not public", item.login_wall_reason or "login_wall")
         if not 200 <= item.response.status < 300:
             return self.rejected(f"response status {item.response.status} is not a success", str(item.response.status))
-        for url in (item.final_url, item.response.url, item.request.url):
+        for url in dict.fromkeys((item.url, item.final_url, item.response.url, item.request.url)):
             if url and self.login_url.search(unquote(url)):  # decoded: /%6Cogin is /login
                 return self.rejected(f"{url} is a login or sign-up page", url)
         for url in dict.fromkeys((item.url, item.final_url, item.request.url, item.response.url)):

@@ -22,14 +22,17 @@ WORD = re.compile(r"\w+")
 # (a bytes table: `bytes.translate` is much faster than `str.translate` with a mapping).
 ASCII_NON_WORD = bytes(b if b < 128 and (chr(b).isalnum() or chr(b) == "_") else ord(" ") for b in range(256))
 CONTEXT_KEY = "item_text"
-FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")  # soft hyphen, zero-width space and joiners, byte order mark, ...
+# Invisible to a reader, so nothing to a detector: format characters (soft hyphen, zero-width space and joiners, byte
+# order mark), other default-ignorable code points (Hangul fillers, the combining grapheme joiner) and, after NFKD,
+# combining marks (an accent or a strike-through laid over "protest" leaves the word the reader sees).
+INVISIBLE = regex.compile(r"[\p{Cf}\p{Default_Ignorable_Code_Point}\p{Mn}]+")
 
 
 def for_matching(text: str) -> str:
     """The text as the detectors read it (ASCII text is already that)."""
     if text.isascii():
         return text
-    return unicodedata.normalize("NFKC", FORMAT_CHARACTERS.sub("", text))
+    return unicodedata.normalize("NFKC", INVISIBLE.sub("", unicodedata.normalize("NFKD", text)))
 
 
 def words_of(lowered: str) -> set[str]:
@@ -66,8 +69,9 @@ class ItemText:
         """guards.scope.keyword_hits of the title and text (scope and relevance both ask for the tasking's keywords)."""
         key = tuple(keywords)
         hits = self._hits.get(key)
-        if hits is None:
-            hits = self._hits[key] = keyword_hits_in(keywords, self.joined, self.lowered)
+        if hits is None:  # keywords read as the text is (a decomposed "José" is the composed one)
+            normalized = {for_matching(k): k for k in keywords}
+            hits = self._hits[key] = [normalized[k] for k in keyword_hits_in(list(normalized), self.joined, self.lowered)]
         return list(hits)
 
 

@@ -13,6 +13,7 @@ elsewhere (`fcmon audit verify --anchor SEQ:HASH`) or with the Kafka mirror.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -20,9 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from pipeline.errors import AuditUnavailable
+from pipeline.errors import AuditUnavailable, FcmonError
 from pipeline.models import sha256_hex, utcnow
 from pipeline.sqlite import Transaction, connect
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 HEAD_SEQ_WIDTH = 20  # every head line has the same length, so an in-place overwrite leaves no stale tail
@@ -131,15 +134,24 @@ class LocalAuditLog:
         try:
             with Transaction(self.conn) as tx:
                 row = tx.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-                head = self._current_head()
-                if head != (tuple(row) if row else None) and not over_a_break:
+                head, end = self._current_head(), (tuple(row) if row else None)
+                if head != end and not over_a_break:
                     raise HeadMismatch(f"the audit log ends at entry {row[0] if row else 0} but its head records "
                                        f"{'entry ' + str(head[0]) if head else 'none'}: entries were removed, replaced or "
                                        "lost; nothing is appended after a break")
+                if head == end and over_a_break:
+                    raise FcmonError("the log's end and its head agree: there is no lost or replaced end to record",
+                                     "a break inside the log stays for `fcmon audit verify` to report: it is evidence")
                 seq, prev_hash = (row[0] + 1, row[1]) if row else (1, GENESIS)
                 digest = entry_hash(seq, at, kind, actor, payload_json, prev_hash)
                 tx.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", (seq, at, kind, actor, payload_json, prev_hash, digest))
-                self._write_head(seq, digest)
+                try:
+                    self._write_head(seq, digest)
+                    tx.execute("COMMIT")  # here, so that a commit that fails (a full disk) puts the head back
+                except BaseException:
+                    self._restore_head(head)
+                    raise
+                tx.execute("BEGIN")  # Transaction's own COMMIT closes this empty one
         except HeadMismatch as exc:
             raise AuditUnavailable(f"audit log cannot be written: {exc}",
                                    "the action was refused; run `fcmon audit verify`, and once the break is understood an "
@@ -170,6 +182,16 @@ class LocalAuditLog:
             return int(seq), digest
         except ValueError:
             return (-1, "unreadable")
+
+    def _restore_head(self, head: tuple[int, str] | None) -> None:
+        """Put back what the head recorded before a failed append (best effort: the append fails either way)."""
+        try:
+            if head is None:
+                os.ftruncate(self._open_head(), 0)
+            elif head[0] >= 0:
+                self._write_head(*head)
+        except OSError:
+            log.error("event=audit_head_not_restored head=%s", head)
 
     def _write_head(self, seq: int, digest: str) -> None:
         """Overwrite the head in place: fixed width, one pwrite (a temp file and rename cost 3x the SQLite append)."""
@@ -214,8 +236,13 @@ class LocalAuditLog:
         return result
 
     def _verify_chain(self) -> VerifyResult:
+        # The head and the last entry read together under the write lock (appends write both under it), and the chain
+        # checked up to that entry: entries appended meanwhile are not a break.
+        with Transaction(self.conn) as tx:
+            last = tx.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
+            head = self._read_head()
         expected_prev, count = GENESIS, 0
-        rows = self.conn.execute(f"{ENTRY_COLUMNS} ORDER BY seq")
+        rows = self.conn.execute(f"{ENTRY_COLUMNS} WHERE seq <= ? ORDER BY seq", (last,))
         for count, (seq, at, kind, actor, payload, prev_hash, digest) in enumerate(rows, start=1):
             if seq != count:
                 return VerifyResult(False, count - 1, count, f"entry {count} is missing (next present is {seq})")
@@ -224,7 +251,6 @@ class LocalAuditLog:
             if entry_hash(seq, at, kind, actor, payload, prev_hash) != digest:
                 return VerifyResult(False, count, seq, f"entry {seq} was altered after it was written")
             expected_prev = digest
-        head = self._read_head()
         if head is not None and head != (count, expected_prev):
             return VerifyResult(False, count, count + 1 if head[0] > count else head[0],
                                 f"the log ends at entry {count} but its head records entry {head[0]}: entries were removed or replaced")

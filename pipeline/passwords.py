@@ -123,8 +123,7 @@ class BasicAuth:
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError("malformed Basic credentials") from exc
         if self.failures is not None and self.failures.throttled(name):
-            raise Throttled(f"too many failed sign-ins for {name}: wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes, "
-                            "or ask an administrator to reset the password", name)
+            raise Throttled(f"too many failed sign-ins for {name}: wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes", name)
         with self.lock:
             stored = self.stored_hash(name)
         if not verify_password(password, stored):

@@ -9,7 +9,7 @@ from pipeline.errors import FcmonError
 PERIOD = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|(\d{2})))?$")
 PERIOD_HINT = "use a year (2026), a quarter (2026-Q4) or a month (2026-11)"
 DATE_HINT = "use ISO 8601, e.g. 2026-11-30 or 2026-11-30T17:00Z"
-EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc)
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 2, tzinfo=timezone.utc)  # --to 8999-12-31
 
 
 def parse_bound(value: str, option: str, *, end: bool = False) -> datetime:
@@ -22,7 +22,9 @@ def parse_bound(value: str, option: str, *, end: bool = False) -> datetime:
         if end and "T" not in value and " " not in value.strip():
             parsed += timedelta(days=1)
         in_range = EARLIEST <= parsed.astimezone(timezone.utc) < LATEST
-    except (ValueError, OverflowError) as exc:
+    except OverflowError as exc:
+        raise FcmonError(f"{option} {value!r} is outside the years 1970 to 8999", DATE_HINT) from exc
+    except ValueError as exc:
         raise FcmonError(f"{option} {value!r} is not a date or time", DATE_HINT) from exc
     if not in_range:
         raise FcmonError(f"{option} {value!r} is outside the years 1970 to 8999", DATE_HINT)

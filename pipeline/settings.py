@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     crawl_timeout: float = Field(20.0, gt=0, description="Seconds before a request is abandoned.")
     crawl_login_url_pattern: str = Field(
         r"(?i)/(log[-_]?in|logon|sign[-_]?in|sign[-_]?up|register|auth|oauth|session|wp-login|servicelogin"
-        r"|account/(new|create))(/|\?|$|\.|;|#)|[?&]title=special:(userlogin|createaccount)",
-        description="URL paths never requested: login and sign-up pages.")
+        r"|account/(new|create))(/|\?|$|\.|;|#)|[/?&=]special:(userlogin|createaccount)",
+        description="URL paths never requested, and items whose URLs match them rejected: login and sign-up pages. It "
+                    "fails closed: a public page whose path has such a segment (/auth/..., /session/...) is refused too.")
     crawl_sources_file: Path | None = Field(None, description="The sources file of `fcmon crawl SOURCE` and `--all` (default: <config_dir>/sources.toml).")
     crawl_pages_per_domain: int = Field(500, ge=1, description="Pages fetched from one host per crawl at most (a crawl-trap limit).")
     crawl_query_variants: int = Field(50, ge=1, description="Distinct query strings fetched per host and path at most (stops calendar and facet traps).")

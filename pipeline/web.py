@@ -118,7 +118,7 @@ class Console:
             if self.failures.first_refusal((name, client)):  # once a window: a throttled try costs nothing to repeat
                 self._refused(name, client, "throttled")
             raise Refusal(429, f"too many failed sign-ins for {name} from {client}",
-                          f"wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes, or ask an administrator to reset the password")
+                          f"wait {FAILED_SIGN_IN_WINDOW_S // 60} minutes (a new password does not lift it)")
         with self.lock:
             stored = self.app.state.password_hash(name) if name else None
         if not verify_password(password, stored):  # ~50 ms of scrypt: outside the lock the other requests need
@@ -302,11 +302,21 @@ class Console:
 
 
 def cross_site(headers: Any) -> bool:
-    """A request a browser says came from another site (Sec-Fetch-Site), or whose Origin is not this host."""
-    if headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
-        return True
+    """A request a browser says came from another site. Browsers that send Sec-Fetch-Site are believed (behind a TLS
+    proxy the Host the console sees is often not the Origin's); for the others, an Origin that is not this host."""
+    fetch_site = headers.get("Sec-Fetch-Site", "").lower()
+    if fetch_site:
+        return fetch_site == "cross-site"
     origin = headers.get("Origin")
-    return bool(origin) and origin != "null" and urlsplit(origin).netloc != headers.get("Host", "")
+    if not origin:
+        return False  # not a browser form post from another page
+    return origin == "null" or _host_port(urlsplit(origin).netloc, urlsplit(origin).scheme) != _host_port(
+        headers.get("Host", ""), urlsplit(origin).scheme)
+
+
+def _host_port(netloc: str, scheme: str) -> tuple[str, str]:
+    host, _, port = netloc.lower().rpartition(":") if ":" in netloc else (netloc.lower(), "", "")
+    return host, port or {"https": "443", "http": "80"}.get(scheme, "")
 
 
 def refusal_of(exc: Refusal | FcmonError) -> tuple[int, str, str | None]:

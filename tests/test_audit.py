@@ -122,6 +122,8 @@ def test_a_break_accepted_by_an_administrator_stays_in_the_log_and_appends_resum
     app.audit.append("query", "alice", {"query": "resumed"})
     verify = fcmon("--data-dir", str(tmp_path / "d"), "--as", "sam", "audit", "verify")
     assert verify.returncode == 0 and "head 4:" in verify.stdout
+    huge = fcmon("--data-dir", str(tmp_path / "d"), "--as", "sam", "audit", "verify", "--anchor", "9" * 23 + ":" + "a" * 64)
+    assert huge.returncode == 2 and "is not SEQ:HASH" in huge.stderr
 
 
 def test_a_head_recorded_elsewhere_catches_a_rewrite_of_the_whole_log(log, tmp_path):
@@ -198,3 +200,30 @@ def test_entries_at_returns_the_entries_asked_for_in_chain_order(log):
     wanted = list(range(1_200, 0, -2))  # more than one statement's worth, asked newest first
     assert [e.seq for e in log.entries_at(wanted)] == sorted(wanted)
     assert [e.payload["query"] for e in log.entries_at([3, 999_999])] == ["term 2"]  # an unknown seq is no entry
+
+
+def test_verify_while_another_connection_appends_sees_no_break(log, tmp_path):
+    import threading
+    fill(log, 3)
+    other = LocalAuditLog(tmp_path / "audit.db", tmp_path / "audit.head")  # another process's connection
+    done = threading.Event()
+
+    def append_until_done():
+        while not done.is_set():
+            other.append("query", "sam", {"query": "busy"})
+    appender = threading.Thread(target=append_until_done)
+    appender.start()
+    try:
+        results = [log.verify() for _ in range(30)]
+    finally:
+        done.set()
+        appender.join()
+    assert all(r.ok for r in results), [r.problem for r in results if not r.ok][:1]
+
+
+def test_nothing_is_recorded_as_a_break_on_an_intact_log(log):
+    from pipeline.errors import FcmonError
+    fill(log, 2)
+    with pytest.raises(FcmonError, match="there is no lost or replaced end to record"):
+        log.append("audit.break", "ada", {"reason": "x"}, over_a_break=True)
+    assert [e.kind for e in log.entries()] == ["query", "query"]

@@ -57,3 +57,17 @@ def test_messages_past_their_topics_retention_are_deleted(tmp_path):
     assert bus.expire(now=time.time() + 6 * 24 * 3600) == 0  # within fcm.collected's week
     assert bus.expire(now=time.time() + 8 * 24 * 3600) == 1
     assert bus.count(COLLECTED) == 0 and bus.count(AUDIT) == 1  # the audit mirror is kept for ever
+
+
+def test_messages_after_an_expiry_get_offsets_past_every_committed_position(tmp_path):
+    bus = LocalBus(tmp_path / "bus.db")
+    for n in range(5):
+        bus.produce(COLLECTED, "k", b"old %d" % n)
+    bus.flush()
+    consumer = bus.consumer("workers", [COLLECTED])
+    assert len(consumer.poll(10, 0.1)) == 5
+    consumer.commit()
+    assert bus.expire(now=time.time() + 8 * 24 * 3600) == 5  # the topic is empty now
+    bus.produce(COLLECTED, "k", b"new")
+    bus.flush()
+    assert [m.value for m in consumer.poll(10, 0.1)] == [b"new"]  # not numbered 0, below the group's position

@@ -59,6 +59,8 @@ CASES = [
     Case("subdomain-in-scope", "indexed", item={"url": "https://www.forum.example/p/1"}),
     Case("in-domain-off-topic", "rejected", "lawful_purpose", item={"title": "Garden day", "text": "Volunteers wanted for the garden."}),
     Case("keyword-inside-a-word", "rejected", "lawful_purpose", item={"title": "x", "text": "reconverters anonymous"}),
+    Case("decomposed-keyword", "indexed", tasking={"scope": {"domains": ["forum.example"], "keywords": ["Jose\u0301"]}},
+         item={"text": "Jos\u00e9 sells the parts, cash."}),
     Case("hashtag-keyword", "indexed", tasking={"scope": {"domains": ["forum.example"], "keywords": ["#catcon"]}},
          item={"text": "got a #catcon for you, cash"}),
     Case("account-scope-author", "indexed", tasking={"scope": {"accounts": ["wrenchman"]}}, item={"text": "Parts for sale."}),
@@ -101,6 +103,14 @@ CASES = [
     Case("credentials-in-url", "rejected", "public_provenance", item={"url": "https://user:pw@forum.example/post/1"}),
     Case("token-in-url", "rejected", "public_provenance", item={"url": "https://forum.example/post/1?access_token=x"}),
     Case("session-in-path", "rejected", "public_provenance", item={"url": "https://forum.example/post/1;jsessionid=A1"}),
+    Case("session-after-semicolon", "rejected", "public_provenance", item={"url": "https://forum.example/post/1?a=1;jsessionid=x"}),
+    Case("token-in-fragment", "rejected", "public_provenance", item={"url": "https://forum.example/post/1#access_token=x"}),
+    Case("presigned-url", "rejected", "public_provenance", item={"url": "https://forum.example/p/1?X-Amz-Security-Token=x"}),
+    Case("bearer-in-any-header", "rejected", "public_provenance", item={"request": headers(**{"X-Custom": "Bearer abc"})}),
+    Case("unparseable-request-url", "rejected", "public_provenance",
+         item={"request": {"method": "GET", "headers": {}, "url": "https://u:pw@[forum.example/post/1?access_token=x"}}),
+    Case("login-page-requested", "rejected", "public_provenance",
+         item={"url": "https://forum.example/login", "final_url": "https://forum.example/post/1"}),
     Case("robots-disallowed", "rejected", "public_provenance", clause="D3.IV.B.2.e", item={"robots_allowed": False}),
     Case("login-wall", "rejected", "public_provenance", item={"login_wall_detected": True, "login_wall_reason": "password form"}),
     Case("status-401", "rejected", "public_provenance", item={"response": {"status": 401}}),
@@ -140,6 +150,8 @@ CASES = [
     Case("soft-hyphen-protest", "rejected", "first_amendment", item={"text": "Join the pro\u00adtest about converter thefts."}),
     Case("fullwidth-protest", "rejected", "first_amendment", item={"text": "Join the \uff50\uff52\uff4f\uff54\uff45\uff53\uff54 on converters."}),
     Case("long-s-protest", "rejected", "first_amendment", item={"text": "Join the prote\u017ft about converter thefts."}),
+    Case("hidden-mark-protest", "rejected", "first_amendment", item={"text": "Join the pro\u034ft\u0336est about converter thefts."}),
+    Case("hangul-filler-protest", "rejected", "first_amendment", item={"text": "Join the pro\u3164test about converter thefts."}),
     Case("slang-killing-me", "indexed", item={"text": "These converter prices are killing me lol, $150 each."}),
     Case("month-march-not-protest", "indexed", item={"text": "Sold six converters in March, more on March 3rd."}),
     Case("mass-air-flow-not-worship", "indexed", item={"text": "Converters and a mass air flow sensor, cash."}),
@@ -163,6 +175,12 @@ CASES = [
          fields={"pii_masked": {"phone": 1}}, stored_lacks=("0142",)),
     Case("not-me-call-bob-masked", "indexed", item={"text": "Converters. Don't contact me, call Bob at 312-555-0142."},
          fields={"pii_masked": {"phone": 1}}, stored_lacks=("0142",)),
+    Case("told-me-phone-masked", "indexed", item={"text": "Converters; Bob told me 312-555-0142."},
+         fields={"pii_masked": {"phone": 1}}, stored_lacks=("0142",)),
+    Case("my-phone-number-kept", "indexed", item={"text": "Converters, my phone number is 312-555-0199."},
+         fields={"pii_masked": {}}, stored_has=("312-555-0199",)),
+    Case("order-number-not-a-phone", "indexed", item={"text": "Converters, order #2026112412, paid $2125550142."},
+         fields={"pii_masked": {}}, stored_has=("2026112412", "2125550142")),
     Case("unseparated-phones-masked", "indexed", item={"text": "Converters, text 3125550142 or +13125550143."},
          fields={"pii_masked": {"phone": 2}}, stored_lacks=("5550142", "5550143")),
     Case("unix-time-not-a-phone", "indexed", item={"text": "Converters listed at 1732400000."},
@@ -300,3 +318,14 @@ def test_worker(case, worker_outcome):
         text = f"{record.title}\n{record.text}\n{record.author or ''}"
         assert all(s in text for s in case.stored_has) and not any(s in text for s in case.stored_lacks), text
         assert record.labels.criminal_intelligence is False and record.labels.review_status == "unreviewed"
+
+
+def test_guard_check_reads_a_bom_and_any_line_ending(tmp_path):
+    tasking = tasking_fields("T1", NOW)
+    (tmp_path / "t.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps(tasking, default=str).encode() + b"\r\n")
+    items = [json.dumps(item_fields("T1", n, NOW), default=str).encode() for n in (1, 2)]
+    (tmp_path / "i.jsonl").write_bytes(b"\xef\xbb\xbf" + items[0] + b"\r" + items[1] + b"\r")
+    (tmp_path / "u.jsonl").write_text("".join(json.dumps({"name": n, "role": r}) + "\n" for n, r in ROLES.items()))
+    result = fcmon("guard-check", "--taskings", str(tmp_path / "t.jsonl"), "--items", str(tmp_path / "i.jsonl"),
+                   "--users", str(tmp_path / "u.jsonl"), "--json", check=True)
+    assert [json.loads(line)["decision"] for line in result.stdout.splitlines()] == ["indexed", "indexed"]

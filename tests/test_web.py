@@ -447,6 +447,7 @@ def test_hostile_parameters_get_an_answer_and_run_nothing(app, base):
     assert status == 400 and "outside the years 1970 to 8999" in html.unescape(page)
     assert client.search("T-1", "converters", to="9999-12-31T23:59:59-14:00")[0] == 400  # overflowed
     assert client.request("GET", "/review?to=9999-12-31")[0] == 400
+    assert client.request("GET", "/review?to=8999-12-31")[0] == 200  # the last day there is
     assert client.request("GET", "/retention?within=%C2%B2")[0] == 400  # a digit to str.isdigit, not to int
     assert client.request("POST", "/logout", {"csrf": "\u00e9"})[0] == 403  # compare_digest refuses non-ASCII text
     assert queries(app) == []
@@ -486,3 +487,18 @@ def test_a_new_password_ends_the_sessions_signed_in_with_the_old(app, base):
     app.state.set_password_hash("alice", hash_password("another long passphrase"))
     status, headers, _ = client.request("GET", "/")
     assert status == 303 and headers["Location"] == "/login"
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://fcmon.example", "Sec-Fetch-Site": "same-origin"},  # behind a TLS proxy that rewrote Host
+    {"Origin": "HTTP://127.0.0.1"},  # no Sec-Fetch-Site: the Origin is compared with Host, case and ports aside
+])
+def test_a_same_site_sign_in_behind_a_proxy_is_accepted(app, base, headers):
+    form = urllib.parse.urlencode({"name": "alice", "password": PASSWORD}).encode()
+    host = base.rsplit("/", 1)[1]
+    if "Sec-Fetch-Site" not in headers:
+        headers = {**headers, "Origin": headers["Origin"] + ":" + host.rsplit(":", 1)[1]}
+    request = urllib.request.Request(base + "/login", data=form, method="POST", headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as signed_in:  # NoRedirect: the 303 is not followed
+        urllib.request.build_opener(NoRedirect).open(request, timeout=5)
+    assert signed_in.value.code == 303

@@ -1,6 +1,7 @@
 """Local bus: an append-only SQLite log per topic, with consumer-group offsets, in the data directory."""
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ CREATE TABLE IF NOT EXISTS offsets (
 """
 
 
+log = logging.getLogger(__name__)
 EXPIRE_EVERY_S = 600
 
 
@@ -31,15 +33,32 @@ class LocalBus:
         self._expired_at = 0.0
         self.expire()
 
+    @staticmethod
+    def _next_offset(tx: sqlite3.Connection, topic: str) -> int:
+        """After the last message, and never below a group's committed position: expired messages leave no gap
+        that new ones could fill unseen."""
+        (last,) = tx.execute("SELECT coalesce(max(offset), -1) FROM messages WHERE topic = ?", (topic,)).fetchone()
+        (committed,) = tx.execute("SELECT coalesce(max(next_offset), 0) FROM offsets WHERE topic = ?", (topic,)).fetchone()
+        return max(last + 1, committed)
+
     def expire(self, now: float | None = None) -> int:
-        """Delete the messages past their topic's retention; returns how many."""
+        """Delete the messages past their topic's retention, read or not (as Kafka does); returns how many."""
         now = time.time() if now is None else now
         deleted = 0
         with Transaction(self.conn) as tx:
             for topic, retention_ms in RETENTION_MS.items():
-                if retention_ms >= 0:
-                    deleted += tx.execute("DELETE FROM messages WHERE topic = ? AND produced_at < ?",
-                                          (topic, now - retention_ms / 1000)).rowcount
+                if retention_ms < 0:
+                    continue
+                (unread,) = tx.execute(
+                    "SELECT count(*) FROM messages WHERE topic = ? AND produced_at < ? AND offset >= "
+                    "coalesce((SELECT min(next_offset) FROM offsets WHERE topic = ?), 0)",
+                    (topic, now - retention_ms / 1000, topic)).fetchone()
+                gone = tx.execute("DELETE FROM messages WHERE topic = ? AND produced_at < ?",
+                                  (topic, now - retention_ms / 1000)).rowcount
+                if gone:
+                    log.log(logging.WARNING if unread else logging.INFO, "event=bus_expired topic=%s deleted=%d unread=%d "
+                            "retention_days=%g", topic, gone, unread, retention_ms / 86_400_000)
+                deleted += gone
         self._expired_at = now
         return deleted
 
@@ -57,8 +76,7 @@ class LocalBus:
             rows = []
             for topic, key, value in self._pending:
                 if topic not in next_offsets:
-                    (last,) = tx.execute("SELECT coalesce(max(offset), -1) FROM messages WHERE topic = ?", (topic,)).fetchone()
-                    next_offsets[topic] = last + 1
+                    next_offsets[topic] = self._next_offset(tx, topic)
                 rows.append((topic, next_offsets[topic], key, value, now))
                 next_offsets[topic] += 1
             tx.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?)", rows)

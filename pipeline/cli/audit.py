@@ -39,7 +39,7 @@ def verify(ctx: click.Context, data_dir: str | None, acting_user: str | None, an
 
 def parse_anchor(text: str) -> tuple[int, str]:
     seq, _, digest = text.partition(":")
-    if not (seq.isascii() and seq.isdigit() and len(digest) == 64):
+    if not (seq.isascii() and seq.isdigit() and len(seq) <= 18 and len(digest) == 64):
         raise FcmonError(f"--anchor {text!r} is not SEQ:HASH", "give the head an earlier `fcmon audit verify` printed")
     return int(seq), digest
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from guards.batch import check_items, read_roles, read_taskings
+from guards.batch import check_items, jsonl_lines, read_roles, read_taskings
 from pipeline.cli import build_app, cli, progress
 from pipeline.datadir import DataDir
 
@@ -36,15 +36,14 @@ def guard_check(ctx: click.Context, taskings_file: Path, items_file: Path, users
     if roles is None:
         progress("guard-check: no --users and no data directory: approvers' roles cannot be proven, every tasking fails closed")
     counts: Counter[str] = Counter()
-    with items_file.open("rb") as lines:
-        for decision in check_items(lines, taskings, invalid, roles, app.settings):
-            counts[decision.decision] += 1
-            if as_json:
-                sys.stdout.write(decision.model_dump_json() + "\n")
-            else:
-                first = decision.reasons[0] if decision.reasons else None
-                click.echo(f"{decision.item_id}  {decision.decision:<11}  " +
-                           (f"{first.rule} [{first.clause}]: {first.message}" if first else ""))
+    for decision in check_items(jsonl_lines(items_file), taskings, invalid, roles, app.settings):
+        counts[decision.decision] += 1
+        if as_json:
+            sys.stdout.write(decision.model_dump_json() + "\n")
+        else:
+            first = decision.reasons[0] if decision.reasons else None
+            click.echo(f"{decision.item_id}  {decision.decision:<11}  " +
+                       (f"{first.rule} [{first.clause}]: {first.message}" if first else ""))
     app.close()
     progress(f"guard-check: {sum(counts.values())} items: indexed {counts['indexed']}, "
              f"quarantined {counts['quarantined']}, rejected {counts['rejected']} (nothing stored)")
