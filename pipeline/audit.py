@@ -172,8 +172,8 @@ class LocalAuditLog:
         return self._head_fd
 
     def _current_head(self) -> tuple[int, str] | None:
-        """(seq, hash) the head records, None when it records nothing (a new log); ValueError-proof: unreadable is a
-        head that matches no entry."""
+        """(seq, hash) the head records, None when it records nothing (a new log); an unreadable head matches no
+        entry."""
         raw = os.pread(self._open_head(), HEAD_SEQ_WIDTH + 66, 0)
         if not raw.strip():
             return None
@@ -238,8 +238,12 @@ class LocalAuditLog:
     def _verify_chain(self) -> VerifyResult:
         # The head and the last entry read together under the write lock (appends write both under it), and the chain
         # checked up to that entry: entries appended meanwhile are not a break.
-        with Transaction(self.conn) as tx:
-            last = tx.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
+        try:
+            with Transaction(self.conn) as tx:
+                last = tx.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
+                head = self._read_head()
+        except sqlite3.OperationalError:  # a copy on read-only media: nobody appends to it
+            last = self.conn.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
             head = self._read_head()
         expected_prev, count = GENESIS, 0
         rows = self.conn.execute(f"{ENTRY_COLUMNS} WHERE seq <= ? ORDER BY seq", (last,))

@@ -677,8 +677,7 @@ def make_handler(console: Console) -> type[BaseHTTPRequestHandler]:
             except Exception:  # noqa: BLE001  (a bug must still answer, not drop the connection)
                 log.exception("event=web.error method=%s path=%s", self.command, urlsplit(self.path).path)
                 self.close_connection = True
-                reply = self._error(500, "the request could not be completed", "see the service log; nothing was changed "
-                                    "that the audit log does not show", api)
+                reply = self._error(500, "the request could not be completed", "see the service log, and report it", api)
             log.info("event=web.request client=%s method=%s path=%s status=%d", client, self.command,
                      urlsplit(self.path).path, reply.status)
             self.send_response(reply.status)
