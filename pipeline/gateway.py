@@ -392,10 +392,9 @@ def restrict_query(query: dict[str, Any] | None, tasking_id: str) -> dict[str, A
 
 
 def restrict_body(endpoint: str, body: Body, tasking_id: str) -> bytes:
-    """Add the tasking filter to every query a read carries, and to the background set of significant terms.
-    Raises ValueError for a body that is not the JSON the endpoint takes. It changes the parse in place: call it last."""
-    if body.problem:
-        raise ValueError(body.problem)
+    """Add the tasking filter to every query a parsed read carries (the caller refuses one whose body did not parse),
+    and to the background set of significant terms. Raises ValueError for a body that is not the JSON object the
+    endpoint takes. It changes the parse in place: call it last."""
     if endpoint not in ("_msearch", "_search", "_async_search", "_count", "_field_caps"):
         return body.raw
     if endpoint == "_msearch":
@@ -672,12 +671,9 @@ class Gateway:
         with self.lock:
             return self.state.user(name)
 
-    # the decision for one request
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes, client: str
+    # the decision for one request, from an authenticated user
+    def handle(self, user: User, method: str, path: str, headers: dict[str, str], body: bytes, client: str
                ) -> tuple[int, dict[str, str], bytes]:
-        if not REQUEST_TARGET.fullmatch(path):
-            raise Refusal(400, "the request target must be a path of printable ASCII characters starting with /")
-        user = self.authenticate(headers.get("authorization"), client)
         where = route(method, path, self.records_alias, self.audit_alias)
         service, kibana = user.name == self.service_account, user.name == self.kibana_account
         if kibana and (where.kind in ("system", "housekeeping") or kibana_cluster_call(where, path, body)):
@@ -888,7 +884,9 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             client = self.client_address[0]
             try:
                 try:
-                    gateway.authenticate(headers.get("authorization"), client)  # before a byte of the body is read
+                    if not REQUEST_TARGET.fullmatch(self.path):
+                        raise Refusal(400, "the request target must be a path of printable ASCII characters starting with /")
+                    user = gateway.authenticate(headers.get("authorization"), client)  # before a byte of the body is read
                 except Refusal:
                     self.close_connection = True  # its body, unread, must not be taken for the next request
                     raise
@@ -896,7 +894,7 @@ def make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                     body = read_body(self, gateway.max_body_bytes)
                 except BodyRefused as refused:
                     raise Refusal(refused.status, str(refused)) from refused
-                status, out_headers, payload = gateway.handle(method, self.path, headers, body, client)
+                status, out_headers, payload = gateway.handle(user, method, self.path, headers, body, client)
             except Refusal as refusal:
                 status, out_headers, payload = refusal.status, {}, _error(refusal.status, str(refusal))
                 if refusal.status == 401:

@@ -476,7 +476,8 @@ def test_a_query_whose_upstream_does_not_answer_is_closed_in_the_log(setup):
     headers = {"authorization": "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode(),
                "x-fcmon-tasking": "T-1", "content-type": "application/json"}
     with pytest.raises(Refusal) as refused:
-        gateway.handle("POST", "/fcmon-records/_search", headers, json.dumps(KQL_BODY).encode(), "127.0.0.1")
+        alice = gateway.authenticate(headers["authorization"], "127.0.0.1")
+        gateway.handle(alice, "POST", "/fcmon-records/_search", headers, json.dumps(KQL_BODY).encode(), "127.0.0.1")
     assert refused.value.status == 502 and "did not answer" in str(refused.value)
     (query,) = app.audit.entries(["query"])
     (result,) = app.audit.entries(["query.result"])
