@@ -73,10 +73,11 @@ class PublicProvenance(Stage):
         if not 200 <= item.response.status < 300:
             return self.rejected(f"response status {item.response.status} is not a success", str(item.response.status))
         for url in dict.fromkeys((item.url, item.final_url, item.response.url, item.request.url)):
-            if url and self.login_url.search(unquote(url)):  # decoded: /%6Cogin is /login
+            if not url:
+                continue
+            if self.login_url.search(unquote(url)):  # decoded: /%6Cogin is /login
                 return self.rejected(f"{url} is a login or sign-up page", url)
-        for url in dict.fromkeys((item.url, item.final_url, item.request.url, item.response.url)):
-            credential = url_credentials(url) if url else None
+            credential = url_credentials(url)
             if credential:
                 return self.rejected(f"{credential} of {url} is a credential or session state: not obtained as the "
                                      "public sees it", credential)
