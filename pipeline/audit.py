@@ -174,14 +174,7 @@ class LocalAuditLog:
     def _current_head(self) -> tuple[int, str] | None:
         """(seq, hash) the head records, None when it records nothing (a new log); an unreadable head matches no
         entry."""
-        raw = os.pread(self._open_head(), HEAD_SEQ_WIDTH + 66, 0)
-        if not raw.strip():
-            return None
-        try:
-            seq, digest = raw.decode().split()
-            return int(seq), digest
-        except ValueError:
-            return (-1, "unreadable")
+        return parsed_head(os.pread(self._open_head(), HEAD_SEQ_WIDTH + 66, 0))
 
     def _restore_head(self, head: tuple[int, str] | None) -> None:
         """Put back what the head recorded before a failed append (best effort: the append fails either way)."""
@@ -264,12 +257,20 @@ class LocalAuditLog:
 
     def _read_head(self) -> tuple[int, str] | None:
         try:
-            seq, digest = self.head_path.read_text().split()
-            return int(seq), digest
+            return parsed_head(self.head_path.read_bytes())
         except FileNotFoundError:
             return None
-        except ValueError:
-            return (-1, "unreadable")
+
+
+def parsed_head(raw: bytes) -> tuple[int, str] | None:
+    """A head line as (seq, hash); None when it records nothing (a new log), (-1, "unreadable") when it cannot be read."""
+    if not raw.strip():
+        return None
+    try:
+        seq, digest = raw.decode().split()
+        return int(seq), digest
+    except ValueError:
+        return (-1, "unreadable")
 
 
 def entries_sql(kinds: list[str] | None, after: int = 0) -> tuple[str, list[str | int]]:
