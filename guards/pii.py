@@ -5,7 +5,7 @@ author's own (an email whose local part is the author's name or handle, or a num
 author introduces as theirs: "call me at", "my shop is at") and those the tasking's predicate names.
 Three separate patterns (BASELINES.md: faster than one alternation); phone and address with the `regex` package,
 email with `re`, which scans a long run of dot-separated labels ("a@b.b.b.b...") in linear time where `regex`
-backtracks in quadratic time (an 800 KB post took 24 s).
+backtracks in quadratic time.
 """
 from __future__ import annotations
 
