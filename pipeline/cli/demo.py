@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,10 +25,11 @@ DEMO_USERS = {"alice": "analyst", "sam": "supervisor", "dana": "detective", "ada
 DEMO_TASKING_FILE = "taskings/demo-criminal-predicate.json"
 DEMO_QUERY = "catalytic converters"
 STEPS = 6
+STACK_STEPS = 2  # with Elasticsearch behind it: the same search through the Kibana gateway, and the audit index
 
 
-def step(n: int, text: str) -> None:
-    progress(f"demo: [{n}/{STEPS}] {text}")
+def step(n: int, text: str, total: int = STEPS) -> None:
+    progress(f"demo: [{n}/{total}] {text}")
 
 
 def prepare(app: App) -> str:
@@ -54,7 +56,11 @@ def prepare(app: App) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def demo(ctx: click.Context, data_dir: str | None, acting_user: str | None, as_json: bool) -> None:
-    """Run the whole pipeline on a bundled fixture site, on embedded backends (default data dir: ./fcmon-demo)."""
+    """Run the whole pipeline on a bundled fixture site (default data dir: ./fcmon-demo).
+
+    On the embedded backends by default; with the exports of `scripts/stack up` (FCMON_BUS=kafka,
+    FCMON_INDEX=elasticsearch) on Apache Kafka and Elasticsearch, where the search also goes through the Kibana
+    gateway and the audit log is indexed from fcm.audit."""
     from pipeline.demosite.server import DemoSite
 
     root = ctx.find_root().params
@@ -67,26 +73,32 @@ def demo(ctx: click.Context, data_dir: str | None, acting_user: str | None, as_j
         "crawl_download_delay": 0.0}))
     ctx.call_on_close(app.close)
 
-    step(1, f"data directory {chosen}: users and an approved sample tasking")
+    on_stack = app.settings.index == "elasticsearch"
+    total = STEPS + (STACK_STEPS if on_stack else 0)
+    step(1, f"data directory {chosen}: users and an approved sample tasking (bus {app.settings.bus}, "
+            f"index {app.settings.index})", total)
     tasking_id = prepare(app)
     tasking = app.state.tasking(tasking_id)
     with DemoSite(port=app.settings.demo_site_port) as site:
-        step(2, f"crawling the fixture site {site.url} as alice under {tasking_id}")
+        step(2, f"crawling the fixture site {site.url} as alice under {tasking_id}", total)
         app.acting_user_name = "alice"
         crawl = crawl_under_tasking(app, tasking_id, site.url + "/")
-    step(3, "guard worker: deciding each collected item")
+    step(3, "guard worker: deciding each collected item", total)
     chain = GuardChain.from_settings(app.settings)
     stats = Worker(app.settings, app.bus, app.index, app.state, chain).run(until_idle=True).to_dict()
-    step(4, f"searching {DEMO_QUERY!r} as alice (the query is audited before it runs)")
+    step(4, f"searching {DEMO_QUERY!r} as alice (the query is audited before it runs)", total)
     event, page = audited_search(app.state, app.audit, app.index, app.state.user("alice"),
                                  SearchQuery(text=DEMO_QUERY, tasking_id=tasking_id), interface="cli")
-    step(5, "verifying the audit chain")
+    stack = on_the_stack(app, tasking_id, total) if on_stack else {}
+    step(total - 1, "verifying the audit chain", total)
     verdict = app.audit.verify()
-    step(6, "done")
+    step(total, "done", total)
 
     clauses = {g.rule: g.clause for g in chain.guards}
     summary = {
         "data_dir": str(chosen), "site": crawl["start_url"],
+        "backends": {"bus": app.settings.bus, "index": app.settings.index,
+                     "audit": "local + fcm.audit" if app.settings.bus == "kafka" else "local"},
         "tasking": {"id": tasking.id, "kind": tasking.kind, "case_number": tasking.case_number,
                     "requested_by": tasking.requested_by, "approved_by": tasking.approved_by},
         "crawl": crawl,
@@ -97,6 +109,7 @@ def demo(ctx: click.Context, data_dir: str | None, acting_user: str | None, as_j
         "index_total_for_tasking": app.index.count(tasking_id),
         "search": {"query": DEMO_QUERY, "user": "alice", "query_id": event.id, "total": page.total,
                    "hits": [hit_dict(h) for h in page.hits]},
+        **stack,
         "audit_verify": verdict.to_dict(),
     }
     emit(summary, as_json, lambda: print_summary(summary))
@@ -104,10 +117,43 @@ def demo(ctx: click.Context, data_dir: str | None, acting_user: str | None, as_j
         ctx.exit(1)
 
 
+def on_the_stack(app: App, tasking_id: str, total: int) -> dict:
+    """The demo's search through the Kibana gateway (its decision path, in process, as alice), then fcm.audit
+    indexed into the audit alias: what a deployment with Kibana does on Elasticsearch."""
+    from pipeline.audit_index import AUDIT_ALIAS, AuditIndexer, AuditIndexWriter
+    from pipeline.gateway import TASKING_HEADER, Gateway
+
+    settings = app.settings
+    password = settings.elasticsearch_password.get_secret_value() if settings.elasticsearch_password else None
+    proxy = Gateway(app.state, app.audit, str(settings.elasticsearch_url),
+                    records_alias=settings.elasticsearch_records_alias,
+                    service_account=settings.gateway_service_account, kibana_account=settings.gateway_kibana_account,
+                    upstream_auth=(settings.elasticsearch_username, password) if password else None)
+    step(STEPS - 1, f"the same search through the Kibana gateway to {settings.elasticsearch_url} (audited first)", total)
+    body = json.dumps({"query": {"query_string": {"query": DEMO_QUERY, "default_operator": "AND"}}, "size": 20}).encode()
+    status, _, payload = proxy.handle(app.state.user("alice"), "POST", f"/{settings.elasticsearch_records_alias}/_search",
+                                      {"content-type": "application/json", TASKING_HEADER.lower(): tasking_id}, body,
+                                      "demo")
+    answer = json.loads(payload)
+    if status != 200:
+        raise FcmonError(f"the gateway answered {status}: {answer.get('error', answer)}", "see the gateway's log lines")
+    hits = answer["hits"]["hits"]
+    step(STEPS, f"indexing the audit log from fcm.audit into {AUDIT_ALIAS}", total)
+    writer = AuditIndexWriter.from_settings(settings)
+    try:
+        indexed = AuditIndexer(app.bus, writer).run(until_idle=True).to_dict()
+    finally:
+        writer.close()
+    return {"gateway": {"user": "alice", "status": status, "total": answer["hits"]["total"]["value"],
+                        "tasking_ids": sorted({h["_source"]["fcm"]["tasking_id"] for h in hits})},
+            "audit_index": {"alias": AUDIT_ALIAS, **indexed}}
+
+
 def print_summary(s: dict) -> None:
     t, c = s["tasking"], s["crawl"]
     refused = ", ".join(f"{k}={v}" for k, v in sorted(c.get("refused", {}).items())) or "none"
-    click.echo(f"fcmon demo (data directory: {s['data_dir']})")
+    b = s["backends"]
+    click.echo(f"fcmon demo (data directory: {s['data_dir']}; bus {b['bus']}, index {b['index']}, audit {b['audit']})")
     click.echo(f"  tasking      {t['id']}: {t['kind']}, case {t['case_number']}, requested by {t['requested_by']}, approved by {t['approved_by']}")
     click.echo(f"  collected    {s['collected']} items from {s['site']} ({c['requests']} requests; robots.txt disallowed "
                f"{c['robots_disallowed']}; refused before sending: {refused})")
@@ -120,6 +166,10 @@ def print_summary(s: dict) -> None:
     click.echo(f"  search       {sr['query']!r} as {sr['user']} under {t['id']}: {sr['total']} hit(s), audited as query {sr['query_id'][:12]}")
     for h in sr["hits"]:
         click.echo(f"      - {shown(h['title']) or '(untitled)'} [{shown(h['author']) or '?'}] {shown(h['url'])}")
+    if "gateway" in s:
+        g, a = s["gateway"], s["audit_index"]
+        click.echo(f"  gateway      the same search as {g['user']} through the Kibana gateway: {g['total']} hit(s)")
+        click.echo(f"  audit index  {a['indexed']} entries indexed into {a['alias']} ({a['already_indexed']} already there)")
     v = s["audit_verify"]
     click.echo(f"audit verify: ok ({v['entries']} entries)" if v["ok"] else f"audit verify: BROKEN at entry {v['first_broken_seq']}: {v['problem']}")
     if v["ok"]:

@@ -16,19 +16,13 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from pipeline.stack import StackError, cache_dir, free_port, java_home, maven, versions, wait_for
+from pipeline.stack import REPO, StackError, cache_dir, free_port, java_home, maven, versions, wait_for
 
 SYSTEM_USER = "fcmon-es"
 ADMIN_USER = "fcmon-admin"
 SERVICE_USER = "fcmon"
 
-# fcmon's service account: its own indices (records, audit, their aliases and templates), nothing else.
-ROLES = """fcmon_service:
-  cluster: [monitor, manage_index_templates]
-  indices:
-    - names: ["fcmon-*"]
-      privileges: [all]
-"""
+ROLES = REPO / "config" / "elasticsearch" / "roles.yml"  # the same file docker-compose.yml mounts
 
 CONFIG = """cluster.name: fcmon-stack
 node.name: fcmon-1
@@ -115,7 +109,7 @@ class Elasticsearch:
         config = self.home / "config"
         (config / "elasticsearch.yml").write_text(CONFIG.format(port=self.port, transport_port=self.transport_port,
                                                                 home=self.home))
-        (config / "roles.yml").write_text(ROLES)
+        (config / "roles.yml").write_text(ROLES.read_text())
         (config / "users").write_text("")
         (config / "users_roles").write_text("")
         for user, role in ((ADMIN_USER, "superuser"), (SERVICE_USER, "fcmon_service")):
