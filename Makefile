@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test setup schemas browser
+.PHONY: demo test setup schemas browser stack-deps
 
 setup: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/fcmon demo
 
-test: $(STAMP) browser
+test: $(STAMP) browser stack-deps
 	$(VENV)/bin/pytest
 
 # The web console's tests drive Debian's Chromium (Playwright never downloads a browser here).
@@ -26,6 +26,13 @@ browser:
 	  { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
 	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; }; } || \
 	  echo "make: no Chromium at $(CHROMIUM): the browser tests will be skipped (install the chromium package)"
+
+# Apache Kafka and Elasticsearch run in the tests (pipeline/stack fetches them from Maven Central): Java 17 and Maven.
+stack-deps:
+	@{ command -v java >/dev/null && command -v mvn >/dev/null; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven >/dev/null 2>&1; }; }; } || \
+	  echo "make: no Java 17 or Maven: the Kafka and Elasticsearch tests will be skipped (install openjdk-17-jdk-headless and maven)"
 
 schemas: $(STAMP)
 	$(VENV)/bin/python -m pipeline.schemas
