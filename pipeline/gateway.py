@@ -227,6 +227,12 @@ def _matches(index: str, alias: str) -> bool:
     return re.fullmatch(re.escape(alias) + r"(-[\w.*-]*|\*)?", index) is not None
 
 
+def resolved(path: str) -> tuple[str, ...]:
+    """The names `_resolve/index/{names}` resolves: after a leading `_` segment, so not among Route.indices."""
+    parts = segments(path)
+    return tuple(parts[2].split(",")) if parts[:2] == ["_resolve", "index"] and len(parts) > 2 else ()
+
+
 def is_scroll(path: str) -> bool:
     return SCROLL.match(decoded(path)) is not None
 
@@ -693,7 +699,8 @@ class Gateway:
         # housekeeping that names anything but the records index (a pattern can match the audit index's concrete
         # name), or lists every index, is for those who may see the audit index
         names_audit = where.kind == "audit-read" or (where.kind == "housekeeping" and (
-            any(not _matches(i, self.records_alias) for i in where.indices) or AUDIT_LISTINGS.match(decoded(path)) is not None))
+            any(not _matches(i, self.records_alias) for i in where.indices + resolved(path))
+            or AUDIT_LISTINGS.match(decoded(path)) is not None))
         if names_audit and user.role not in AUDIT_READERS:
             raise Refusal(403, f"{user.name} is {user.role}; the audit index is for supervisors and administrators")
         if where.kind == "audit-read":
