@@ -1,20 +1,26 @@
-"""The Elasticsearch adapter's pure parts: template, documents, query translation, bulk actions and their errors.
-
-The live tier is tests/test_index_contract.py with FCMON_ELASTICSEARCH_URL set."""
+"""The Elasticsearch adapter: its pure parts (template, documents, query translation, bulk actions and their errors)
+without a cluster, then the template, the strict mapping, the alias, the re-index path and per-item bulk errors on the
+session's real node (tests/stack.py `es_node`), as fcmon's service account. The shared contract suite runs on that
+node too (tests/test_index_contract.py)."""
 from __future__ import annotations
 
+import copy
 import json
+import uuid
 from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.errors import FcmonError
+from pipeline.errors import FcmonError, Unavailable
 from pipeline.index import FILTER_FIELDS, InvalidQuery, SearchQuery
 from pipeline.index.elasticsearch import (FILTER_TARGETS, QUERY_FIELDS, ElasticsearchIndex, bulk_actions, bulk_body,
                                           es_document, es_page, es_record, es_search_body, load_template, triage_bulk)
+from pipeline.settings import Settings
+from pipeline.stack import free_port
 from tests.factories import make_record
 from tests.factories_es import FakeElasticsearch
 from tests.servers import serving
+from tests.test_index_contract import wipe_alias
 
 R1 = make_record(url="https://forum.example.org/t/1", author="Alice", title="Stolen pallets", text="Power tools")
 R2 = make_record(url="https://news.example.com/x", author=None, published_at=None,
@@ -165,89 +171,192 @@ def test_bulk_triage_separates_retries_from_failures():
     assert triage_bulk(deletes, {"items": [{"delete": {"_id": "gone", "status": 404}}]}, missing_ok=True) == ([], [])
 
 
-class FakeCluster(FakeElasticsearch):
-    """Answers _bulk like a busy cluster: the first attempt at each id gets 429, later ones succeed; 'bad' ids get 400."""
+class BusyCluster(FakeElasticsearch):
+    """Answers _bulk as a node whose write queue is full: the first attempt at each id gets 429, later ones succeed.
+
+    A stand-in because the real node cannot be made to do this here: 429 per item comes from a saturated write thread
+    pool, whose size and queue are static node settings, and the session's node is shared by every test."""
     seen: dict[str, int] = {}
-    requests: list[str] = []
 
     def do_POST(self) -> None:  # noqa: N802
-        body = self.read_body().decode()
-        self.requests.append(self.path)
         items = []
-        for line in body.splitlines():
+        for line in self.read_body().decode().splitlines():
             entry = json.loads(line)
             op = next(iter(entry))
             if op in ("index", "delete") and isinstance(entry[op], dict) and "_id" in entry[op]:
                 rid = entry[op]["_id"]
                 self.seen[rid] = self.seen.get(rid, 0) + 1
-                status = 400 if rid == BAD.id else (429 if self.seen[rid] == 1 else 200)
-                items.append({op: {"_id": rid, "status": status, **({"error": {"type": "x", "reason": "refused"}} if status >= 300 else {})}})
+                busy = self.seen[rid] == 1
+                items.append({op: {"_id": rid, "status": 429 if busy else 201, **(
+                    {"error": {"type": "es_rejected_execution_exception", "reason": "queue full"}} if busy else {})}})
         self.answer(200, {"took": 1, "errors": True, "items": items})
 
     do_PUT = do_POST
 
 
-BAD = make_record(url="https://x.example/bad")
-
-
-def test_bulk_retries_busy_items_and_reports_failures_over_http():
+def test_items_a_busy_node_turns_away_are_retried_until_they_are_in():
     from elasticsearch import Elasticsearch
 
-    with serving(FakeCluster) as url:
-        index = ElasticsearchIndex(Elasticsearch(url), "fcmon-test")
-        with pytest.raises(FcmonError, match=r"refused 1 of 3 records \(first: .*400 x refused\)") as caught:
-            index.upsert([R1, R2, BAD])
+    with serving(BusyCluster) as url:
+        ElasticsearchIndex(Elasticsearch(url), "fcmon-test", refresh=False).upsert([R1, R2])
+    assert BusyCluster.seen == {R1.id: 2, R2.id: 2}
+
+
+# -- on the real node ------------------------------------------------------------------------------
+
+REVIEW_FIELDS = ("reviewed_by", "reviewed_at", "review_note")
+
+
+@pytest.fixture
+def es(es_node):
+    """fcmon's service account on the session's node and a fresh alias name; everything behind it wiped afterwards."""
+    client = es_node.client()
+    alias = f"fcmon-test-{uuid.uuid4().hex[:12]}"
+    yield client, alias
+    wipe_alias(client, alias)
+    client.close()
+
+
+def older_mapping() -> dict:
+    """The records mapping as an older fcmon made <alias>-v1: no analyst review fields, no ignore_above."""
+    mapping = copy.deepcopy(MAPPING)
+    for name in REVIEW_FIELDS:
+        del mapping["properties"]["fcm"]["properties"][name]
+
+    def plain(properties: dict) -> None:
+        for spec in properties.values():
+            spec.pop("ignore_above", None)
+            plain(spec.get("properties", {}))
+    plain(mapping["properties"])
+    return mapping
+
+
+def create_older_index(client, alias: str) -> None:
+    settings = copy.deepcopy(load_template()["template"]["settings"])
+    client.indices.create(index=f"{alias}-v1", settings=settings, mappings=older_mapping(),
+                          aliases={alias: {"is_write_index": True}})
+
+
+def test_the_template_installs_as_written(es_node, es):
+    client, alias = es
+    ElasticsearchIndex(client, alias).ensure()
+    template = load_template()
+    (installed,) = client.indices.get_index_template(name=alias)["index_templates"]
+    assert installed["index_template"]["index_patterns"] == [f"{alias}-*"]
+    assert installed["index_template"]["_meta"] == template["_meta"]
+    assert dict(client.indices.get_alias(name=alias)) == {f"{alias}-v1": {"aliases": {alias: {"is_write_index": True}}}}
+    (concrete,) = client.indices.get_mapping(index=alias).values()
+    assert concrete["mappings"]["dynamic"] == "strict"
+    assert mapped_paths(concrete["mappings"]["properties"]) == PATHS  # every field as the file maps it, none added
+    settings = client.indices.get_settings(index=alias)[f"{alias}-v1"]["settings"]["index"]
+    assert (settings["number_of_shards"], settings["auto_expand_replicas"], settings["refresh_interval"]) == ("1", "0-1", "5s")
+    assert settings["analysis"]["normalizer"]["lowercase"] == {"type": "custom", "filter": ["lowercase"]}
+    # one node: no replica to wait for, so the index is green, not yellow for ever
+    assert client.cluster.health(index=alias, wait_for_status="green", timeout="10s")["status"] == "green"
+
+
+def test_the_mapping_is_strict(es):
+    from elasticsearch import BadRequestError
+    client, alias = es
+    ElasticsearchIndex(client, alias).ensure()
+    document = es_document(R1)
+    with pytest.raises(BadRequestError) as unknown:
+        client.index(index=alias, id="x1", document={**document, "nickname": "al"})
+    assert unknown.value.error == "strict_dynamic_mapping_exception" and "nickname" in str(unknown.value)
+    with pytest.raises(BadRequestError) as nested:
+        client.index(index=alias, id="x2", document={**document, "fcm": {**document["fcm"], "score": 3}})
+    assert nested.value.error == "strict_dynamic_mapping_exception" and "score" in str(nested.value)
+    with pytest.raises(BadRequestError) as wrong_type:
+        client.index(index=alias, id="x3", document={**document, "@timestamp": "last tuesday"})
+    assert wrong_type.value.error == "document_parsing_exception"
+    client.index(index=alias, id=R1.id, document=document, refresh=True)  # the adapter's own document goes in
+    assert client.count(index=alias)["count"] == 1
+
+
+def test_opening_sends_nothing_and_the_template_goes_in_before_the_first_write(es_node, es):
+    client, alias = es
+    closed = Settings(**es_node.settings(elasticsearch_url=f"http://127.0.0.1:{free_port()}"))
+    ElasticsearchIndex.from_settings(closed)  # a request would fail here: nothing listens on that port
+    index = ElasticsearchIndex.from_settings(Settings(**es_node.settings(elasticsearch_records_alias=alias)))
+    assert not client.indices.exists_index_template(name=alias) and not client.indices.exists_alias(name=alias)
+    index.upsert([R1])
+    assert client.indices.exists_index_template(name=alias)
+    assert list(client.indices.get_alias(name=alias)) == [f"{alias}-v1"]
+    assert index.get(R1.id) == R1 and index.count() == 1  # searchable as soon as upsert returns
+    index.upsert([R2])
+    assert index.count() == 2 and list(client.indices.get_alias(name=alias)) == [f"{alias}-v1"]
+    index.close()
+
+
+def test_crawled_values_too_long_for_a_keyword_are_stored_not_refused(es):
+    client, alias = es
+    index = ElasticsearchIndex(client, alias, ensured=False)
+    huge = make_record(url="https://forum.example.org/t/" + "a" * 40_000, author="b" * 40_000,
+                       source_id="forum.example.org/" + "c" * 40_000, non_subject_identifiers=["@" + "d" * 40_000])
+    index.upsert([huge, R1])  # Lucene refuses a term above 32766 bytes; over ignore_above the value is kept unindexed
+    assert index.get(huge.id) == huge and index.count("T-1") == 2
+    assert {h.record.id for h in index.search(SearchQuery(text="", tasking_id="T-1")).hits} == {huge.id, R1.id}
+
+
+def test_a_document_the_mapping_refuses_fails_alone_and_is_reported(es):
+    client, alias = es
+    create_older_index(client, alias)  # an older fcmon's index: the analyst review fields unmapped, no ignore_above
+    index = ElasticsearchIndex(client, alias, ensured=False)
+    long_url = make_record(url="https://forum.example.org/t/" + "a" * 40_000)
+    with pytest.raises(FcmonError) as caught:
+        index.upsert([long_url, R1, R3, R2])
+    message = str(caught.value)
+    assert message.startswith(f"Elasticsearch refused 2 of 4 records (first: {long_url.id}: 400 document_parsing_exception")
+    assert "aaaa" not in message and len(message) < 400  # the crawled value Elasticsearch quotes is not repeated
     assert "replay" in caught.value.hint
-    assert FakeCluster.seen[R1.id] == 2 and FakeCluster.seen[R2.id] == 2 and FakeCluster.seen[BAD.id] == 1
-    assert all(path.startswith("/_bulk") and "refresh=wait_for" in path for path in FakeCluster.requests)
+    assert index.get(R1.id) == R1 and index.get(R2.id) == R2  # the others are in, and searchable
+    assert index.get(R3.id) is None and index.get(long_url.id) is None and index.count() == 2
+    with pytest.raises(FcmonError, match=rf"refused 1 of 1 records \(first: {R3.id}: 400 strict_dynamic_mapping_exception "
+                                         r".*dynamic introduction of \[reviewed_by\]"):
+        index.upsert([R3])
 
 
-class RetentionCluster(FakeElasticsearch):
-    """Answers a scan (search with scroll, scroll, clear) with the records whose purge date is due, and records the query."""
-    queries: list[dict] = []
-    stored = [make_record(url="https://x.example/due", label_overrides={"purge_by": datetime(2026, 1, 1).date()})]
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.read_body() or b"{}")
-        if self.path.startswith("/_search/scroll"):
-            return self.answer(200, {"_scroll_id": "s1", "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-                                 "hits": {"hits": []}})
-        self.queries.append(body["query"])
-        hits = [{"_id": r.id, "_source": es_document(r)} for r in self.stored]
-        self.answer(200, {"_scroll_id": "s1", "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-                          "hits": {"total": {"value": len(hits)}, "hits": hits}})
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self.answer(200, {"succeeded": True, "num_freed": 1})
-
-
-def test_records_due_are_a_range_query_on_the_label():
-    from elasticsearch import Elasticsearch
-
-    with serving(RetentionCluster) as url:
-        due = ElasticsearchIndex(Elasticsearch(url), "fcmon-test").due(["purge_by"], datetime(2026, 11, 24).date())
-    assert due == RetentionCluster.stored
-    assert RetentionCluster.queries == [{"range": {"fcm.labels.purge_by": {"lte": "2026-11-24"}}}]
+def test_reindex_into_v2_and_move_the_alias(es_node, es):
+    """When the template changes: a new index from the new template, every record copied, the alias moved in one step;
+    fcmon then writes into -v2 without being told, and the old index is left as it was."""
+    client, alias = es
+    create_older_index(client, alias)
+    ElasticsearchIndex(client, alias).upsert([R1, R2])
+    index = ElasticsearchIndex.from_settings(Settings(**es_node.settings(elasticsearch_records_alias=alias)))
+    assert index.reindex() == (f"{alias}-v2", 2)
+    assert dict(client.indices.get_alias(name=alias)) == {f"{alias}-v2": {"aliases": {alias: {"is_write_index": True}}}}
+    (v2,) = client.indices.get_mapping(index=f"{alias}-v2").values()
+    assert mapped_paths(v2["mappings"]["properties"]) == PATHS  # the template's pattern <alias>-* gave it the mapping
+    assert index.get(R1.id) == R1 and index.get(R2.id) == R2
+    index.upsert([R3])  # refused by -v1's mapping, taken by -v2's
+    assert index.count() == 3 and index.get(R3.id) == R3
+    assert client.count(index=f"{alias}-v1")["count"] == 2  # the old index untouched, for the operator to delete
+    assert ElasticsearchIndex(client, alias).reindex() == (f"{alias}-v3", 3)
+    assert sorted(client.indices.get(index=f"{alias}-*")) == [f"{alias}-v1", f"{alias}-v2", f"{alias}-v3"]
+    assert list(client.indices.get_alias(name=alias)) == [f"{alias}-v3"] and index.count() == 3
+    index.close()
 
 
-class RecordingCluster(FakeElasticsearch):
-    """Says yes to everything and records the requests (method and path)."""
-    requests: list[str] = []
+def test_a_node_that_cannot_be_reached_is_one_user_facing_error(es_node):
+    closed = ElasticsearchIndex.from_settings(Settings(**es_node.settings(
+        elasticsearch_url=f"http://127.0.0.1:{free_port()}", elasticsearch_records_alias="fcmon-test-closed")))
+    for call in (lambda: closed.upsert([R1]), closed.count, lambda: closed.get(R1.id),
+                 lambda: closed.search(SearchQuery(text="pallets", tasking_id="T-1"))):
+        with pytest.raises(Unavailable) as caught:
+            call()
+        assert str(caught.value).startswith("Elasticsearch request failed: ConnectionError")
+        assert "\n" not in str(caught.value) and "FCMON_ELASTICSEARCH_URL" in caught.value.hint
 
-    def _yes(self) -> None:
-        self.read_body()
-        self.requests.append(f"{self.command} {self.path.split('?')[0]}")
-        self.answer(200, {"acknowledged": True, "errors": False, "items": [], "took": 1})
 
-    do_GET = do_POST = do_PUT = do_HEAD = _yes
-
-
-def test_opening_the_index_sends_nothing_and_the_template_goes_in_before_the_first_write():
-    from pipeline.settings import Settings
-    with serving(RecordingCluster) as url:
-        index = ElasticsearchIndex.from_settings(Settings(index="elasticsearch", elasticsearch_url=url))
-        assert RecordingCluster.requests == []  # a search can be logged before any request can fail
-        index.upsert([R1])
-        index.upsert([R2])
-    assert RecordingCluster.requests == ["PUT /_index_template/fcmon-records", "HEAD /_alias/fcmon-records",
-                                         "PUT /_bulk", "PUT /_bulk"]
+def test_the_service_account_writes_fcmon_indices_only(es_node):
+    """fcmon's role (tests/stack.py, config/elasticsearch/roles.yml) reaches indices fcmon-* only. Its cluster privilege
+    manage_index_templates is not limited by name: the template of an alias outside fcmon-* goes in, its index does not."""
+    client, admin = es_node.client(), es_node.client(admin=True)
+    try:
+        with pytest.raises(Unavailable, match="AuthorizationException.*indices:admin/create.*unauthorized for user .fcmon."):
+            ElasticsearchIndex(client, "other-records").ensure()
+        assert admin.indices.exists_index_template(name="other-records")
+        assert not admin.indices.exists(index="other-records-v1")
+    finally:
+        admin.options(ignore_status=404).indices.delete_index_template(name="other-records")
+        client.close(), admin.close()

@@ -1,6 +1,9 @@
-"""The Index port's contract: every adapter must pass these (add an adapter to ADAPTERS)."""
+"""The Index port's contract: every adapter must pass these (add an adapter to ADAPTERS).
+
+The Elasticsearch adapter runs on the session's real node (tests/stack.py `es_node`), as fcmon's service account."""
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timezone
 
@@ -10,12 +13,7 @@ from pipeline.errors import FcmonError
 from pipeline.index import FILTER_FIELDS, Index, InvalidQuery, SearchPage, SearchQuery
 from tests.factories import make_record
 
-import os
-import uuid
-
-# The Elasticsearch tier runs whenever a cluster is named: `docker compose up elasticsearch`, then
-# FCMON_ELASTICSEARCH_URL=http://127.0.0.1:9200 .venv/bin/pytest tests/test_index_contract.py
-ADAPTERS = ["local"] + (["elasticsearch"] if os.environ.get("FCMON_ELASTICSEARCH_URL") else [])
+ADAPTERS = ["local", "elasticsearch"]
 T1, T2 = "T-1", "T-2"
 QUERY_HINT = 'use words, "phrases", AND/OR/NOT, parentheses and field:value'
 
@@ -43,7 +41,7 @@ R4 = make_record(tasking_id=T2, source_kind="forum_post", source_id="forum.examp
 CORPUS = [R1, R2, R3, R4]
 
 
-def open_local(tmp_path) -> Iterator[Callable[[], Index]]:
+def open_local(request, tmp_path) -> Iterator[Callable[[], Index]]:
     from pipeline.index.local import LocalIndex
     opened: list[LocalIndex] = []
 
@@ -56,25 +54,31 @@ def open_local(tmp_path) -> Iterator[Callable[[], Index]]:
         index.close()
 
 
-def open_elasticsearch(tmp_path) -> Iterator[Callable[[], Index]]:
-    """A fresh alias (and index template) per test, wiped afterwards."""
-    from elasticsearch import Elasticsearch
-
+def open_elasticsearch(request, tmp_path) -> Iterator[Callable[[], Index]]:
+    """A fresh alias `fcmon-test-<uuid>` (its template and <alias>-v1) per test on the session's node, wiped afterwards;
+    each opener is a new client, as another process would have."""
     from pipeline.index.elasticsearch import ElasticsearchIndex
-    url = os.environ["FCMON_ELASTICSEARCH_URL"]
-    auth = (os.environ.get("FCMON_ELASTICSEARCH_USERNAME", "elastic"), os.environ["FCMON_ELASTICSEARCH_PASSWORD"]) \
-        if os.environ.get("FCMON_ELASTICSEARCH_PASSWORD") else None
+    node = request.getfixturevalue("es_node")
     alias = f"fcmon-test-{uuid.uuid4().hex[:12]}"
-    client = Elasticsearch(url, basic_auth=auth)
+    client = node.client()
     ElasticsearchIndex(client, alias).ensure()
+    opened: list[ElasticsearchIndex] = []
 
     def opener() -> Index:
-        return ElasticsearchIndex(Elasticsearch(url, basic_auth=auth), alias)
+        opened.append(ElasticsearchIndex(node.client(), alias))
+        return opened[-1]
 
     yield opener
-    client.indices.delete(index=f"{alias}-*", ignore_unavailable=True)
-    client.indices.delete_index_template(name=alias)
+    for index in opened:
+        index.close()
+    wipe_alias(client, alias)
     client.close()
+
+
+def wipe_alias(client, alias: str) -> None:
+    """Delete the indices behind an alias and its index template (fcmon's account may: they are fcmon-*)."""
+    client.indices.delete(index=f"{alias}-*", ignore_unavailable=True, allow_no_indices=True)
+    client.options(ignore_status=404).indices.delete_index_template(name=alias)
 
 
 OPENERS = {"local": open_local, "elasticsearch": open_elasticsearch}
@@ -83,7 +87,7 @@ OPENERS = {"local": open_local, "elasticsearch": open_elasticsearch}
 @pytest.fixture(params=ADAPTERS)
 def open_index(request, tmp_path) -> Iterator[Callable[[], Index]]:
     """A function opening the adapter on the same storage each time (a reopen is a new process's view)."""
-    yield from OPENERS[request.param](tmp_path)
+    yield from OPENERS[request.param](request, tmp_path)
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ FILTER_TARGETS = {
 BULK_CHUNK = 500
 RETRY_STATUSES = frozenset({429, 503})
 BULK_RETRIES = 4
+REASON_CHARS = 200
 FIELD_PREFIX = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\w.\\])([A-Za-z_@][\w.@]*):')
 
 
@@ -69,7 +70,8 @@ def es_document(record: IndexedRecord) -> dict[str, Any]:
             "content_sha256": record.content_sha256,
             "labels": record.labels.model_dump(mode="json"),
             "predicate": record.predicate.model_dump(mode="json"),
-            **record.model_dump(mode="json", include=set(RECORD_EXTRAS)),
+            # only those set: an index made before a field was mapped still takes the records that leave it empty
+            **record.model_dump(mode="json", include=set(RECORD_EXTRAS), exclude_none=True),
         },
     }
     if record.author is not None:
@@ -120,8 +122,16 @@ def triage_bulk(actions: list[dict[str, Any]], response: dict[str, Any], *, miss
             continue
         error = outcome.get("error") or {}
         reason = error.get("reason", "no reason given") if isinstance(error, dict) else str(error)
-        failed.append(f"{action['_id']}: {status} {error.get('type', '') if isinstance(error, dict) else ''} {reason}".strip())
+        failed.append(f"{action['_id']}: {status} {error.get('type', '') if isinstance(error, dict) else ''} "
+                      f"{short_reason(reason)}".strip())
     return retry, failed
+
+
+def short_reason(reason: str) -> str:
+    """An item's error reason for a log line: without the preview of the refused value Elasticsearch appends
+    (crawled content, up to kilobytes of it), on one line, at most REASON_CHARS long."""
+    shown = " ".join(reason.split(" Preview of field's value:")[0].split())
+    return shown if len(shown) <= REASON_CHARS else shown[:REASON_CHARS - 3] + "..."
 
 
 def bulk_retrying(actions: list[dict[str, Any]], send: Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], list[str]]],
@@ -217,7 +227,9 @@ def describe_es_error(info: Any, text: str) -> str:
 # -- the adapter ----------------------------------------------------------------------------------
 
 class ElasticsearchIndex:
-    def __init__(self, client: Any, alias: str = "fcmon-records", refresh: str | bool = "wait_for", *, ensured: bool = True):
+    def __init__(self, client: Any, alias: str = "fcmon-records", refresh: bool = True, *, ensured: bool = True):
+        # refresh: after each upsert or delete the alias is refreshed once, so what returned is searchable at once
+        # (a bulk with refresh=wait_for waits for the template's 5 s refresh interval: up to 5 s per chunk of 500)
         self.client, self.alias, self.refresh = client, alias, refresh
         self._ensured = ensured  # False: install the template and alias before the first write (see ensure)
 
@@ -239,24 +251,63 @@ class ElasticsearchIndex:
                        aliases={self.alias: {"is_write_index": True}})
         self._ensured = True
 
+    def reindex(self, template_file: Path = TEMPLATE_FILE) -> tuple[str, int]:
+        """Copy every record into <alias>-v<n+1>, made from the current template, then move the alias to it in one
+        step; (the new index, records copied). The old index stays for the operator to delete. Run it with the
+        writers stopped (their batches wait uncommitted on the bus). Each record is read back and written as this
+        fcmon writes it, so a changed document shape is migrated too (Elasticsearch's _reindex copies sources as
+        they are, and the integ-test distribution the tests run on has no reindex module)."""
+        from elasticsearch.helpers import scan
+        self.ensure(template_file)
+        behind = es_call(self.client.indices.get_alias, name=self.alias)
+        writing = [name for name, spec in behind.items()
+                   if spec["aliases"][self.alias].get("is_write_index", len(behind) == 1)]
+        if len(writing) != 1:
+            raise FcmonError(f"alias {self.alias} has no single write index ({', '.join(sorted(behind)) or 'none'})",
+                             f"point {self.alias} at one index (POST /_aliases) and run the re-index again")
+        existing = es_call(self.client.indices.get, index=f"{self.alias}-v*", expand_wildcards="all")
+        versions = [int(m.group(1)) for name in existing if (m := re.fullmatch(rf"{re.escape(self.alias)}-v(\d+)", name))]
+        target = f"{self.alias}-v{max(versions, default=1) + 1}"
+        es_call(self.client.indices.create, index=target)
+        copied, batch = 0, []
+        try:
+            for hit in scan(self.client, index=writing[0], query={"query": {"match_all": {}}}):
+                batch.append(es_record(hit["_source"]))
+                if len(batch) == BULK_CHUNK:
+                    copied += self._bulk(bulk_actions(batch, target), refresh_index=None)
+                    batch = []
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+        copied += self._bulk(bulk_actions(batch, target), refresh_index=target)
+        es_call(self.client.indices.update_aliases, actions=[
+            {"remove": {"index": writing[0], "alias": self.alias}},
+            {"add": {"index": target, "alias": self.alias, "is_write_index": True}}])
+        log.info("event=es.reindexed alias=%s from=%s to=%s records=%d", self.alias, writing[0], target, copied)
+        return target, copied
+
     def upsert(self, records: list[IndexedRecord]) -> None:
         if not self._ensured:
             self.ensure()
-        self._bulk(bulk_actions(records, self.alias))
+        self._bulk(bulk_actions(records, self.alias), refresh_index=self.alias if self.refresh else None)
 
     def delete(self, record_ids: list[str]) -> None:
-        self._bulk([{"_op_type": "delete", "_index": self.alias, "_id": rid} for rid in set(record_ids)], missing_ok=True)
+        self._bulk([{"_op_type": "delete", "_index": self.alias, "_id": rid} for rid in set(record_ids)], missing_ok=True,
+                   refresh_index=self.alias if self.refresh else None)
 
-    def _bulk(self, actions: list[dict[str, Any]], missing_ok: bool = False) -> None:
-        """Items refused with 429/503 are retried with backoff; any other failure raises after the rest are in."""
+    def _bulk(self, actions: list[dict[str, Any]], *, refresh_index: str | None, missing_ok: bool = False) -> int:
+        """Items refused with 429/503 are retried with backoff; any other failure raises after the rest are in (and
+        searchable in refresh_index, when one is named); the number of actions done."""
         def send(pending: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-            response = es_call(self.client.bulk, operations=bulk_body(pending), refresh=self.refresh)
+            response = es_call(self.client.bulk, operations=bulk_body(pending))
             return triage_bulk(pending, dict(response), missing_ok=missing_ok)
 
         failures = bulk_retrying(actions, send, "es.bulk.retry")
+        if refresh_index and actions:
+            es_call(self.client.indices.refresh, index=refresh_index)
         if failures:
             raise FcmonError(f"Elasticsearch refused {len(failures)} of {len(actions)} records (first: {failures[0]})",
                              "the others were written; fix the cause and replay the batch (ids are deterministic)")
+        return len(actions)
 
     def get(self, record_id: str) -> IndexedRecord | None:
         response = es_call(self.client.search, index=self.alias, query={"ids": {"values": [record_id]}}, size=1)
