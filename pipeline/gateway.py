@@ -73,7 +73,9 @@ BODY_OVERRIDES = ("q", "source")  # URL parameters Elasticsearch reads instead o
 # The URL parameters each forwarded read may carry (Elasticsearch splits them on "&" and ";"): those that shape a
 # search, not those that change what the answer holds or how it reads (`filter_path` and `format` would hide the
 # document of another tasking from the check that answers it as not found, and the hit count from the log),
-# nor those that step around the body's checks (`explain`, `suggest_*`, `stored_fields` of `_doc`).
+# nor those that step around the body's checks (`explain`, `suggest_*`, `stored_fields` of `_doc`). Document reads take
+# no source filtering: the gateway tells a tasking's documents by the `fcm.tasking_id` of their source, so a read that
+# filters it out would answer the user's own document as not found.
 COMMON_PARAMS = frozenset({"pretty", "human", "error_trace"})
 INDEX_PARAMS = frozenset({"allow_no_indices", "expand_wildcards", "ignore_unavailable", "ignore_throttled", "preference",
                           "routing"})
@@ -83,7 +85,8 @@ SEARCH_PARAMS = INDEX_PARAMS | frozenset({
     "timeout", "track_total_hits", "track_scores", "typed_keys", "version", "seq_no_primary_term", "terminate_after",
     "size", "from", "sort", "_source", "_source_includes", "_source_excludes", "scroll", "keep_alive",
     "keep_on_completion", "wait_for_completion_timeout", "enable_fields_emulation"})  # not scroll_id: it goes in the body
-DOC_PARAMS = frozenset({"preference", "realtime", "refresh", "routing", "_source", "_source_includes", "_source_excludes"})
+DOC_PARAMS = frozenset({"preference", "realtime", "refresh", "routing"})
+MGET_DOC_KEYS = frozenset({"_index", "_id", "routing"})  # not `_source` or `stored_fields` (see DOC_PARAMS)
 QUERY_PARAMS = {
     "_search": SEARCH_PARAMS, "_msearch": SEARCH_PARAMS, "_async_search": SEARCH_PARAMS,
     "_count": INDEX_PARAMS | {"terminate_after", "min_score"},
@@ -290,6 +293,11 @@ def unrestricted_read(endpoint: str | None, path: str, method: str, body: Body) 
         if body.problem:
             return "the _msearch body is not NDJSON"
         return next(filter(None, (_unrestricted_body(line, SEARCH_BODY_KEYS) for line in body.value[1::2])), None)
+    if endpoint == "_mget" and isinstance(body.value, dict) and isinstance(body.value.get("docs"), list):
+        options = sorted({k for d in body.value["docs"] if isinstance(d, dict) for k in d} - MGET_DOC_KEYS)
+        if options:
+            return (f"{options[0]!r} is not forwarded in an _mget document: each document's tasking is read from its "
+                    "whole source; read whole documents")
     return None
 
 

@@ -115,6 +115,26 @@ def test_mget_answers_another_taskings_documents_as_not_found(setup):
     assert results(app) == [(1, [OWN[0]])] * 2
 
 
+@pytest.mark.parametrize("method,path,body,reason", [
+    ("GET", "/fcmon-records/_doc/{own}?_source_includes=message", None, "'_source_includes' is not forwarded"),
+    ("GET", "/fcmon-records/_doc/{own}?_source=false", None, "'_source' is not forwarded"),
+    ("GET", "/fcmon-records/_source/{own}?_source_excludes=fcm", None, "'_source_excludes' is not forwarded"),
+    ("POST", "/fcmon-records/_mget", {"docs": [{"_id": "{own}", "_source": False}]}, "'_source' is not forwarded in an _mget"),
+    ("POST", "/fcmon-records/_mget", {"docs": [{"_id": "{own}", "stored_fields": ["message"]}]}, "'stored_fields'"),
+])
+def test_a_document_read_that_would_hide_its_tasking_is_refused_not_answered_as_not_found(setup, es_node, method, path,
+                                                                                          body, reason):
+    """Elasticsearch answers these without the source's fcm.tasking_id, so the gateway cannot tell whose the document
+    is: it answered the user's own document as not found. Refused, and logged, instead."""
+    app, base, _ = setup
+    path, body = path.format(own=OWN[0]), json.loads(json.dumps(body).replace("{own}", OWN[0])) if body else None
+    status, straight_answer = straight(es_node, method, path, body)
+    assert status == 200 and "tasking_id" not in json.dumps(straight_answer)  # what the gateway would have to read
+    status, answer = call(base, method, path, body)
+    assert status == 403 and reason in answer["error"]["reason"]
+    assert setup.forwarded == [] and [e.kind for e in app.audit.entries()] == ["query.refused"]
+
+
 def test_a_head_answers_as_the_get_would(setup):
     app, base, _ = setup
     assert call(base, "HEAD", f"/fcmon-records/_doc/{OWN[2]}")[0] == 200
@@ -345,6 +365,9 @@ def test_a_versioned_content_type_gets_the_versioned_accept_elasticsearch_8_want
                                        headers={"Accept": "application/json"})
     assert status == 200 and len(ids_of(answer)) == 1
     assert headers["content-type"].replace(" ", "") == "application/vnd.elasticsearch+json;compatible-with=8"
+    ndjson = "application/vnd.elasticsearch+x-ndjson; compatible-with=8"  # Kibana's _msearch
+    status, answer = call(base, "POST", "/fcmon-records/_msearch", [{}, {"size": 1}], ndjson=True, content_type=ndjson)
+    assert status == 200 and len(ids_of(answer["responses"][0])) == 1
     request = urllib.request.Request(es_node.url + "/fcmon-records/_search", data=b"{}", method="POST", headers={
         "Content-Type": versioned, "Accept": "application/json", "Authorization": service_header(es_node)})
     with pytest.raises(urllib.error.HTTPError) as mixed:  # what forwarding the client's Accept would have got
