@@ -1,16 +1,13 @@
 """The audit indexer (`fcmon audit index-es`): bulk actions from the audit mirror's messages, and the consumer loop
-on a real LocalBus against a stand-in Elasticsearch on 127.0.0.1 that keeps what it is sent.
-
-The stand-in of tests/test_es_adapter.py (FakeCluster) answers every id with 429 first and knows no templates,
-aliases, `create` conflicts or _mget, so this one stores documents by id as a cluster does. Live tier:
-FCMON_ELASTICSEARCH_URL set (and FCMON_ELASTICSEARCH_PASSWORD for a secured cluster)."""
+on a real LocalBus writing into the session's real Elasticsearch (tests/stack.py `es_node`) as fcmon's service account:
+the alias and its template, _id = the chain's seq, create-only (a replay meets 409 and is checked, never overwrites),
+a batch committed only when every entry is in."""
 from __future__ import annotations
 
+import copy
 import json
-import os
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -20,11 +17,13 @@ from pipeline.audit_index import (AUDIT_ALIAS, AUDIT_TEMPLATE_FILE, GROUP, Audit
 from pipeline.audit_mirror import MirroredAuditLog
 from pipeline.bus import AUDIT, DEAD_LETTER, Message
 from pipeline.bus.local import LocalBus
+from pipeline.errors import Unavailable
 from pipeline.index.elasticsearch import load_template
+from pipeline.settings import Settings
+from pipeline.stack import free_port
 from tests.datadirs import fcmon, make_app
-from tests.factories_es import FakeElasticsearch
-from tests.servers import serving
 from tests.test_es_adapter import mapped_paths
+from tests.test_index_contract import wipe_alias
 
 MAPPING = load_template(AUDIT_TEMPLATE_FILE)["template"]["mappings"]
 PATHS = mapped_paths(MAPPING["properties"])
@@ -104,164 +103,152 @@ def test_replays_in_one_batch_collapse_and_bad_messages_are_set_aside(tmp_path):
         entry_from_message(forged)
 
 
-# -- the stand-in cluster -------------------------------------------------------------------------
-
-class AuditCluster(FakeElasticsearch):
-    """Stores documents by id per index; `create` of an existing id is 409; ids in `refuse` get a 400 mapping error."""
-    docs: dict[str, dict] = {}
-    bulks: list[list[str]] = []
-    refuse: set[str] = set()
-    aliases: set[str] = set()
-    templates: dict[str, dict] = {}
-
-    def _body(self) -> str:
-        return self.read_body().decode()
-
-    def do_HEAD(self) -> None:  # noqa: N802  exists_alias
-        name = urlsplit(self.path).path.rsplit("/", 1)[-1]
-        self.answer(200 if name in self.aliases else 404)
-
-    def do_PUT(self) -> None:  # noqa: N802
-        path = urlsplit(self.path).path
-        if path == "/_bulk":
-            return self.do_POST()
-        body = json.loads(self._body() or "{}")
-        if path.startswith("/_index_template/"):
-            self.templates[path.rsplit("/", 1)[-1]] = body
-        else:
-            self.aliases.update(body.get("aliases", {}))
-        self.answer(200, {"acknowledged": True})
-
-    def do_POST(self) -> None:  # noqa: N802
-        path, body = urlsplit(self.path).path, self._body()
-        if path.endswith("/_mget"):
-            ids = json.loads(body)["ids"]
-            return self.answer(200, {"docs": [{"_id": i, "found": i in self.docs, **(
-                {"_source": {"event": {"hash": self.docs[i]["event"]["hash"]}}} if i in self.docs else {})} for i in ids]})
-        lines = [json.loads(line) for line in body.splitlines() if line.strip()]
-        items, ids = [], []
-        for meta, source in zip(lines[::2], lines[1::2]):
-            (op, target), = meta.items()
-            ids.append(target["_id"])
-            if target["_id"] in self.refuse:
-                items.append({op: {"_id": target["_id"], "status": 400,
-                                   "error": {"type": "document_parsing_exception", "reason": "strict mapping"}}})
-            elif op == "create" and target["_id"] in self.docs:
-                items.append({op: {"_id": target["_id"], "status": 409,
-                                   "error": {"type": "version_conflict_engine_exception", "reason": "exists"}}})
-            else:
-                self.docs[target["_id"]] = source
-                items.append({op: {"_id": target["_id"], "status": 201}})
-        self.bulks.append(ids)
-        self.answer(200, {"took": 1, "errors": any(next(iter(i.values()))["status"] >= 300 for i in items), "items": items})
-
+# -- on the real node ------------------------------------------------------------------------------
 
 @pytest.fixture
-def cluster():
-    from elasticsearch import Elasticsearch
-    handler = type("Cluster", (AuditCluster,), {"docs": {}, "bulks": [], "refuse": set(), "aliases": set(), "templates": {}})
-    with serving(handler) as url:
-        handler.url, handler.writer = url, AuditIndexWriter(Elasticsearch(url))
-        yield handler
+def audit_es(es_node):
+    """(fcmon's client, a fresh audit alias, its writer); everything behind the alias wiped afterwards."""
+    client = es_node.client()
+    alias = f"fcmon-test-audit-{uuid.uuid4().hex[:12]}"
+    yield client, alias, AuditIndexWriter(es_node.client(), alias)
+    wipe_alias(client, alias)
+    client.close()
 
 
-def test_every_entry_is_indexed_once_and_committed(tmp_path, cluster):
+def stored(client, alias: str) -> dict[str, dict]:
+    """What the node holds behind the alias: _id -> {"source", "version", "index"}."""
+    client.indices.refresh(index=alias)
+    hits = client.search(index=alias, size=100, version=True, query={"match_all": {}})["hits"]["hits"]
+    return {h["_id"]: {"source": h["_source"], "version": h["_version"], "index": h["_index"]} for h in hits}
+
+
+def test_every_entry_is_indexed_once_and_committed(tmp_path, audit_es):
+    client, alias, writer = audit_es
     bus = LocalBus(tmp_path / "bus.db")
     append_sample(mirrored(tmp_path, bus))
-    stats = AuditIndexer(bus, cluster.writer).run(until_idle=True)
-    assert (stats.consumed, stats.indexed, stats.already_indexed, stats.dead_lettered) == (4, 4, 0, 0)
-    assert sorted(cluster.docs) == ["1", "2", "3", "4"] and cluster.bulks == [["1", "2", "3", "4"]]
-    assert cluster.docs["2"]["fcm"]["query"] == "stolen pallets"
-    assert AUDIT_ALIAS in cluster.templates and cluster.templates[AUDIT_ALIAS]["index_patterns"] == [f"{AUDIT_ALIAS}-*"]
-    assert AUDIT_ALIAS in cluster.aliases
+    stats = AuditIndexer(bus, writer).run(until_idle=True)
+    assert (stats.consumed, stats.indexed, stats.already_indexed, stats.dead_lettered, stats.batches) == (4, 4, 0, 0, 1)
+    docs = stored(client, alias)
+    assert sorted(docs, key=int) == ["1", "2", "3", "4"] and {d["index"] for d in docs.values()} == {f"{alias}-v1"}
+    assert docs["2"]["source"]["fcm"]["query"] == "stolen pallets" and docs["2"]["source"]["event"]["sequence"] == 2
+    assert docs["3"]["source"]["fcm"]["hits_total"] == 3
+    (template,) = client.indices.get_index_template(name=alias)["index_templates"]
+    assert template["index_template"]["index_patterns"] == [f"{alias}-*"]
+    (concrete,) = client.indices.get_mapping(index=alias).values()
+    assert concrete["mappings"]["dynamic"] == "strict" and mapped_paths(concrete["mappings"]["properties"]) == PATHS
+    hits = client.search(index=alias, query={"term": {"fcm.query_id": "q1"}})["hits"]["hits"]
+    assert sorted(h["_id"] for h in hits) == ["2", "3"]  # the query and its result, found by the mapped field
     assert bus.consumer(GROUP, [AUDIT]).lag() == 0
 
 
-def test_a_replay_is_harmless_and_new_entries_follow(tmp_path, cluster):
+def test_a_replay_is_harmless_and_new_entries_follow(tmp_path, audit_es):
+    client, alias, writer = audit_es
     bus = LocalBus(tmp_path / "bus.db")
     log = mirrored(tmp_path, bus)
     append_sample(log)
-    AuditIndexer(bus, cluster.writer).run(until_idle=True)
+    AuditIndexer(bus, writer).run(until_idle=True)
     for message in bus.consumer("replay", [AUDIT]).poll(100, 0):  # the mirror re-sends everything (e.g. a gap fill)
         bus.produce(AUDIT, message.key, message.value)
     log.append("query.review", "sam", {"query_id": "q1", "status": "reviewed", "note": "", "user": "alice", "tasking_id": "T-1"})
-    stats = AuditIndexer(bus, cluster.writer).run(until_idle=True)
+    stats = AuditIndexer(bus, writer).run(until_idle=True)
     assert (stats.consumed, stats.indexed, stats.already_indexed) == (5, 1, 4)
-    assert sorted(cluster.docs, key=int) == ["1", "2", "3", "4", "5"]
+    docs = stored(client, alias)
+    assert sorted(docs, key=int) == ["1", "2", "3", "4", "5"]
+    assert {d["version"] for d in docs.values()} == {1}  # create-only: no entry was written twice
 
 
-def test_an_item_error_leaves_the_batch_uncommitted(tmp_path, cluster):
+def older_audit_index(client, alias: str) -> None:
+    """<alias>-v1 as an index made before the audit mapping had fcm.hits_total."""
+    template = load_template(AUDIT_TEMPLATE_FILE)["template"]
+    mappings = copy.deepcopy(template["mappings"])
+    del mappings["properties"]["fcm"]["properties"]["hits_total"]
+    client.indices.create(index=f"{alias}-v1", settings=template["settings"], mappings=mappings,
+                          aliases={alias: {"is_write_index": True}})
+
+
+def test_an_item_error_leaves_the_batch_uncommitted(tmp_path, audit_es):
+    client, alias, writer = audit_es
+    older_audit_index(client, alias)
     bus = LocalBus(tmp_path / "bus.db")
     append_sample(mirrored(tmp_path, bus))
-    cluster.refuse.add("3")
-    with pytest.raises(ItemsRefused, match=r"did not index 1 of 4 audit entries \(first: 3: 400 document_parsing_exception"):
-        AuditIndexer(bus, cluster.writer).run(until_idle=True)
-    assert bus.consumer(GROUP, [AUDIT]).lag() == 4 and sorted(cluster.docs) == ["1", "2", "4"]
-    cluster.refuse.clear()  # the cause fixed: the redelivered batch completes, nothing twice
-    stats = AuditIndexer(bus, cluster.writer).run(until_idle=True)
+    with pytest.raises(ItemsRefused, match=r"did not index 1 of 4 audit entries \(first: 3: 400 "
+                                           r"strict_dynamic_mapping_exception .*\[hits_total\]"):
+        AuditIndexer(bus, writer).run(until_idle=True)
+    assert bus.consumer(GROUP, [AUDIT]).lag() == 4 and sorted(stored(client, alias), key=int) == ["1", "2", "4"]
+    client.indices.put_mapping(index=alias, properties={"fcm": {"properties": {"hits_total": {"type": "long"}}}})
+    stats = AuditIndexer(bus, writer).run(until_idle=True)  # the cause fixed: the redelivered batch completes
     assert (stats.indexed, stats.already_indexed) == (1, 3) and bus.consumer(GROUP, [AUDIT]).lag() == 0
+    docs = stored(client, alias)
+    assert sorted(docs, key=int) == ["1", "2", "3", "4"] and {d["version"] for d in docs.values()} == {1}
 
 
-def test_a_different_entry_under_an_indexed_seq_is_refused_not_overwritten(tmp_path, cluster):
+def test_a_different_entry_under_an_indexed_seq_is_refused_not_overwritten(tmp_path, audit_es):
+    client, alias, writer = audit_es
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir(), second.mkdir()
     bus = LocalBus(tmp_path / "bus.db")
     mirrored(first, bus).append("tasking.approve", "sam", {"tasking_id": "T-1"})
-    AuditIndexer(bus, cluster.writer).run(until_idle=True)
-    kept = dict(cluster.docs["1"])
+    AuditIndexer(bus, writer).run(until_idle=True)
+    kept = stored(client, alias)["1"]
     mirrored(second, bus).append("tasking.approve", "sam", {"tasking_id": "T-2"})  # another chain's seq 1
     with pytest.raises(ItemsRefused, match="1: already indexed with hash"):
-        AuditIndexer(bus, cluster.writer).run(until_idle=True)
-    assert cluster.docs["1"] == kept and bus.consumer(GROUP, [AUDIT]).lag() == 1
+        AuditIndexer(bus, writer).run(until_idle=True)
+    assert stored(client, alias)["1"] == kept and bus.consumer(GROUP, [AUDIT]).lag() == 1
 
 
-def test_a_message_that_is_no_entry_is_dead_lettered_and_the_rest_indexed(tmp_path, cluster):
+def test_a_message_that_is_no_entry_is_dead_lettered_and_the_rest_indexed(tmp_path, audit_es):
+    client, alias, writer = audit_es
     bus = LocalBus(tmp_path / "bus.db")
     append_sample(mirrored(tmp_path, bus))
     bus.produce(AUDIT, "x", b"{broken")
     bus.flush()
-    stats = AuditIndexer(bus, cluster.writer).run(until_idle=True)
-    assert (stats.indexed, stats.dead_lettered) == (4, 1)
+    stats = AuditIndexer(bus, writer).run(until_idle=True)
+    assert (stats.indexed, stats.dead_lettered) == (4, 1) and len(stored(client, alias)) == 4
     (dead,) = bus.consumer("t", [DEAD_LETTER]).poll(10, 0)
     assert json.loads(dead.value)["offset"] == 4 and json.loads(dead.value)["topic"] == AUDIT
 
 
-def test_the_command(tmp_path, cluster):
+def test_an_entry_with_a_huge_user_name_is_indexed(tmp_path, audit_es):
+    """A sign-in refused for a made-up name is audited under that name: the audit index must take it (a keyword
+    above 32766 bytes is refused by Lucene, which would hold up every later entry), and keep it in the source."""
+    client, alias, writer = audit_es
+    bus = LocalBus(tmp_path / "bus.db")
+    name = "m" * 40_000
+    mirrored(tmp_path, bus).append("gateway.login.refused", name, {"user": name, "client": "10.0.0.7", "reason": "x"})
+    assert AuditIndexer(bus, writer).run(until_idle=True).indexed == 1
+    assert stored(client, alias)["1"]["source"]["user"]["name"] == name and bus.consumer(GROUP, [AUDIT]).lag() == 0
+
+
+def test_while_elasticsearch_is_down_nothing_is_committed(tmp_path, es_node, audit_es):
+    client, alias, writer = audit_es
+    bus = LocalBus(tmp_path / "bus.db")
+    append_sample(mirrored(tmp_path, bus))
+    down = AuditIndexWriter.from_settings(Settings(**es_node.settings(elasticsearch_url=f"http://127.0.0.1:{free_port()}")))
+    with pytest.raises(Unavailable, match="Elasticsearch request failed: ConnectionError"):
+        AuditIndexer(bus, down).run(until_idle=True)
+    assert bus.consumer(GROUP, [AUDIT]).lag() == 4
+    assert AuditIndexer(bus, writer).run(until_idle=True).indexed == 4 and len(stored(client, alias)) == 4
+
+
+def test_the_command(tmp_path, es_node):
+    """`fcmon audit index-es` writes into the alias the gateway guards, fcmon-audit (no setting names another)."""
+    client = es_node.client()
+    wipe_alias(client, AUDIT_ALIAS)  # what another test of the session left there
     root = tmp_path / "data"
     app = make_app(root)
     append_sample(MirroredAuditLog(app.audit, lambda: app.bus))
     app.close()
-    env = {"FCMON_DATA_DIR": str(root), "FCMON_ELASTICSEARCH_URL": cluster.url}
-    result = fcmon("audit", "index-es", "--until-idle", "--json", env=env, check=True)
-    assert json.loads(result.stdout) == {"consumed": 4, "indexed": 4, "already_indexed": 0, "dead_lettered": 0, "batches": 1}
-    assert "group=fcmon-audit-indexer" in result.stderr and len(cluster.docs) == 4
-    again = fcmon("audit", "index-es", "--until-idle", env=env, check=True)
-    assert again.stdout.strip() == "consumed 0: indexed 0, already indexed 0, dead-lettered 0"
+    env = {"FCMON_DATA_DIR": str(root), **es_node.env()}
+    try:
+        result = fcmon("audit", "index-es", "--until-idle", "--json", env=env, check=True)
+        assert json.loads(result.stdout) == {"consumed": 4, "indexed": 4, "already_indexed": 0, "dead_lettered": 0,
+                                             "batches": 1}
+        assert "group=fcmon-audit-indexer" in result.stderr and sorted(stored(client, AUDIT_ALIAS), key=int) == ["1", "2", "3", "4"]
+        assert list(client.indices.get_alias(name=AUDIT_ALIAS)) == [f"{AUDIT_ALIAS}-v1"]
+        again = fcmon("audit", "index-es", "--until-idle", env=env, check=True)
+        assert again.stdout.strip() == "consumed 0: indexed 0, already indexed 0, dead-lettered 0"
+    finally:
+        wipe_alias(client, AUDIT_ALIAS)
+        client.close()
     missing = fcmon("audit", "index-es", "--until-idle", env={"FCMON_DATA_DIR": str(root)})
     assert missing.returncode == 2 and "set FCMON_ELASTICSEARCH_URL" in missing.stderr
-
-
-# -- live cluster ---------------------------------------------------------------------------------
-
-@pytest.mark.skipif(not os.environ.get("FCMON_ELASTICSEARCH_URL"), reason="set FCMON_ELASTICSEARCH_URL for the live cluster")
-def test_live_cluster_indexes_each_entry_once(tmp_path):
-    from elasticsearch import Elasticsearch
-    auth = (os.environ.get("FCMON_ELASTICSEARCH_USERNAME", "elastic"), os.environ["FCMON_ELASTICSEARCH_PASSWORD"]) \
-        if os.environ.get("FCMON_ELASTICSEARCH_PASSWORD") else None
-    client = Elasticsearch(os.environ["FCMON_ELASTICSEARCH_URL"], basic_auth=auth)
-    alias = f"fcmon-test-audit-{uuid.uuid4().hex[:12]}"
-    bus = LocalBus(tmp_path / "bus.db")
-    append_sample(mirrored(tmp_path, bus))
-    try:
-        first = AuditIndexer(bus, AuditIndexWriter(client, alias)).run(until_idle=True)
-        for message in bus.consumer("replay", [AUDIT]).poll(100, 0):
-            bus.produce(AUDIT, message.key, message.value)
-        second = AuditIndexer(bus, AuditIndexWriter(client, alias)).run(until_idle=True)
-        client.indices.refresh(index=alias)
-        assert (first.indexed, second.indexed, second.already_indexed) == (4, 0, 4)
-        assert client.count(index=alias)["count"] == 4
-        hits = client.search(index=alias, query={"term": {"fcm.query_id": "q1"}})["hits"]["hits"]
-        assert sorted(h["_id"] for h in hits) == ["2", "3"]  # the query and its result
-    finally:
-        client.indices.delete(index=f"{alias}-*", ignore_unavailable=True)
-        client.options(ignore_status=404).indices.delete_index_template(name=alias)
