@@ -21,7 +21,9 @@ users (the Basic credentials Kibana forwards). What happens next depends on what
   opened the search context, under its tasking (Handles; upstream every request is one service account);
 - reads of the audit index: supervisors and administrators only, naming no other index, logged as `audit.read` first;
 - Kibana's housekeeping (cluster info, nodes, license, privileges, mappings, index resolution): forwarded
-  for any authenticated user, since it carries no record content;
+  for any authenticated user, since it carries no record content; naming another index or listing every index is
+  for audit readers, except index resolution (Kibana's data views and its has-data check resolve `*`), whose answer
+  shows others the records' names alone;
 - Kibana's own work in its system indices (`.kibana*`, ...): only for Kibana's account (gateway_kibana_account,
   an fcmon user with the password Kibana logs in with), forwarded with Kibana's own credentials;
 - writes and deletes anywhere else: only for fcmon's service account; anything else is refused with 403.
@@ -230,10 +232,28 @@ def _matches(index: str, alias: str) -> bool:
     return re.fullmatch(re.escape(alias) + r"(-[\w.*-]*|\*)?", index) is not None
 
 
-def resolved(path: str) -> tuple[str, ...]:
-    """The names `_resolve/index/{names}` resolves: after a leading `_` segment, so not among Route.indices."""
+def resolved(path: str) -> tuple[str, ...] | None:
+    """The names `_resolve/index/{names}` resolves (after a leading `_` segment, so not among Route.indices); None for
+    any other path."""
     parts = segments(path)
-    return tuple(parts[2].split(",")) if parts[:2] == ["_resolve", "index"] and len(parts) > 2 else ()
+    return tuple(parts[2].split(",")) if parts[:2] == ["_resolve", "index"] and len(parts) == 3 else None
+
+
+def records_resolved(status: int, payload: bytes, alias: str) -> bytes:
+    """An index resolution narrowed to the records alias and its indices. Anything but a resolution (a name not
+    found, say) is answered as the empty one: whether another index exists is not told either."""
+    parsed = _json(payload) if status < 300 else None
+    if not isinstance(parsed, dict):
+        parsed = {}
+
+    def named(kind: str, inner: str) -> list[dict[str, Any]]:
+        kept = [dict(e) for e in parsed.get(kind) or [] if isinstance(e, dict) and _matches(str(e.get("name")), alias)]
+        for entry in kept:
+            if isinstance(entry.get(inner), list):
+                entry[inner] = [n for n in entry[inner] if _matches(str(n), alias)]
+        return kept
+    return json.dumps({"indices": named("indices", "aliases"), "aliases": named("aliases", "indices"),
+                       "data_streams": named("data_streams", "backing_indices")}).encode()
 
 
 def is_scroll(path: str) -> bool:
@@ -707,8 +727,11 @@ class Gateway:
         # housekeeping that names anything but the records index (a pattern can match the audit index's concrete
         # name), or lists every index, is for those who may see the audit index
         names_audit = where.kind == "audit-read" or (where.kind == "housekeeping" and (
-            any(not _matches(i, self.records_alias) for i in where.indices + resolved(path))
-            or AUDIT_LISTINGS.match(decoded(path)) is not None))
+            any(not _matches(i, self.records_alias) for i in where.indices) or AUDIT_LISTINGS.match(decoded(path)) is not None))
+        names = resolved(path) if where.kind == "housekeeping" else None
+        if names is not None and user.role not in AUDIT_READERS and not all(_matches(n, self.records_alias) for n in names):
+            status, out_headers, payload = self.forward("GET", path, headers, body)  # a HEAD too: its status would tell
+            return 200, out_headers, records_resolved(status, payload, self.records_alias)
         if names_audit and user.role not in AUDIT_READERS:
             raise Refusal(403, f"{user.name} is {user.role}; the audit index is for supervisors and administrators")
         if where.kind == "audit-read":

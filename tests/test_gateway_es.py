@@ -24,7 +24,6 @@ from pipeline.stack import free_port
 from tests.factories_gateway import (DISCOVER_BODY, IDS, LENS_BODY, PASSWORD, RECORDS, VALUE_SUGGESTIONS_BODY,  # noqa: F401
                                      WRITES_INDEX, call, exchange, gateway_app, seeded, setup, straight, top_terms_body)
 
-
 OWN, FOREIGN = IDS["T-1"], IDS["T-2"]
 MISSING = "0" * 32
 
@@ -305,15 +304,23 @@ def test_kibanas_housekeeping_is_answered_as_elasticsearch_answers_it(setup, es_
     assert list(app.audit.entries()) == []  # it carries no record content: nothing to log
 
 
-def test_analysts_resolve_no_index_but_the_records(setup, es_node):
+def test_index_resolution_shows_analysts_the_records_names_alone(setup, es_node):
+    """Kibana resolves `*` (its has-data check) and what is typed into a data view's pattern: for those who may not see
+    the audit index, the node's answer is narrowed to the records alias and its index, and a name that is not found
+    answers as one that is found and not theirs (a HEAD too), so no other index's existence is told."""
     _, base, _ = setup
-    status, answer = call(base, "GET", "/_resolve/index/fcmon-records*", tasking=None)
-    assert status == 200 and [i["name"] for i in answer["indices"]] == [setup.seed.concrete]
-    for path in ("/_resolve/index/*", "/_resolve/index/fcmon-*", "/_resolve/index/fcmon-records,fcmon-audit",
-                 "/_resolve/index/" + quote("fcmon-a*", safe="")):
-        status, answer = call(base, "GET", path, tasking=None)
-        assert status == 403 and "supervisors" in answer["error"]["reason"], path
-    assert len(setup.forwarded) == 1
+    records = {"indices": [{"name": setup.seed.concrete, "aliases": ["fcmon-records"], "attributes": ["open"]}],
+               "aliases": [{"name": "fcmon-records", "indices": [setup.seed.concrete]}], "data_streams": []}
+    nothing = {"indices": [], "aliases": [], "data_streams": []}
+    assert straight(es_node, "GET", "/_resolve/index/*")[1]["aliases"] != records["aliases"]  # the audit alias is there
+    for path, expected in (("/_resolve/index/fcmon-records*", records), ("/_resolve/index/*", records),
+                           ("/_resolve/index/*,-.*?expand_wildcards=all", records), ("/_resolve/index/fcmon-*", records),
+                           ("/_resolve/index/fcmon-records,fcmon-audit", {**nothing, "aliases": records["aliases"]}),
+                           ("/_resolve/index/" + quote("fcmon-a*", safe=""), nothing),
+                           ("/_resolve/index/fcmon-audit-v1", nothing), ("/_resolve/index/fcmon-audit-v9", nothing)):
+        assert call(base, "GET", path, tasking=None) == (200, expected), path
+    assert straight(es_node, "GET", "/_resolve/index/fcmon-audit-v9")[0] == 404  # what the node itself says
+    assert [call(base, "HEAD", f"/_resolve/index/fcmon-audit-v{n}", tasking=None)[0] for n in (1, 9)] == [200, 200]
     status, answer = call(base, "GET", "/_resolve/index/*", user="sam", tasking=None)
     assert status == 200 and "fcmon-audit" in {a["name"] for a in answer["aliases"]}
 

@@ -34,7 +34,7 @@ KEYWORD_VALUES = {
 }
 WORDS = sorted({w.strip(".,:;$").lower() for rs in RECORDS.values() for r in rs for w in f"{r.title} {r.text}".split()}
                - {""})
-PHRASES = [" ".join(r.text.split()[i:i + 2]) for rs in RECORDS.values() for r in rs for i in range(0, 4)]
+PHRASES = [" ".join(r.text.split()[i:i + 2]) for rs in RECORDS.values() for r in rs for i in range(4)]
 EXISTING = ["user.name", "message", "fcm.title", "fcm.published_at", "fcm.reviewed_by", "url.full"]
 DATES = [f"{DAY + timedelta(days=d):%Y-%m-%dT%H:%M:%S.000Z}" for d in range(-2, 16, 2)]
 
