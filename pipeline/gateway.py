@@ -886,8 +886,12 @@ class Gateway:
             out["Authorization"] = headers["authorization"]
         elif self.upstream_auth:
             out["Authorization"] = self.upstream_auth
-        request = urllib.request.Request(self.upstream + path, data=body if body or method in ("POST", "PUT") else None,
-                                         method=method, headers=out)
+        data = body if body or method in ("POST", "PUT") else None
+        if data is not None and not any(k.lower() == "content-type" for k in out):
+            # a body the gateway added (the tasking filter of a bodiless count or field caps): without this, urllib
+            # labels it a form, and Elasticsearch refuses that with 406
+            out["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.upstream + path, data=data, method=method, headers=out)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 return answer.status, dict(answer.headers.items()), answer.read()

@@ -321,7 +321,8 @@ def exchange(base: str, method: str, path: str, body: object = None, user: str |
     if body is not None:
         data = ("\n".join(json.dumps(b) for b in body) + "\n").encode() if ndjson else json.dumps(body).encode()
     request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
-    request.add_header("Content-Type", content_type or ("application/x-ndjson" if ndjson else "application/json"))
+    if data is not None or content_type:  # as Kibana's client: no body, no Content-Type
+        request.add_header("Content-Type", content_type or ("application/x-ndjson" if ndjson else "application/json"))
     if user:
         request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     if tasking:

@@ -412,3 +412,30 @@ def test_fcmon_gateway_command_serves_the_node_with_the_service_accounts_setting
         gateway.terminate()
         gateway.wait(timeout=30)
     assert [e.payload["hits_total"] for e in app.audit.entries(["query.result"])] == [3, 1]
+
+
+def test_the_official_client_reads_through_the_gateway_as_it_reads_elasticsearch(setup):
+    """elasticsearch-py sends what Kibana's JavaScript client sends (versioned media types, compatible-with=8) and
+    checks the product header of every answer: it works through the gateway, and sees the tasking's records only."""
+    from elasticsearch import Elasticsearch, NotFoundError
+    _, base, _ = setup
+    client = Elasticsearch(base, basic_auth=("alice", PASSWORD), headers={"X-Fcmon-Tasking": "T-1"})
+    assert sorted(h["_id"] for h in client.search(index="fcmon-records", size=20)["hits"]["hits"]) == sorted(OWN)
+    assert client.count(index="fcmon-records")["count"] == len(OWN)
+    responses = client.msearch(searches=[{"index": "fcmon-records"}, {"query": {"match": {"message": "cash"}}}])
+    assert {h["_id"] for h in responses["responses"][0]["hits"]["hits"]} == matching("T-1", "cash")
+    assert client.get(index="fcmon-records", id=OWN[0])["found"]
+    with pytest.raises(NotFoundError):
+        client.get(index="fcmon-records", id=FOREIGN[0])
+    assert [d["found"] for d in client.mget(index="fcmon-records", ids=[OWN[1], FOREIGN[1]])["docs"]] == [True, False]
+    pit = client.open_point_in_time(index="fcmon-records", keep_alive="1m")["id"]
+    page = client.search(pit={"id": pit, "keep_alive": "1m"}, size=20, sort=[{"@timestamp": "asc"}])
+    assert sorted(ids_of(page)) == sorted(OWN)
+    assert client.close_point_in_time(id=pit)["succeeded"]
+    first = client.search(index="fcmon-records", scroll="1m", size=3)
+    rest = client.scroll(scroll_id=first["_scroll_id"], scroll="1m")
+    assert sorted(ids_of(first) + ids_of(rest)) == sorted(OWN)
+    assert client.clear_scroll(scroll_id=rest["_scroll_id"])["succeeded"]
+    assert "fcm.tasking_id" in client.field_caps(index="fcmon-records", fields="*")["fields"]
+    assert [i["name"] for i in client.indices.resolve_index(name="*")["indices"]] == [setup.seed.concrete]
+    assert client.security.authenticate()["username"] == "alice"
