@@ -446,6 +446,14 @@ def test_audit_reads_take_the_same_body_checks(setup):
     assert status == 403 and "lookup" in answer["error"]["reason"] and setup.forwarded == []
 
 
+def test_housekeeping_kibana_does_not_need_is_refused(setup):
+    _, base, _ = setup
+    for method, path in (("GET", "/_snapshot"), ("GET", "/_security/user"), ("GET", "/_cluster/settings"),
+                         ("POST", "/_security/user/x/_has_privileges")):
+        assert call(base, method, path, tasking=None)[0] == 403, path
+    assert setup.forwarded == []
+
+
 @pytest.mark.parametrize("path", ["/*-v1/_mapping", "/fcmon-a*-v1/_mapping/field/*", "/*-v1/_alias",
                                   "/_cluster/health?level=indices", "/_nodes/stats/indices/docs"])
 def test_analysts_learn_nothing_of_other_indices_from_housekeeping(setup, path):

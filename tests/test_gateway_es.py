@@ -61,7 +61,9 @@ def test_a_search_is_logged_before_it_reaches_elasticsearch_and_answers_only_the
     assert seen["queries_logged"] == 1  # the QueryEvent was durable before Elasticsearch saw anything
     assert seen["headers"]["Authorization"] == service_header(es_node) and "X-Fcmon-Tasking" not in seen["headers"]
     query, result = [e for e in app.audit.entries() if e.kind in ("query", "query.result")]
-    assert query.payload["interface"] == "kibana" and query.payload["tasking_id"] == "T-1"
+    assert query.payload["interface"] == "kibana" and query.payload["client"] == "127.0.0.1"
+    assert (query.payload["user"], query.payload["tasking_id"], query.payload["case_number"]) == ("alice", "T-1", "2026-CR-1")
+    assert query.payload["filters"]["terms"] == ["converters"]  # the time picker's range is not a search term
     assert (result.payload["query_id"], result.payload["hits_total"]) == (query.payload["id"], 4)
     assert result.payload["returned_ids"] == ids_of(answer)
     assert app.audit.verify().ok
@@ -79,6 +81,7 @@ def test_msearch_and_count_answer_and_count_only_the_taskings_records(setup):
     status, counted = call(base, "GET", "/fcmon-records/_count")
     assert status == 200 and counted["count"] == len(OWN)
     assert results(app) == [(len(matching("T-1", "cash")), ids_of(second)), (len(OWN), [])]
+    assert [e.payload["query"] for e in app.audit.entries(["query"])] == ["message:pallets cash", ""]
 
 
 def test_documents_of_other_taskings_are_not_found(setup):
@@ -207,6 +210,9 @@ def test_what_kibana_sends_is_answered_from_the_taskings_records_only(setup, pat
     if body is VALUE_SUGGESTIONS_BODY:
         assert [b["key"] for b in aggs["suggestions"]["buckets"]] == ["wrenchman"]
     assert [e.kind for e in app.audit.entries()] == ["query", "query.result"]
+    forwarded = json.loads(setup.forwarded[0]["body"])  # Kibana's body, its query ANDed with the tasking filter
+    assert forwarded["query"] == {"bool": {"filter": [{"term": {"fcm.tasking_id": "T-1"}}], "must": [body["query"]]}}
+    assert {k: v for k, v in forwarded.items() if k != "query"} == {k: v for k, v in body.items() if k != "query"}
 
 
 def test_value_suggestions_never_offer_another_taskings_values(setup):
@@ -245,6 +251,7 @@ def test_a_scroll_is_continued_and_freed_only_by_who_opened_it_and_holds_only_th
         scroll_id = page["_scroll_id"]
     assert sorted(seen) == sorted(OWN)
     assert call(base, "DELETE", "/_search/scroll", {"scroll_id": [scroll_id]}, user="sam", tasking=None)[0] == 403
+    assert call(base, "DELETE", "/_search/scroll/_all", tasking=None)[0] == 403  # every context there is: nobody's
     status, freed = call(base, "DELETE", "/_search/scroll", {"scroll_id": [scroll_id]}, tasking=None)
     assert status == 200 and freed == {"succeeded": True, "num_freed": 1}
     assert call(base, "POST", "/_search/scroll", {"scroll_id": scroll_id})[0] == 403  # freed: nobody continues it
@@ -280,6 +287,7 @@ def test_an_async_search_is_fetched_and_deleted_only_by_who_submitted_it(setup):
     assert call(base, "DELETE", f"/_async_search/{search_id}", user="sam", tasking=None)[0] == 403
     assert call(base, "DELETE", f"/_async_search/{search_id}", tasking=None) == (200, {"acknowledged": True})
     assert call(base, "GET", f"/_async_search/{search_id}")[0] == 403  # deleted: forgotten
+    assert call(base, "GET", "/_async_search/never-submitted")[0] == 403
 
 
 KIBANA_START_UP = [  # what Kibana 8 asks before it serves a page, and what its data views and spaces ask
@@ -339,9 +347,19 @@ def test_supervisors_read_the_audit_index_logged_analysts_do_not(setup):
 def test_writes_reach_elasticsearch_only_from_the_service_account_and_kibana_only_with_its_own_login(setup, es_node):
     _, base, _ = setup
     record = {"message": "planted"}
-    assert call(base, "PUT", f"/{WRITES_INDEX}/_doc/x", record, user="alice", tasking=None)[0] == 403
+    for method, path in (("PUT", "/fcmon-records/_doc/x"), ("POST", "/fcmon-records/_doc"), ("POST", "/fcmon-records/_doc/x"),
+                         ("DELETE", f"/fcmon-records/_doc/{OWN[0]}"), ("POST", "/fcmon-records/_bulk"),
+                         ("POST", f"/fcmon-records/_update/{OWN[0]}"), ("DELETE", "/fcmon-records"),
+                         ("POST", "/fcmon-records/_delete_by_query"),
+                         # Elasticsearch takes `_search` or `_mget` as a document id: these are writes, not reads
+                         ("POST", "/fcmon-records/_create/_mget"), ("POST", "/fcmon-records/_create/_pit"),
+                         ("POST", "/fcmon-records/_update/_pit"), ("PUT", "/fcmon-records/_doc/_search")):
+        assert call(base, method, path, record)[0] == 403, (method, path)
+    assert call(base, "PUT", f"/{WRITES_INDEX}/_doc/x", record, user="sam", tasking=None)[0] == 403  # nor a supervisor
     assert call(base, "PUT", f"/{WRITES_INDEX}/_doc/x", record, user="kibana_system", tasking=None)[0] == 403
+    assert call(base, "POST", "/.kibana_8.19.0/_doc/config", record, user="fcmon", tasking=None)[0] == 403
     assert setup.forwarded == []
+    assert straight(es_node, "GET", f"/fcmon-records/_doc/{OWN[0]}")[1]["_version"] == 1  # nothing was changed
     status, written = call(base, "PUT", f"/{WRITES_INDEX}/_doc/x?refresh=true", record, user="fcmon", tasking=None)
     assert status == 201 and written["result"] == "created"
     assert straight(es_node, "GET", f"/{WRITES_INDEX}/_doc/x")[1]["_source"] == record
