@@ -102,6 +102,10 @@ class LawfullyObtained(Stage):
     def check(self, item: CollectedItem, context: GuardContext) -> Verdict:
         if item.fetched_at > context.now + CLOCK_SKEW:  # (not fetched_at - skew: that underflows for year 1)
             return self.rejected(f"fetch time {item.fetched_at.isoformat()} lies in the future")
+        limit = context.settings.crawl_max_bytes
+        if len(item.text) + len(item.title) > limit:  # decoded text has at most one character per byte of the body
+            return self.rejected(f"title and text hold {len(item.title) + len(item.text)} characters, more than the largest "
+                                 f"body the crawler accepts ({limit} bytes, crawl_max_bytes): not what a public fetch returned")
         if item.content_sha256 != content_hash(item.title, item.text):
             return self.rejected("content hash does not match the content: provenance cannot be trusted")
         if not item.final_url.startswith(("http://", "https://")) or not item.url.startswith(("http://", "https://")):

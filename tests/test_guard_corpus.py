@@ -79,3 +79,32 @@ def test_the_report_scores_what_it_is_given():
     assert scored["targets"]["criminal_dropped_pct"] == 100.0 and scored["decisions_without_label"] == ["invalid-x"]
     assert scored["precision"]["first_amendment"] == {"precision": 50.0, "n": 2}
     assert not scored["targets"]["decision_ids_are_item_ids"]
+
+
+def test_a_malformed_item_is_rejected_under_its_own_id_and_an_oversize_one_unread(tmp_path):
+    from tests.guard_corpus import labelled_set
+    taskings, users, items, _ = labelled_set()
+    broken = dict(items[0], id="own-id-1", fetched_at="not a time")
+    oversize = dict(items[1], id="own-id-2", text="x" * 5_300_000)
+    no_id = {"tasking_id": "C-GUNS", "text": 3}
+    for name, rows in (("t", taskings), ("u", users)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "i.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (broken, oversize, no_id, items[2])))
+    result = fcmon("guard-check", "--taskings", str(tmp_path / "t.jsonl"), "--items", str(tmp_path / "i.jsonl"),
+                   "--users", str(tmp_path / "u.jsonl"), "--json", check=True)
+    decisions = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(d["item_id"], d["decision"], d["reasons"][0]["rule"]) for d in decisions[:2]] == [
+        ("own-id-1", "rejected", "schema"), ("own-id-2", "rejected", "lawfully_obtained")]
+    assert "more than the largest body the crawler accepts" in decisions[1]["reasons"][0]["message"]
+    assert decisions[2]["item_id"].startswith("invalid-") and decisions[2]["tasking_id"] == "C-GUNS"
+    assert decisions[3]["item_id"] == items[2]["id"]
+
+
+def test_a_line_longer_than_any_body_is_not_parsed(tmp_path):
+    from guards.batch import LINE_LIMIT, check_items
+    from pipeline.settings import Settings
+    settings = Settings(crawl_max_bytes=1024)
+    line = json.dumps({"id": "huge", "text": "y" * (LINE_LIMIT * 1024)}).encode()
+    (decision,) = list(check_items([line], {}, {}, {}, settings))
+    assert decision.item_id.startswith("invalid-") and decision.reasons[0].rule == "schema"
+    assert "not read" in decision.reasons[0].message
