@@ -283,8 +283,9 @@ class KafkaBusConsumer:
         self._checked.update(fresh)
 
     def _not_read_from_start(self, partitions: list[Any]) -> list[Any]:
-        """Those not already read from offset 0 since assigned: Kafka keeps the group's commits for a deleted topic,
-        and when the re-created log is shorter the client itself goes back to its start (OffsetOutOfRange)."""
+        """Those not read from offset 0 since they were assigned. Kafka drops the group's commits for a deleted topic
+        and answers a fetch beyond the end with OffsetOutOfRange, so the client itself has often gone back to the new
+        log's start before the new topic id is seen here: rewinding those read the new log twice."""
         return [tp for tp in partitions if self._first.get(tp) != 0]
 
     def _beyond_end(self, tp: Any, end: int) -> bool:
