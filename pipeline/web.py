@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from pydantic import ValidationError
 
 from pipeline.app import App
+from pipeline.audit_bounds import MAX_AUDIT_STRING
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable, first_error
 from pipeline.httpd import IDLE_TIMEOUT_S, BodyRefused, read_body, threading_server
 from pipeline.index import FILTER_FIELDS, SearchPage, SearchQuery
@@ -360,6 +361,8 @@ def query_from(params: dict[str, list[str]]) -> SearchQuery:
         return value or None
 
     tasking_id = one("tasking")
+    if len(first(params, "q")) > MAX_AUDIT_STRING:  # the log holds the whole text of every query that runs
+        raise Refusal(400, f"the query is longer than {MAX_AUDIT_STRING:,} characters", "shorten it, or split it into several searches")
     if not tasking_id:
         raise Refusal(400, "no tasking: every search serves a tasking", "choose the tasking this search is for")
     filters = tuple(f for f in params.get("filter", []) if f.strip())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import passwords
+from pipeline.audit_bounds import MAX_AUDIT_STRING
 from pipeline.models import utcnow
 from pipeline.passwords import hash_password
 from pipeline.records import review
@@ -279,7 +281,9 @@ def test_the_api_searches_with_basic_credentials_and_logs_first(app, base):
     ({"q": "converter"}, "alice", PASSWORD, 400, "no tasking"),
     ({"tasking": "T-1", "q": "converter", "filter": "colour=red"}, "alice", PASSWORD, 400, "bad filter"),
     ({"tasking": "T-1", "q": '"converter'}, "alice", PASSWORD, 400, "invalid query"),
-], ids=["no-credentials", "wrong-password", "other-tasking", "admin", "no-tasking", "bad-filter", "malformed-query"])
+    ({"tasking": "T-1", "q": "title:*"}, "alice", PASSWORD, 400, "invalid query"),  # parsed, then refused by the index
+], ids=["no-credentials", "wrong-password", "other-tasking", "admin", "no-tasking", "bad-filter", "malformed-query",
+        "unrunnable-field-query"])
 def test_the_api_refuses_with_a_clear_error(app, base, params, user, password, status, message):
     got, headers, body = api_search(base, params, user, password)
     assert got == status and message in body["error"], body
@@ -502,3 +506,37 @@ def test_a_same_site_sign_in_behind_a_proxy_is_accepted(app, base, headers):
     with pytest.raises(urllib.error.HTTPError) as signed_in:  # NoRedirect: the 303 is not followed
         urllib.request.build_opener(NoRedirect).open(request, timeout=5)
     assert signed_in.value.code == 303
+
+
+def test_a_new_password_ends_the_old_one_on_the_api_at_once(app, base):
+    assert api_search(base, {"tasking": "T-1", "q": "converters"}, "alice", PASSWORD)[0] == 200  # now remembered
+    app.state.set_password_hash("alice", hash_password("another long passphrase"))
+    status, _, body = api_search(base, {"tasking": "T-1", "q": "converters"}, "alice", PASSWORD)
+    assert status == 401 and "wrong password" in body["error"]  # not up to a minute later: now
+    assert api_search(base, {"tasking": "T-1", "q": "converters"}, "alice", "another long passphrase")[0] == 200
+    assert len(queries(app)) == 2
+
+
+def test_an_overlong_query_is_refused_and_logged_cut(app, base):
+    long_query = " ".join(["converter"] * 1_000)  # 9,999 characters
+    status, _, body = api_search(base, {"tasking": "T-1", "q": long_query}, "alice", PASSWORD)
+    assert status == 400 and "longer than 8,192 characters" in body["error"], body
+    assert queries(app) == []  # nothing ran
+    [refused] = queries(app, "query.refused")
+    assert len(refused["query"]) == MAX_AUDIT_STRING and long_query.startswith(refused["query"])
+    assert refused["cut"]["query"] == {"chars": 9_999, "sha256": hashlib.sha256(long_query.encode()).hexdigest()}
+
+
+def test_every_audit_entry_the_console_writes_is_bounded(app, base):
+    alice = app.state.user("alice")
+    event = open_query(app.state, app.audit, alice, new_event(alice, "T-1", "converters", {}, "cli", "local"))
+    close_query(app.audit, event, 0, [])
+    client = WebClient(base)
+    assert client.sign_in("sam", PASSWORD) == 303
+    note = "n" * 12_000  # within the form limit (16 KB), over what one audit string holds
+    form = {"csrf": csrf_of(client.request("GET", "/")[2]), "query_id": event.id, "status": "flagged", "note": note}
+    assert client.request("POST", "/review", form)[0] == 303
+    [marked] = queries(app, "query.review")
+    assert marked["note"] == "n" * MAX_AUDIT_STRING and marked["cut"]["note"]["chars"] == 12_000
+    for entry in app.audit.entries():
+        assert len(json.dumps(entry.payload)) < 20_000, entry.kind
