@@ -91,6 +91,13 @@ def page(browser):
     context.close()
 
 
+def run_search(page, base: str, query: str) -> None:
+    """A search's link opens the form filled in; pressing Search runs it (a GET runs nothing audited)."""
+    page.goto(f"{base}/search?{query}")
+    with page.expect_navigation():
+        page.click("button:text-is('Search')")
+
+
 def sign_in(page, base: str, name: str = "alice", password: str = PASSWORD) -> None:
     page.goto(base + "/")
     assert page.url == base + "/login"  # nobody reads without an account
@@ -117,7 +124,7 @@ def test_sign_in_search_and_read_a_record_in_the_browser(app, base, page):
     assert query["tasking_id"] == "T-1" and query["case_number"] == "2026-CR-1"
 
     with page.expect_navigation():
-        hit.locator("h3 a").click()
+        hit.locator("h3 button").click()  # a record read is audited: posted with the session's token
     assert page.locator("blockquote").inner_text() == HOSTILE_TEXT
     [read] = queries(app, "record.read")
     assert (read["user"], read["interface"], read["tasking_id"]) == ("alice", "web", "T-1")
@@ -139,7 +146,11 @@ def test_a_wrong_password_signs_nobody_in(app, base, page):
 
 def test_a_tasking_the_user_may_not_search_is_refused_and_logged_in_the_browser(app, base, page):
     sign_in(page, base)
-    page.goto(base + "/search?tasking=T-2&q=converter")
+    page.goto(base + "/search?tasking=T-2&q=converter")  # a link fills the form in and runs nothing
+    assert page.locator("article.hit").count() == 0 and queries(app, "query.refused") == []
+    page.locator("select[name=tasking]").evaluate("s => s.add(new Option('T-2', 'T-2', true, true))")  # not offered
+    with page.expect_navigation():
+        page.click("button:text-is('Search')")
     assert "neither the requester nor on the team" in page.locator(".error").inner_text()
     assert page.locator("article.hit").count() == 0
     [refused] = queries(app, "query.refused")
@@ -223,7 +234,7 @@ def test_a_packet_is_requested_approved_and_disseminated_in_the_browser(app, bas
 
 def packet_flow(app, base, reviewed, detective, supervisor):
     sign_in(detective, base, "dana")
-    detective.goto(base + "/search?tasking=T-1&q=converter+OR+converters")
+    run_search(detective, base, "tasking=T-1&q=converter+OR+converters")
     detective.locator(f"input[name=record][value='{reviewed.id}']").check()
     detective.fill("input[name=recipient]", "Det. Dana Ortiz")
     detective.fill("input[name=agency]", "Example PD")
@@ -252,7 +263,7 @@ def packet_flow(app, base, reviewed, detective, supervisor):
 
 def test_an_unreviewed_record_is_refused_for_a_packet_in_the_browser(app, base, page):
     sign_in(page, base, "dana")
-    page.goto(base + "/search?tasking=T-1&q=converter+OR+converters")
+    run_search(page, base, "tasking=T-1&q=converter+OR+converters")
     page.locator("input[name=record]").first.check()
     for field, text in (("input[name=recipient]", "Det. Dana Ortiz"), ("input[name=agency]", "Example PD"),
                         ("textarea[name=need_to_know]", "RD-4"), ("textarea[name=right_to_know]", "Sworn officer")):
@@ -314,7 +325,7 @@ def test_pages_need_a_session_and_carry_security_headers(app, base):
     status, headers, _ = client.request("GET", "/search?tasking=T-1&q=converter")
     assert status == 303 and headers["Location"] == "/login" and queries(app) == []
     assert client.sign_in("alice", PASSWORD) == 303
-    status, headers, body = client.request("GET", "/search?tasking=T-1&q=converters")
+    status, headers, body = client.request("POST", "/search", {"csrf": client.csrf(), "tasking": "T-1", "q": "converters"})
     assert status == 200 and "script-src" not in headers["Content-Security-Policy"] and "default-src 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
     assert "&lt;script&gt;" in body and "<script>" not in body
@@ -452,7 +463,7 @@ def test_hostile_parameters_get_an_answer_and_run_nothing(app, base):
     assert client.search("T-1", "converters", to="9999-12-31T23:59:59-14:00")[0] == 400  # overflowed
     assert client.request("GET", "/review?to=9999-12-31")[0] == 400
     assert client.request("GET", "/review?to=8999-12-31")[0] == 200  # the last day there is
-    assert client.request("GET", "/retention?within=%C2%B2")[0] == 400  # a digit to str.isdigit, not to int
+    assert client.request("POST", "/retention/due", {"csrf": client.csrf(), "within": "\u00b2"})[0] == 400  # a digit to isdigit, not to int
     assert client.request("POST", "/logout", {"csrf": "\u00e9"})[0] == 403  # compare_digest refuses non-ASCII text
     assert queries(app) == []
 
