@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -178,8 +179,8 @@ def create_app(console: Console) -> Starlette:
         else:
             message, hint = f"no page {request.url.path}", None
         return await run_in_threadpool(error_page, console, request, status, message, hint)
-    app = Starlette(routes=routes(console), exception_handlers={404: not_routed, 405: not_routed})
-    return SecurityHeaders(app)
+    return Starlette(routes=routes(console), exception_handlers={404: not_routed, 405: not_routed},
+                     middleware=[Middleware(SecurityHeaders)])
 
 
 class SecurityHeaders:
