@@ -89,3 +89,15 @@ def test_the_api_refuses_what_a_browser_sends_for_another_origins_page(app, base
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 403 and queries(app) == [] and queries(app, "query.refused") == []
+
+
+def test_a_form_with_the_sessions_token_is_still_refused_from_another_origin(app, base):
+    client = WebClient(base)
+    assert client.sign_in("alice", PASSWORD) == 303
+    form = urllib.parse.urlencode({"csrf": client.csrf(), "tasking": "T-1", "q": "converters"}).encode()
+    for headers in ({"Sec-Fetch-Site": "same-site"}, {"Origin": "http://127.0.0.1:1"}):  # a leaked token is not enough
+        request = urllib.request.Request(base + "/search", data=form, method="POST", headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            client.opener.open(request, timeout=5)
+        assert refused.value.code == 403
+    assert queries(app) == [] and client.search("T-1", "converters")[0] == 200
