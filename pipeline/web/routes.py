@@ -177,7 +177,7 @@ def create_app(console: Console) -> Starlette:
         if status == 405:
             message, hint = f"{request.method} is not how {request.url.path} is used", "use the console's own links and forms"
         else:
-            message, hint = f"no page {request.url.path}", None
+            message, hint = f"no page {request.url.path}", "start from the console's own pages, linked from /"
         return await run_in_threadpool(error_page, console, request, status, message, hint)
     return Starlette(routes=routes(console), exception_handlers={404: not_routed, 405: not_routed},
                      middleware=[Middleware(SecurityHeaders)])
