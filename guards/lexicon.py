@@ -61,23 +61,32 @@ class View:
         self.text = text
         self.spans = [m.span() for m in WORD.finditer(text)]
         self.words = [text[s:e] for s, e in self.spans]
-        self._index: dict[str, dict[str, list[int]]] = {}
+        self._index: dict[str, tuple[int, dict[str, list[int]]]] = {}
         self._in_script: dict[str, list[int]] = {}
 
     def in_script(self, language: Language) -> list[int]:
         """Positions of the words written in the language's script (scanned once per view and script)."""
         found = self._in_script.get(language.script)
         if found is None:
-            found = self._in_script[language.script] = [p for p, w in enumerate(self.words) if language.script_pattern.search(w)]
+            if self.text.isascii():  # ASCII words are Latin ([a-z0-9_]: a word of underscores alone is no term)
+                found = list(range(len(self.words))) if language.script == "Latin" else []
+            else:
+                found = [p for p, w in enumerate(self.words) if language.script_pattern.search(w)]
+            self._in_script[language.script] = found
         return found
 
     def index(self, language: Language) -> dict[str, list[int]]:
-        found = self._index.get(language.code)
-        if found is None:
-            found = self._index[language.code] = {}
+        built = self._index.get(language.code)
+        if built is not None and built[0] == language.starts_version:
+            found = built[1]
+        else:
+            found = {}
+            starts = language.starts  # only keys some term begins with: most words begin none
             for position in self.in_script(language):
                 for key in language.keys(self.words[position]):
-                    found.setdefault(key, []).append(position)
+                    if key in starts:
+                        found.setdefault(key, []).append(position)
+            self._index[language.code] = (language.starts_version, found)
         return found
 
 
@@ -85,6 +94,7 @@ class View:
 class Views:
     plain: View
     deobfuscated: View | None  # None when deobfuscation changes nothing
+    found: dict[tuple, tuple[Match, ...]] = field(default_factory=dict)  # Lexicons.find, memoized for the stages
 
     @classmethod
     def of(cls, text: str) -> Views:
@@ -124,6 +134,55 @@ class Language:
         self.script_pattern = SCRIPTS[self.script]
         self._stemmer = snowballstemmer.stemmer(self.algorithm) if self.algorithm else None
         self._keys: dict[str, frozenset[str]] = {}
+        self._first: dict[str, dict[str, list[Term]]] = {}
+        self._starts: set[str] | None = None
+        self.starts_version = 0
+
+    @property
+    def starts(self) -> set[str]:
+        """The keys of every term's first word, in every section and of every keyword compiled (what a view's index
+        keeps); `starts_version` counts its growth, so that an index built before a keyword was compiled is rebuilt."""
+        if self._starts is None:
+            self._starts = {k for terms in self.sections.values() for t in terms if t.words for k in t.keys[0]}
+        return self._starts
+
+    def add_starts(self, term: Term) -> None:
+        if term.words and not term.keys[0] <= self.starts:
+            self.starts.update(term.keys[0])
+            self.starts_version += 1
+
+    def first_keys(self, section: str) -> dict[str, list[Term]]:
+        """The section's terms by the keys of their first word: a text's words look up the terms they may begin."""
+        found = self._first.get(section)
+        if found is None:
+            found = self._first[section] = {}
+            for term in self.sections.get(section, ()):
+                for key in term.keys[0] if term.words else ():
+                    found.setdefault(key, []).append(term)
+        return found
+
+    def find_section(self, section: str, view: View) -> Iterable[tuple[Term, int, int]]:
+        """Every (term, start, end) of the section in the view: exactly what `find` gives for each of its terms, by
+        one pass over the view's words in this language's script (a post has fewer words than a lexicon terms)."""
+        terms = self.sections.get(section)
+        if not terms or not view.in_script(self):
+            return
+        if self.method in ("substring", "prefix") or self.stem_prefix:
+            for term in terms:
+                for start, end in self.find(term, view):
+                    yield term, start, end
+            return
+        first, index = self.first_keys(section), view.index(self)
+        seen: set[tuple[int, int]] = set()
+        for key in first.keys() & index.keys():  # in C: the keys a word of the text and a term's first word share
+            for term in first[key]:
+                for position in index[key]:
+                    if (id(term), position) in seen or (term.exact and view.words[position] != term.words[0]):
+                        continue
+                    seen.add((id(term), position))
+                    last = position + len(term.words) - 1
+                    if last < len(view.words) and all(self.same(term, j, view.words[position + j]) for j in range(1, len(term.words))):
+                        yield term, view.spans[position][0], view.spans[last][1]
 
     def keys(self, word: str) -> frozenset[str]:
         """What a word is compared by: itself and, under Snowball, its stem (memoized: words repeat across items)."""
@@ -191,25 +250,32 @@ class Lexicons:
 
     def find(self, section: str, views: Views, masked: list[Match] | tuple = ()) -> list[Match]:
         """The section's matches in the text, leaving out those that overlap a masked match of the same view."""
+        key = (section, tuple((m.start, m.end, m.obfuscated) for m in masked))
+        cached = views.found.get(key)
+        if cached is not None:
+            return list(cached)
         found: list[Match] = []
         for view, obfuscated in views.each():
             blocked = [(m.start, m.end) for m in masked if m.obfuscated == obfuscated]
             for language in self.languages:
-                for term in language.sections.get(section, ()):
-                    for start, end in language.find(term, view):
-                        if not any(start < e and s < end for s, e in blocked):
-                            found.append(Match(section, term.category, term.listed, language.code, start, end, obfuscated))
+                for term, start, end in language.find_section(section, view):
+                    if not any(start < e and s < end for s, e in blocked):
+                        found.append(Match(section, term.category, term.listed, language.code, start, end, obfuscated))
                 for category, pattern in language.patterns.get(section, ()):
                     for m in pattern.finditer(view.text):
                         if not any(m.start() < e and s < m.end() for s, e in blocked):
                             found.append(Match(section, category, pattern.pattern, language.code, m.start(), m.end(), obfuscated))
+        views.found[key] = tuple(found)
         return found
 
     def keyword_terms(self, keyword: str) -> list[tuple[Language, Term]]:
         """A tasking keyword compiled for every language of its script (a hashtag is its word)."""
         bare = keyword.lstrip("#")
-        return [(language, language.term("keyword", bare)) for language in self.languages
-                if language.script_pattern.search(for_matching(bare).lower())]
+        compiled = [(language, language.term("keyword", bare)) for language in self.languages
+                    if language.script_pattern.search(for_matching(bare).lower())]
+        for language, term in compiled:
+            language.add_starts(term)
+        return compiled
 
     def keyword_matches(self, compiled: list[tuple[Language, Term]], views: Views) -> Iterable[Match]:
         """Where a compiled keyword stands, as written first, then deobfuscated."""

@@ -9,6 +9,7 @@ import regex
 
 from guards.base import GuardContext, Stage, Verdict
 from guards.lexicon import Lexicons, load
+from guards.text import item_text
 from guards.walls import wall_text_reason
 from pipeline.models import PUBLIC_SOURCE_KINDS, CollectedItem, content_hash
 from pipeline.settings import Settings
@@ -76,7 +77,8 @@ class PublicProvenance(Stage):
         if item.login_wall_reason:  # a reason without the flag: provenance that contradicts itself is not proof of public access
             return self.rejected(f"login-wall reason {item.login_wall_reason!r} given while the flag says no wall: "
                                  "inconsistent provenance, not shown to be public", item.login_wall_reason)
-        wall = wall_text_reason(f"{item.title}\n{item.text}", self.lexicons)  # the crawler's own detector, checked again
+        shared = item_text(item, context)  # the crawler's own detector, checked again, on the views the stages share
+        wall = wall_text_reason(shared.joined, self.lexicons, shared.views)
         if wall:
             return self.rejected(f"the text is a login or members-only wall ({wall}): not public content", wall)
         if not 200 <= item.response.status < 300:

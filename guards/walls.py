@@ -23,11 +23,11 @@ def default_lexicons() -> Lexicons:
     return load(Settings())
 
 
-def wall_text_reason(text: str, lexicons: Lexicons | None = None) -> str | None:
-    """`wall_text: <term>` when the text is a login or members-only wall, else None."""
+def wall_text_reason(text: str, lexicons: Lexicons | None = None, views: Views | None = None) -> str | None:
+    """`wall_text: <term>` when the text is a login or members-only wall, else None (`views`: the text's, when known)."""
     if len(text) > WALL_TEXT_MAX_CHARS or not text.strip():
         return None
-    found = (lexicons or default_lexicons()).find("login_wall", Views.of(text))
+    found = (lexicons or default_lexicons()).find("login_wall", views or Views.of(text))
     walls = sorted((m for m in found if m.category not in ("auth", "access")), key=lambda m: m.start)
     if walls:
         return f"wall_text: {walls[0].term}"

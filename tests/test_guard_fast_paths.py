@@ -166,3 +166,15 @@ def test_only_ascii_m_e_y_match_them_ignoring_case():
 def test_the_own_pretest_never_skips_a_match(before):
     if not may_introduce_own(before):
         assert OWN.search(before) is None
+
+
+def test_a_keyword_compiled_after_a_view_was_indexed_is_still_found():
+    """Views index only the keys some term begins with; a tasking keyword compiled later grows them, and the index is rebuilt."""
+    from guards.lexicon import Lexicons, language_of
+    from pathlib import Path
+    english = language_of(Path(Settings().config_dir) / "lexicons" / "en.toml")
+    lexicons = Lexicons([english])
+    views = Views.of("Two zorblaxes for sale")
+    assert lexicons.find("criminal_conduct", views)  # the view's index is built here, without the keyword
+    compiled = lexicons.keyword_terms("zorblax")
+    assert [m.term for m in lexicons.keyword_matches(compiled, views)] == ["zorblax"]
