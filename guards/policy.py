@@ -60,7 +60,8 @@ MATRIX: tuple[Clause, ...] = (
     Clause("D1.VI.B.3", "Follow the Rules and Regulations and related directives", ORG, "department policy"),
     Clause("D1.VI.B.4", "Only use publicly available open source material", ENF,
            "guards.provenance.PublicProvenance; crawler public-only middlewares",
-           cases("login-wall", "status-401", "redirect-to-login", "private-message-kind", "robots-disallowed")),
+           cases("login-wall", "status-401", "redirect-to-login", "private-message-kind", "robots-disallowed")
+           + ("tests/test_guard_corpus.py::test_walls_in_the_text_are_rejected_by_public_provenance_in_every_language",)),
     Clause("D1.VI.C.1", "No personal account or account information to access content", ENF,
            "guards.provenance.PublicProvenance rejects any Cookie, Authorization or session token sent",
            cases("cookie-sent", "authorization-sent", "session-id-sent") + ("tests/test_guard_properties.py::test_credentials_are_never_indexed",)),
@@ -88,7 +89,8 @@ MATRIX: tuple[Clause, ...] = (
            + ("tests/test_guard_rules.py::test_request_refuses_unlawful_taskings[hashtag]",)),
     Clause("D3.III", "Intelligence Gathering Assignment: not directed toward specific persons or illegal activity", ENF,
            "guards.tasking_rules: an IGA names no person or account; guards.subjects: IGA records keep no author or account",
-           cases("iga-names-account", "iga-keyword-handle", "iga-topic-no-profile")
+           cases("iga-names-account", "iga-keyword-handle", "iga-topic-no-profile", "iga-feed-byline", "iga-profile-link",
+                 "iga-person-with-age", "public-safety-person-profile")
            + ("tests/test_guard_rules.py::test_request_refuses_unlawful_taskings[iga-account]",)),
     Clause("D3.IV.A.1-9", "Members' personal SNS use, confidentiality, notification duties", ORG, NOT_OPS),
     Clause("D3.IV.A.10", "Gather, store and disseminate in conformity with the CPIC Privacy Policy; need-to-know", ENF,
@@ -139,18 +141,24 @@ MATRIX: tuple[Clause, ...] = (
            "hash-chained audit log of every query and decision (`fcmon audit list|verify`)"),
     # 28 CFR 23.20
     Clause("28CFR23.20(a)", "Collect only on reasonable suspicion of criminal conduct, and only relevant information", ENF,
-           "guards.purpose.LawfulPurpose and guards.relevance.Relevance",
-           cases("no-tasking", "host-outside-scope", "irrelevant-in-domain", "relevant-by-activity", "relevant-by-conduct")),
+           "guards.purpose.LawfulPurpose and guards.relevance.Relevance (a keyword outside harmless uses and a second sign)",
+           cases("no-tasking", "host-outside-scope", "irrelevant-in-domain", "relevant-by-activity", "relevant-by-conduct")
+           + ("tests/test_guard_corpus.py::test_a_keyword_alone_is_not_relevance",
+              "tests/test_guard_corpus.py::test_criminal_content_is_not_dropped")),
     Clause("28CFR23.20(b)", "No information about political, religious or social views, associations or activities unless directly related to crime", ENF,
-           "guards.first_amendment.FirstAmendment (rejected, or quarantined for a supervisor with the signals); denied tasking terms",
-           cases("protest-no-conduct", "vigil", "rally-plus-threat", "crime-at-church-lot", "strike-with-threat", "denied-keyword-protest")),
+           "guards.first_amendment.FirstAmendment, lexicons of seven languages (rejected, or quarantined for a supervisor with "
+           "the signals); denied tasking terms whatever the spelling",
+           cases("protest-no-conduct", "vigil", "rally-plus-threat", "crime-at-church-lot", "strike-with-threat", "denied-keyword-protest")
+           + ("tests/test_guard_corpus.py::test_protected_activity_is_never_indexed_and_equally_so",
+              "tests/test_guard_corpus.py::test_protected_and_criminal_together_go_to_the_quarantine")),
     Clause("28CFR23.20(c)", "Reasonable suspicion: sufficient facts, a definable criminal activity", ENF,
            "models.Tasking requires predicate, activity and case number; guards.tasking_rules refuses vague ones",
            cases("vague-criminal-activity", "predicate-without-facts") + ("tests/test_guard_rules.py::test_request_refuses_unlawful_taskings[vague-activity]",
                                                            "tests/test_guard_rules.py::test_request_refuses_unlawful_taskings[no-facts]")),
     Clause("28CFR23.20(d)", "No information obtained in violation of law", ENF,
            "guards.provenance.LawfullyObtained (consistent provenance) and PublicProvenance",
-           cases("fetched-in-future", "hash-mismatch", "not-http-url") + ("tests/test_guard_cases.py::test_guard_check_rejects_malformed_lines_without_stopping",)),
+           cases("fetched-in-future", "hash-mismatch", "not-http-url") + ("tests/test_guard_cases.py::test_guard_check_rejects_malformed_lines_without_stopping",
+                                                                        "tests/test_guard_corpus.py::test_a_malformed_item_is_rejected_under_its_own_id_and_an_oversize_one_unread")),
     Clause("28CFR23.20(e)", "Disseminate only with need to know and right to know", ENF,
            "pipeline.packets: no packet without stated need and right to know, approved by a supervisor other than the "
            "requester, rendered only while approved and the tasking active (the judgement itself is the supervisor's)",
