@@ -8,7 +8,8 @@ begins with a term's (Arabic, where Snowball leaves plural endings: "مسدسا�
 forms the stemmer cannot join to their lemma (Polish "zastrzelę" to "strzelać"; Tagalog, which has no stemmer,
 "papatayin" to "patayin"). A table of a file is a section (`protected`,
 `criminal_conduct`, `threat`, `not_protected`, `harmless`, `lawful`, `login_wall`) whose keys are categories
-listing terms; a table named `<section>_patterns` adds regular expressions to the section's categories.
+listing terms; a table named `<section>_patterns` adds regular expressions to the section's categories, and one named
+`<section>_fuzzy` words that also match misspelt (one edit per FUZZY_LETTERS letters, `regex`'s fuzzy matching).
 
 Texts are read in two views (guards/obfuscation.py): as written and deobfuscated; a match found only in the second
 says so in its signal. Every match names its category, the term as the lexicon lists it and its language.
@@ -35,6 +36,7 @@ METHODS = ("snowball", "prefix", "substring", "exact")
 NOT_LANGUAGE_FILES = frozenset({"tasking_rules.toml"})
 KEYS_CACHED = 200_000
 STEM_PREFIX_MIN = 3
+FUZZY_LETTERS = 8
 STEM_MAX_CHARS = 64  # no word of a language is longer; a longer run is not stemmed (a 2 MB word was)
 
 
@@ -127,6 +129,7 @@ class Language:
     algorithm: str | None
     sections: dict[str, list[Term]] = field(default_factory=dict)
     patterns: dict[str, list[tuple[str, regex.Pattern]]] = field(default_factory=dict)
+    fuzzy: dict[str, list[tuple[str, str, regex.Pattern]]] = field(default_factory=dict)
     lemmas: dict[str, str] = field(default_factory=dict)
     stem_prefix: bool = False
 
@@ -261,6 +264,13 @@ class Lexicons:
                 for term, start, end in language.find_section(section, view):
                     if not any(start < e and s < end for s, e in blocked):
                         found.append(Match(section, term.category, term.listed, language.code, start, end, obfuscated))
+                for category, word, pattern in language.fuzzy.get(section, ()):
+                    for position in view.in_script(language):  # only words about as long: a few per post
+                        candidate = view.words[position]
+                        if abs(len(candidate) - len(word)) <= len(word) // FUZZY_LETTERS and pattern.fullmatch(candidate):
+                            start, end = view.spans[position]
+                            if not any(start < e and s < end for s, e in blocked):
+                                found.append(Match(section, category, word, language.code, start, end, obfuscated))
                 for category, pattern in language.patterns.get(section, ()):
                     for m in pattern.finditer(view.text):
                         if not any(m.start() < e and s < m.end() for s, e in blocked):
@@ -320,7 +330,11 @@ def language_of(path: Path) -> Language:
         for name, table in data.items():
             if not isinstance(table, dict) or name == "lemmas":
                 continue
-            if name.endswith("_patterns"):
+            if name.endswith("_fuzzy"):
+                language.fuzzy[name.removesuffix("_fuzzy")] = [
+                    (category, w.lower(), regex.compile(f"(?:{regex.escape(w.lower())}){{e<={max(1, len(w) // FUZZY_LETTERS)}}}"))
+                    for category, ws in table.items() for w in ws]
+            elif name.endswith("_patterns"):
                 language.patterns[name.removesuffix("_patterns")] = [
                     (category, regex.compile(p, regex.IGNORECASE)) for category, ps in table.items() for p in ps]
             else:
