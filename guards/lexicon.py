@@ -65,6 +65,14 @@ class View:
         self.words = [text[s:e] for s, e in self.spans]
         self._index: dict[str, tuple[int, dict[str, list[int]]]] = {}
         self._in_script: dict[str, list[int]] = {}
+        self._long: dict[int, list[int]] = {}
+
+    def long_words(self, at_least: int) -> list[int]:
+        """Positions of the words at least this long (misspelt hashtags are long words)."""
+        found = self._long.get(at_least)
+        if found is None:
+            found = self._long[at_least] = [p for p, w in enumerate(self.words) if len(w) >= at_least]
+        return found
 
     def in_script(self, language: Language) -> list[int]:
         """Positions of the words written in the language's script (scanned once per view and script)."""
@@ -261,11 +269,13 @@ class Lexicons:
         for view, obfuscated in views.each():
             blocked = [(m.start, m.end) for m in masked if m.obfuscated == obfuscated]
             for language in self.languages:
+                if not view.in_script(language):  # a language none of whose script is in the text matches nothing
+                    continue
                 for term, start, end in language.find_section(section, view):
                     if not any(start < e and s < end for s, e in blocked):
                         found.append(Match(section, term.category, term.listed, language.code, start, end, obfuscated))
                 for category, word, pattern in language.fuzzy.get(section, ()):
-                    for position in view.in_script(language):  # only words about as long: a few per post
+                    for position in view.long_words(len(word) - len(word) // FUZZY_LETTERS):  # a few per post
                         candidate = view.words[position]
                         if abs(len(candidate) - len(word)) <= len(word) // FUZZY_LETTERS and pattern.fullmatch(candidate):
                             start, end = view.spans[position]
