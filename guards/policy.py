@@ -99,7 +99,7 @@ MATRIX: tuple[Clause, ...] = (
            "with need and right to know stated, of reviewed records, recorded before it happens",
            (f"{PK}::test_an_approved_packet_is_disseminated_on_record_and_crawled_content_is_escaped",
             f"{PK}::test_requests_need_an_authorized_user_and_records_of_the_tasking",
-            "tests/test_gateway.py::test_documents_of_other_taskings_are_not_found",
+            "tests/test_gateway_es.py::test_documents_of_other_taskings_are_not_found",
             "tests/test_gateway.py::test_an_msearch_with_one_unconfined_search_is_refused_whole",
             "tests/test_gateway.py::test_significant_terms_are_measured_against_the_taskings_own_documents")),
     Clause("D3.IV.A.11.a", "Not actively seek PII without a lawful purpose", ENF,

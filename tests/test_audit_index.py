@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.audit import LocalAuditLog
+from pipeline.audit_bounds import MAX_AUDIT_STRING
 from pipeline.audit_index import (AUDIT_ALIAS, AUDIT_TEMPLATE_FILE, GROUP, AuditIndexer, AuditIndexWriter, ItemsRefused,
                                   batch_actions, entry_from_message)
 from pipeline.audit_mirror import MirroredAuditLog
@@ -209,14 +210,17 @@ def test_a_message_that_is_no_entry_is_dead_lettered_and_the_rest_indexed(tmp_pa
 
 
 def test_an_entry_with_a_huge_user_name_is_indexed(tmp_path, audit_es):
-    """A sign-in refused for a made-up name is audited under that name: the audit index must take it (a keyword
-    above 32766 bytes is refused by Lucene, which would hold up every later entry), and keep it in the source."""
+    """A sign-in refused for a made-up name is audited under that name, cut to MAX_AUDIT_STRING characters with its
+    length and hash recorded: the audit index must take it (a keyword above its ignore_above is kept unindexed, not
+    refused, which would hold up every later entry), and keep it in the source as the log holds it."""
     client, alias, writer = audit_es
     bus = LocalBus(tmp_path / "bus.db")
     name = "m" * 40_000
     mirrored(tmp_path, bus).append("gateway.login.refused", name, {"user": name, "client": "10.0.0.7", "reason": "x"})
     assert AuditIndexer(bus, writer).run(until_idle=True).indexed == 1
-    assert stored(client, alias)["1"]["source"]["user"]["name"] == name and bus.consumer(GROUP, [AUDIT]).lag() == 0
+    source = stored(client, alias)["1"]["source"]
+    assert source["user"]["name"] == name[:MAX_AUDIT_STRING] and bus.consumer(GROUP, [AUDIT]).lag() == 0
+    assert source["fcm"]["payload"]["cut"]["user"]["chars"] == 40_000
 
 
 def test_while_elasticsearch_is_down_nothing_is_committed(tmp_path, es_node, audit_es):
