@@ -4,7 +4,8 @@
   confusable with, from Unicode's confusables data (the `confusable_homoglyphs` package); words wholly in one
   script (Cyrillic, Greek) are left alone.
 - Leetspeak inside a word that has letters ("p1st0l", "k1ll", "c@talytic", "s4le"): digits and symbols become the
-  letters they stand for. Words of digits, or with fewer than two letters, are left alone ("m30" is also read as written).
+  letters they stand for. Words of digits, or with fewer than two letters, numbers with a unit ("3rd", "9mm", "m30"),
+  handles and email addresses are left alone.
 - Slang spellings of endings: a dropped g ("shootin", "sellin") and a plural z ("gunz", "pillz") are read as
   "-ing" and "-s".
 - Letters spaced or dotted out ("g l o c k", "b.o.m.b", "p-i-s-t-o-l") are joined; trailing digits become a word
@@ -64,6 +65,8 @@ NUMBER_WORD = regex.compile(r"^(?:\d+[a-z]{1,3}|[a-z]\d+[a-z]?)$")  # 3rd, 40s, 
 def _unleet(m: regex.Match) -> str:
     word = m.group(0)
     if sum(c.isalpha() for c in word) < 2 or NUMBER_WORD.match(word):
+        return word
+    if word.startswith("@") or ("@" in word and m.string[m.end():m.end() + 1] == "."):  # a handle, an email address
         return word
     return word.translate(LEET)
 
