@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
+from pipeline.audit_bounds import bounded
 from pipeline.errors import AuditUnavailable, FcmonError
 from pipeline.models import sha256_hex, utcnow
 from pipeline.sqlite import Transaction, connect
@@ -127,8 +128,11 @@ class LocalAuditLog:
                                    "restore the audit log or ask an administrator; nothing that needs auditing will run") from exc
 
     def append(self, kind: str, actor: str, payload: dict[str, Any], *, over_a_break: bool = False) -> AuditEntry:
-        """The entry returned carries `payload` as given (what is stored and hashed is its canonical JSON). Refused
-        when the head does not name the log's last entry, unless `over_a_break` (audit.break, which records it)."""
+        """Every string of the entry is first cut to MAX_AUDIT_STRING characters, what was cut recorded in it
+        (pipeline/audit_bounds.py); the entry returned carries that payload (what is stored and hashed is its canonical
+        JSON). Refused when the head does not name the log's last entry, unless `over_a_break` (audit.break, which
+        records it)."""
+        actor, payload = bounded(actor, payload)
         payload_json = canonical_json(payload)
         at = utcnow().isoformat()
         try:

@@ -38,6 +38,7 @@ request headers in FORWARDED_HEADERS (never run-as, secondary or client authenti
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import re
@@ -51,6 +52,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pipeline.audit import AuditLog
+from pipeline.audit_bounds import MAX_AUDIT_STRING
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
 from pipeline.httpd import BodyRefused, read_body, threading_server
 from pipeline.passwords import BasicAuth, FailedSignIns, SignInRefused, Throttled
@@ -133,7 +135,7 @@ FORWARDED_HEADERS = frozenset({"content-type", "user-agent", "x-opaque-id", "x-e
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding", "authorization",
               TASKING_HEADER.lower()}
-MAX_LOGGED_BODY = 16_384
+MAX_LOGGED_NAME = 100  # characters of a refused sign-in's user name kept in the log, as the console keeps
 TERM_KEYS = ("query_string", "simple_query_string", "multi_match", "match", "match_phrase", "match_phrase_prefix",
              "match_bool_prefix", "term", "terms", "terms_set", "wildcard", "prefix", "fuzzy", "regexp", "combined_fields",
              "span_term")
@@ -207,6 +209,11 @@ def parse_body(endpoint: str | None, raw: bytes, content_type: str | None) -> Bo
         return Body(raw, problem=f"not {'NDJSON' if endpoint == '_msearch' else 'valid JSON'} ({exc})")
     if depth(value) > MAX_BODY_DEPTH:
         return Body(raw, problem=f"nested deeper than {MAX_BODY_DEPTH} levels")
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:  # "\ud800": JSON escapes a lone surrogate, which is no Unicode text to log or match
+        return Body(raw, problem=f"it holds a lone surrogate ({exc.object[exc.start:exc.end].encode('unicode_escape').decode()}"
+                                 "), which is not Unicode text")
     return Body(raw, value)
 
 
@@ -311,7 +318,7 @@ def unrestricted_read(endpoint: str | None, path: str, method: str, body: Body) 
         return _unrestricted_body(body.value, COUNT_BODY_KEYS)
     if endpoint == "_msearch":
         if body.problem:
-            return "the _msearch body is not NDJSON"
+            return f"the _msearch body cannot be used: {body.problem}"
         return next(filter(None, (_unrestricted_body(line, SEARCH_BODY_KEYS) for line in body.value[1::2])), None)
     if endpoint == "_mget" and isinstance(body.value, dict) and isinstance(body.value.get("docs"), list):
         options = sorted({k for d in body.value["docs"] if isinstance(d, dict) for k in d} - MGET_DOC_KEYS)
@@ -697,9 +704,13 @@ class Gateway:
         try:
             name = self.basic.user_name(header)
         except SignInRefused as exc:  # audited, as the console's are: a supervisor sees the guessing
-            self._append("gateway.login.refused", exc.name or "(none)",
-                          {"user": exc.name, "client": client, "reason": "throttled" if isinstance(exc, Throttled) else str(exc)})
-            raise Refusal(429 if isinstance(exc, Throttled) else 401, str(exc)) from exc
+            throttled = isinstance(exc, Throttled)
+            if not throttled or self.basic.failures is None or self.basic.failures.first_refusal(exc.name):
+                shown = logged_name(exc.name)  # once a window when throttled: a throttled try costs nothing to repeat
+                self._append("gateway.login.refused", shown or "(none)",
+                             {"user": shown, "client": client, "reason": "throttled" if throttled else str(exc)})
+            raise Refusal(429 if throttled else 401, str(exc) if len(exc.name) <= MAX_LOGGED_NAME
+                          else str(exc).replace(exc.name, logged_name(exc.name))) from exc
         except ValueError as exc:
             raise Refusal(401, f"{exc}" if header else "authentication required: Kibana must forward the user's Basic credentials") from exc
         with self.lock:
@@ -761,8 +772,10 @@ class Gateway:
         tasking_id = headers.get(TASKING_HEADER.lower(), "").strip()
         body = parse_body(where.endpoint, raw, headers.get("content-type"))
         terms = request_terms(where.endpoint, body)
-        filters = {"method": method, "path": path, "endpoint": where.endpoint, "terms": terms,
-                   "body": raw[:MAX_LOGGED_BODY].decode(errors="replace")}
+        kept, cut = logged_terms(terms)
+        # the body whole: the audit log cuts it to MAX_AUDIT_STRING characters and records its length and SHA-256
+        filters = {"method": method, "path": path, "endpoint": where.endpoint, "terms": kept,
+                   "body": raw.decode(errors="replace"), **({"terms_cut": cut} if cut else {})}
         event = new_event(user, tasking_id, " ".join(terms), filters, "kibana", client)
         try:
             if user.role not in SEARCH_ROLES:
@@ -830,7 +843,7 @@ class Gateway:
         targets = list(where.indices)
         if where.endpoint == "_msearch":
             if body.problem:
-                raise Forbidden("the _msearch body is not NDJSON")
+                raise Forbidden(f"the _msearch body cannot be used: {body.problem}")
             for header in (body.value or [])[0::2]:
                 unknown = sorted(set(header) - MSEARCH_HEADER_KEYS)
                 if unknown:
@@ -899,6 +912,25 @@ class Gateway:
             return answer.code, dict(answer.headers.items()), answer.read()
         except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: a request http.client will not send
             raise Refusal(502, f"Elasticsearch at {self.upstream} did not answer ({exc})") from exc
+
+
+def logged_name(name: str) -> str:
+    """A user name as a refused sign-in logs it: MAX_LOGGED_NAME characters and the full length (nobody is signed in,
+    and the append-only log must not be fillable with made-up names)."""
+    return name if len(name) <= MAX_LOGGED_NAME else f"{name[:MAX_LOGGED_NAME]}... ({len(name):,} characters)"
+
+
+def logged_terms(terms: list[str]) -> tuple[list[str], dict[str, Any] | None]:
+    """The search terms a query's entry lists: those that fit in MAX_AUDIT_STRING characters together, and when some
+    do not, how many there were and the SHA-256 of them all (one a line), so a kept copy of the body can be matched."""
+    kept, size = [], 0
+    for term in terms:
+        size += len(term) + 1
+        if size > MAX_AUDIT_STRING:
+            return kept, {"terms": len(terms), "kept": len(kept),
+                          "sha256": hashlib.sha256("\n".join(terms).encode("utf-8", "surrogatepass")).hexdigest()}
+        kept.append(term)
+    return kept, None
 
 
 def authenticate_answer(user: User) -> dict[str, Any]:

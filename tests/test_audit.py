@@ -227,3 +227,20 @@ def test_nothing_is_recorded_as_a_break_on_an_intact_log(log):
     with pytest.raises(FcmonError, match="there is no lost or replaced end to record"):
         log.append("audit.break", "ada", {"reason": "x"}, over_a_break=True)
     assert [e.kind for e in log.entries()] == ["query", "query"]
+
+
+def test_every_string_of_an_entry_is_bounded_and_what_was_cut_is_recorded(log):
+    import hashlib
+
+    from pipeline.audit_bounds import MAX_AUDIT_STRING
+    long = "x" * (MAX_AUDIT_STRING + 10)
+    entry = log.append("probe", "y" * (MAX_AUDIT_STRING + 1), {"note": long, "short": "kept", "nested": {"list": ["ok", long]},
+                                                              long: 1})
+    stored = list(log.entries(["probe"]))[0]
+    assert stored.payload == entry.payload and len(stored.actor) == MAX_AUDIT_STRING
+    assert stored.payload["note"] == long[:MAX_AUDIT_STRING] and stored.payload["short"] == "kept"
+    assert stored.payload["nested"]["list"] == ["ok", long[:MAX_AUDIT_STRING]]
+    cut = stored.payload["cut"]
+    assert cut["note"] == {"chars": len(long), "sha256": hashlib.sha256(long.encode()).hexdigest()}
+    assert set(cut) == {"(actor)", "note", "nested.list[1]", long[:200] + " (name)"}
+    assert log.verify().ok  # the cut entry is what the chain hashes
