@@ -108,7 +108,7 @@ SEARCH_BODY_KEYS = frozenset({
     "query", "aggs", "aggregations", "size", "from", "sort", "_source", "fields", "docvalue_fields", "stored_fields",
     "script_fields", "runtime_mappings", "highlight", "track_total_hits", "track_scores", "version",
     "seq_no_primary_term", "timeout", "terminate_after", "min_score", "post_filter", "search_after", "pit", "collapse",
-    "indices_boost", "rescore", "stats", "slice"})  # not explain or profile: they show index-wide term statistics
+    "indices_boost", "stats", "slice"})  # not explain or profile (index-wide term statistics), nor rescore (scores)
 COUNT_BODY_KEYS = frozenset({"query"})
 UNRESTRICTED_AGGS = frozenset({"global"})  # buckets of every document in the index, whatever the query
 EVERY_TERM_AGGS = ("terms", "multi_terms", "significant_terms", "significant_text")  # min_doc_count 0: every term there is
@@ -342,7 +342,22 @@ def _unrestricted_body(parsed: Any, allowed: frozenset[str]) -> str | None:
     reaching = reaching_clause(parsed)
     if reaching:
         return f"not forwarded: {reaching}; send the values or the query themselves"
-    return lookup_field(parsed)
+    return lookup_field(parsed) or scored_clause(parsed)
+
+
+def scored_clause(tree: Any) -> str | None:
+    """Why a clause would make what matches depend on relevance scores, which Elasticsearch computes from every
+    tasking's documents (restrict_query keeps them out of the answer itself): a min_score of function_score or
+    script_score, or more_like_this, which picks its terms by their frequency in the whole index."""
+    for node in objects_in(tree):
+        for key, value in node.items():
+            if key in ("function_score", "script_score") and isinstance(value, dict) and "min_score" in value:
+                return (f"a {key!r} with min_score is not forwarded: which documents pass it depends on scores computed "
+                        "over every tasking's records")
+            if key == "more_like_this":
+                return ("more_like_this is not forwarded: it picks its terms by how often they occur in every tasking's "
+                        "records; send the words themselves (match)")
+    return None
 
 
 def lookup_field(parsed: dict[str, Any]) -> str | None:
@@ -428,8 +443,10 @@ def msearch_lines(body: bytes) -> list[dict[str, Any]]:
 
 
 def restrict_query(query: dict[str, Any] | None, tasking_id: str) -> dict[str, Any]:
-    """The query, ANDed with the tasking filter (the filter is ours, never taken from the request)."""
-    return {"bool": {"filter": [{"term": {"fcm.tasking_id": tasking_id}}], "must": [query or {"match_all": {}}]}}
+    """The query, ANDed with the tasking filter (the filter is ours, never taken from the request). Both are filters:
+    no document is scored, since Elasticsearch computes a score from the statistics of the whole index, every
+    tasking's documents included (every hit answers `_score` 0, and a sort on `_score` leaves the next sort to order)."""
+    return {"bool": {"filter": [{"term": {"fcm.tasking_id": tasking_id}}, *([query] if query else [])]}}
 
 
 def restrict_body(endpoint: str, body: Body, tasking_id: str) -> bytes:

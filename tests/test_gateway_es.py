@@ -210,8 +210,8 @@ def test_what_kibana_sends_is_answered_from_the_taskings_records_only(setup, pat
     if body is VALUE_SUGGESTIONS_BODY:
         assert [b["key"] for b in aggs["suggestions"]["buckets"]] == ["wrenchman"]
     assert [e.kind for e in app.audit.entries()] == ["query", "query.result"]
-    forwarded = json.loads(setup.forwarded[0]["body"])  # Kibana's body, its query ANDed with the tasking filter
-    assert forwarded["query"] == {"bool": {"filter": [{"term": {"fcm.tasking_id": "T-1"}}], "must": [body["query"]]}}
+    forwarded = json.loads(setup.forwarded[0]["body"])  # Kibana's body, its query a filter beside the tasking's
+    assert forwarded["query"] == {"bool": {"filter": [{"term": {"fcm.tasking_id": "T-1"}}, body["query"]]}}
     assert {k: v for k, v in forwarded.items() if k != "query"} == {k: v for k, v in body.items() if k != "query"}
 
 
