@@ -27,7 +27,8 @@ users (the Basic credentials Kibana forwards). What happens next depends on what
 - Kibana's own work in its system indices (`.kibana*`, ...): only for Kibana's account (gateway_kibana_account,
   an fcmon user with the password Kibana logs in with), forwarded with Kibana's own credentials;
 - writes and deletes anywhere else: only for fcmon's service account; anything else is refused with 403.
-- `_security/_authenticate` is answered by the gateway for fcmon's users (they have no Elasticsearch account).
+- `_security/_authenticate` and `_security/user/_has_privileges` are answered by the gateway for fcmon's users (they
+  have no Elasticsearch account; pipeline/gateway_privileges.py says what each role is granted).
 
 An endpoint is one only where Elasticsearch routes it (after the index, or first): `/fcmon-records/_create/_search`
 creates a document whose id is `_search`. A request target that is not a path of printable ASCII is refused (400).
@@ -54,6 +55,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from pipeline.audit import AuditLog
 from pipeline.audit_bounds import MAX_AUDIT_STRING
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
+from pipeline.gateway_privileges import privileges_answer
 from pipeline.httpd import BodyRefused, read_body, threading_server
 from pipeline.passwords import BasicAuth, FailedSignIns, SignInRefused, Throttled
 from pipeline.review import AUDIT_READERS
@@ -145,9 +147,13 @@ INTERVAL_TERMS = ("query", "prefix", "pattern", "term")  # what the rules of an 
 
 # -- pure: what a request is ----------------------------------------------------------------------
 
+ROUTE_KINDS = ("read", "audit-read", "housekeeping", "system", "other")  # every kind route() answers
+ANSWERED_HERE = ("/_security/_authenticate", "/_security/user/_has_privileges")  # housekeeping the gateway answers
+
+
 @dataclass(frozen=True)
 class Route:
-    kind: str  # "read", "audit-read", "housekeeping", "system", "other"
+    kind: str  # one of ROUTE_KINDS
     endpoint: str | None
     indices: tuple[str, ...]
 
@@ -745,6 +751,16 @@ class Gateway:
         if where.kind == "housekeeping" and decoded(path) == "/_security/_authenticate":
             return 200, {"Content-Type": "application/json", "X-Elastic-Product": "Elasticsearch"}, \
                 json.dumps(authenticate_answer(user)).encode()
+        if where.kind == "housekeeping" and decoded(path) == "/_security/user/_has_privileges":
+            parsed = parse_body(None, body, headers.get("content-type"))  # answered for the user, not the service account
+            try:
+                if parsed.problem:
+                    raise ValueError(parsed.problem)
+                answer = privileges_answer(user, parsed.value, lambda n: _matches(n, self.records_alias),
+                                           lambda n: _matches(n, self.audit_alias))
+            except ValueError as exc:
+                raise Refusal(400, f"the privileges asked cannot be read: {exc}") from exc
+            return 200, {"Content-Type": "application/json", "X-Elastic-Product": "Elasticsearch"}, json.dumps(answer).encode()
         if where.kind == "read":
             return self._read(user, where, method, path, headers, body, client)
         if method == "DELETE" and where.kind == "housekeeping":  # freeing a search context: only its owner's

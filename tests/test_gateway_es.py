@@ -296,9 +296,6 @@ KIBANA_START_UP = [  # what Kibana 8 asks before it serves a page, and what its 
     ("GET", "/_cluster/health?wait_for_status=yellow&timeout=5s", None),
     ("GET", "/_xpack?accept_enterprise=true", None),  # 500 on this distribution (no x-pack monitoring): passed on
     ("GET", "/", None),  # 405 on this distribution (no rest-root): passed on
-    # answered for fcmon's service account, which the gateway authenticates as, not for the user who asks
-    ("POST", "/_security/user/_has_privileges", {"cluster": ["monitor"], "index": [
-        {"names": ["fcmon-records"], "privileges": ["read", "view_index_metadata"]}]}),
     ("GET", "/_resolve/index/fcmon-records*?expand_wildcards=all", None),
     ("GET", "/fcmon-records/_mapping", None),
 ]
