@@ -9,13 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pipeline.gateway.body import (
-    Body,
-    agg_definitions,
-    as_list,
-    msearch_lines,
-    objects_in,
-)
+from pipeline.gateway.body import Body, agg_definitions, as_list, msearch_lines, objects_in
 
 TASKING_HEADER = "X-Fcmon-Tasking"
 READ_ENDPOINTS = ("_search", "_msearch", "_async_search", "_count", "_field_caps", "_terms_enum", "_mget",

@@ -11,53 +11,19 @@ from urllib.parse import urlsplit
 
 from pipeline.audit import AuditLog
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden
-from pipeline.gateway.answers import (
-    Handles,
-    authenticate_answer,
-    continued_handles,
-    foreign_docs,
-    json_or_none,
-    opened_handles,
-    records_resolved,
-)
+from pipeline.gateway.answers import Handles, authenticate_answer, continued_handles, foreign_docs, json_or_none, \
+    opened_handles, records_resolved
 from pipeline.gateway.body import Body, parse_body
 from pipeline.gateway.confine import restrict_body
-from pipeline.gateway.ledger import (
-    MAX_LOGGED_NAME,
-    logged_name,
-    logged_terms,
-    request_terms,
-    response_hits,
-)
-from pipeline.gateway.policy import (
-    AUDIT_LISTINGS,
-    GET_ONLY,
-    HOUSEKEEPING_PARAMS,
-    MSEARCH_HEADER_KEYS,
-    TASKING_HEADER,
-    Route,
-    continuation,
-    decoded,
-    is_scroll,
-    kibana_cluster_call,
-    matches,
-    query_params,
-    resolved,
-    route,
-    segments,
-    unrestricted_read,
-)
+from pipeline.gateway.ledger import MAX_LOGGED_NAME, logged_name, logged_terms, request_terms, response_hits
+from pipeline.gateway.policy import AUDIT_LISTINGS, GET_ONLY, HOUSEKEEPING_PARAMS, MSEARCH_HEADER_KEYS, \
+    TASKING_HEADER, Route, continuation, decoded, is_scroll, kibana_cluster_call, matches, query_params, resolved, \
+    route, segments, unrestricted_read
 from pipeline.gateway.privileges import privileges_answer
 from pipeline.gateway.upstream import Upstream, UpstreamDown
 from pipeline.passwords import BasicAuth, FailedSignIns, SignInRefused, Throttled
 from pipeline.review import AUDIT_READERS
-from pipeline.search import (
-    SEARCH_ROLES,
-    close_query,
-    new_event,
-    open_query,
-    refuse_query,
-)
+from pipeline.search import SEARCH_ROLES, close_query, new_event, open_query, refuse_query
 from pipeline.state import State, User
 
 COMPATIBLE_WITH = re.compile(r"vnd\.elasticsearch\+[\w-]+;\s*compatible-with=(\d+)", re.IGNORECASE)
