@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_bus.py --n 20000 [--runs 5] [--profile]
 
-Starts a Tansu broker (tests/broker.py) on 127.0.0.1. Items are ~1 KB CollectedItems over 24 sources under one
+Starts Apache Kafka (tests/broker.py: pipeline/stack/kafka.py, the version in config/versions.env, KRaft, data on
+disk) on 127.0.0.1, emptied of topics and groups before each worker measurement. Items are ~1 KB CollectedItems over 24 sources under one
 approved tasking, all of which pass the guards (the worst case: every item is written to the index).
 - producer: KafkaBus.produce of N items + flush (settings as shipped: acks=all, idempotent, linger/batch from
   Settings), once uncompressed and once with gzip;
@@ -79,6 +80,12 @@ def produce(bus, values: list[bytes]) -> float:
     return len(values) / (time.perf_counter() - start)
 
 
+def empty(broker: Broker) -> None:
+    """No topics and no groups: the next measurement's bus creates the fcm.* topics afresh."""
+    broker.delete_topics()
+    broker.delete_groups()
+
+
 def work(app, profile: bool = False) -> tuple[float, float]:
     """(items/s from the first batch taken to the last one stored, seconds before the first batch)."""
     worker = TimedWorker(app.settings, app.bus, app.index, app.state, GuardChain.from_settings(app.settings))
@@ -137,15 +144,14 @@ def main() -> None:
     values = items(args.n)
     print(f"items={args.n} bytes_per_item={sum(map(len, values)) // len(values)}")
     with tempfile.TemporaryDirectory() as tmp:
-        broker = Broker().start()
+        broker = Broker().start()  # raises StackError saying what is missing (Java 17, Maven, Maven Central)
         try:
             for compression in ("none", "gzip"):
                 app = make_app(Path(tmp) / f"p-{compression}", **broker.settings(kafka_compression_type=compression))
                 bus = KafkaBus(app.settings)
                 print(f"kafka producer compression={compression}: {produce(bus, values[: args.n // 2]):,.0f} items/s")
                 bus.close()
-            broker.stop()
-            broker = Broker().start()  # empty again: the worker reads exactly N
+            empty(broker)  # the worker reads exactly N
             app = make_app(Path(tmp) / "kafka", tasking(), **broker.settings())
             produce(app.bus, values)
             kafka_rate, join_s = work(app, profile=args.profile)
@@ -154,8 +160,7 @@ def main() -> None:
             rates: dict[int, list[float]] = {1: [], 2: []}
             for run in range(args.runs):
                 for processes in (1, 2):
-                    broker.stop()
-                    broker = Broker().start()
+                    empty(broker)
                     rate = work_in_processes(Path(tmp) / f"kafka-{processes}p-{run}", broker, values, processes)
                     rates[processes].append(rate)
                     print(f"worker kafka, {processes} `fcmon work` process(es) in one group: {rate:,.0f} items/s "
@@ -165,7 +170,7 @@ def main() -> None:
                     print(f"worker kafka, {processes} process(es), {args.runs} runs: median {statistics.median(measured):,.0f}, "
                           f"min {min(measured):,.0f}, max {max(measured):,.0f} items/s")
         finally:
-            broker.stop()
+            broker.remove()
         app = make_app(Path(tmp) / "local", tasking())
         produce(app.bus, values)
         local_rate, _ = work(app, profile=args.profile)

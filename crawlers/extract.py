@@ -13,17 +13,14 @@ import regex
 import trafilatura
 from w3lib.encoding import html_to_unicode
 
+from guards.walls import WALL_TEXT_MAX_CHARS, wall_text_reason
+
 log = logging.getLogger(__name__)
 # trafilatura logs ERROR for pages it cannot use (tiny or empty ones); main_text() falls back, so they are not crawl errors.
 logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json", "application/rdf+xml")
 FEED_SNIFF = regex.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(rss|feed|rdf:RDF)\b", regex.DOTALL)
-WALL_TEXT = regex.compile(
-    r"(?i)\b(?:(?:log|sign)[ -]?in|register)\s+(?:to|in order to)\s+(?:see|view|read|continue|access)\b"
-    r"|\bmembers?[ -]only\b|\bsubscribers?[ -]only\b|\byou\s+(?:must|need\s+to)\s+(?:be\s+)?(?:logged|signed)[ -]?in\b"
-    r"|\bplease\s+(?:log|sign)[ -]?in\b")
-WALL_TEXT_MAX_CHARS = 1000  # a wall message only counts on a short page: the message is the page
 CHROME = ("header", "nav", "aside", "footer")
 
 
@@ -106,9 +103,7 @@ def login_wall_reason(doc: lxml.html.HtmlElement, text: str) -> str | None:
     if doc.xpath(f"//input[translate(@type, 'PASWORD', 'pasword')='password'][not({chrome})]"):
         return "password_form"
     if len(text) <= WALL_TEXT_MAX_CHARS:
-        match = WALL_TEXT.search(text)
-        if match:
-            return f"wall_text: {match.group(0).lower()}"
+        return wall_text_reason(text)  # the guards' own detector: one definition of a wall in text
     return None
 
 

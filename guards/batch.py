@@ -1,6 +1,7 @@
 """The guard chain over JSONL files, storing nothing (`fcmon guard-check`).
 
-A malformed item line (not JSON, not UTF-8, not a valid item) yields a rejected decision with rule `schema`; a
+A malformed item line (not JSON, not UTF-8, not a valid item, or longer than LINE_LIMIT times the crawler's body
+limit) yields a rejected decision with rule `schema`, keyed by the item's own id when one can be read; a
 malformed tasking line, or an id on more than one line, makes the items under that id rejected with the reason;
 neither stops the batch.
 """
@@ -19,6 +20,9 @@ from guards.purpose import LawfulPurpose
 from pipeline.errors import FcmonError, first_error
 from pipeline.models import SCHEMA_VERSION, CollectedItem, GuardDecision, Reason, Tasking, UserRole, utcnow
 from pipeline.settings import Settings
+
+
+LINE_LIMIT = 6  # JSON escapes a character in at most 6 bytes (\uXXXX): a longer line holds more than a body could
 
 
 def jsonl_lines(path: Path) -> list[bytes]:
@@ -74,6 +78,10 @@ def check_items(lines: Iterable[bytes], taskings: Mapping[str, Tasking], invalid
     context = GuardContext(taskings=taskings, roles=roles, now=utcnow(), settings=settings)
     for line in lines:
         if not line.strip():
+            continue
+        if len(line) > LINE_LIMIT * settings.crawl_max_bytes:
+            yield rejected_for_schema(line, f"the item line holds {len(line)} bytes, more than {LINE_LIMIT} x "
+                                      "crawl_max_bytes: not read", context.now, read_id=False)
             continue
         try:
             item = CollectedItem.model_validate_json(line)

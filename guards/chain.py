@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -100,8 +101,26 @@ def merged_annotations(verdicts: list[Verdict]) -> dict[str, Any]:
     return merged
 
 
-def rejected_for_schema(raw: str | bytes, error: str, now: datetime) -> GuardDecision:
-    """The decision for input that is not a valid CollectedItem: rejected, with the schema error as the reason."""
-    return GuardDecision(item_id=f"invalid-{sha256_hex(raw)[:24]}", decision="rejected", decided_at=now,
-                         content_sha256=sha256_hex(raw),
+def rejected_for_schema(raw: str | bytes, error: str, now: datetime, read_id: bool = True) -> GuardDecision:
+    """The decision for input that is not a valid CollectedItem: rejected, with the schema error as the reason, keyed
+    by the item's own id (and tasking) when the input is a JSON object that states one, so that an operator can
+    match the decision to the input; `invalid-<hash>` only when no id can be read."""
+    own = readable_fields(raw) if read_id else {}
+    return GuardDecision(item_id=own.get("id") or f"invalid-{sha256_hex(raw)[:24]}", tasking_id=own.get("tasking_id"),
+                         decision="rejected", decided_at=now, content_sha256=sha256_hex(raw),
                          reasons=[Reason(rule="schema", clause="28CFR23.20(d)", message=error)])
+
+
+READABLE_MAX = 200  # an id or tasking id longer than this, or not printable, is not taken from a broken item
+
+
+def readable_fields(raw: str | bytes) -> dict[str, str]:
+    """`id` and `tasking_id` of a JSON object, where they are short printable strings; {} when there is none."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v.strip() for k in ("id", "tasking_id") if isinstance(v := data.get(k), str) and v.strip()
+            and len(v) <= READABLE_MAX and v.isprintable()}

@@ -8,6 +8,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import regex
 
 from guards.base import GuardContext, Stage, Verdict
+from guards.lexicon import Lexicons, load
+from guards.walls import wall_text_reason
 from pipeline.models import PUBLIC_SOURCE_KINDS, CollectedItem, content_hash
 from pipeline.settings import Settings
 
@@ -51,12 +53,13 @@ class PublicProvenance(Stage):
     rule = "public_provenance"
     clause = "D1.VI.B.4; D1.VI.C.1-4; D3.IV.A.11.b-e; D3.IV.B.2.e; D3.IV.B.2.g"
 
-    def __init__(self, login_url_pattern: str):
+    def __init__(self, login_url_pattern: str, lexicons: Lexicons):
         self.login_url = regex.compile(login_url_pattern)
+        self.lexicons = lexicons
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PublicProvenance:
-        return cls(settings.crawl_login_url_pattern)
+        return cls(settings.crawl_login_url_pattern, load(settings))
 
     def check(self, item: CollectedItem, context: GuardContext) -> Verdict:
         method = item.request.method.upper()
@@ -70,6 +73,12 @@ class PublicProvenance(Stage):
             return self.rejected("robots.txt disallows this URL", clause="D3.IV.B.2.e")
         if item.login_wall_detected:
             return self.rejected(f"behind a login wall ({item.login_wall_reason or 'detected'}): not public", item.login_wall_reason or "login_wall")
+        if item.login_wall_reason:  # a reason without the flag: provenance that contradicts itself is not proof of public access
+            return self.rejected(f"login-wall reason {item.login_wall_reason!r} given while the flag says no wall: "
+                                 "inconsistent provenance, not shown to be public", item.login_wall_reason)
+        wall = wall_text_reason(f"{item.title}\n{item.text}", self.lexicons)  # the crawler's own detector, checked again
+        if wall:
+            return self.rejected(f"the text is a login or members-only wall ({wall}): not public content", wall)
         if not 200 <= item.response.status < 300:
             return self.rejected(f"response status {item.response.status} is not a success", str(item.response.status))
         for url in dict.fromkeys((item.url, item.final_url, item.response.url, item.request.url)):
@@ -93,6 +102,10 @@ class LawfullyObtained(Stage):
     def check(self, item: CollectedItem, context: GuardContext) -> Verdict:
         if item.fetched_at > context.now + CLOCK_SKEW:  # (not fetched_at - skew: that underflows for year 1)
             return self.rejected(f"fetch time {item.fetched_at.isoformat()} lies in the future")
+        limit = context.settings.crawl_max_bytes
+        if len(item.text) + len(item.title) > limit:  # decoded text has at most one character per byte of the body
+            return self.rejected(f"title and text hold {len(item.title) + len(item.text)} characters, more than the largest "
+                                 f"body the crawler accepts ({limit} bytes, crawl_max_bytes): not what a public fetch returned")
         if item.content_sha256 != content_hash(item.title, item.text):
             return self.rejected("content hash does not match the content: provenance cannot be trusted")
         if not item.final_url.startswith(("http://", "https://")) or not item.url.startswith(("http://", "https://")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from guards.base import GuardContext, Stage, Verdict, cached
+from guards.lexicon import Lexicons, load
 from guards.provenance import CLOCK_SKEW
 from guards.scope import uncovered
 from guards.tasking_rules import TaskingLexicon, load_tasking_lexicon, use_problems
@@ -16,12 +17,12 @@ class LawfulPurpose(Stage):
     rule = "lawful_purpose"
     clause = "D3.IV.A.11.a; D3.IV.B.2.d; 28CFR23.20(a)"
 
-    def __init__(self, lexicon: TaskingLexicon):
-        self.lexicon = lexicon
+    def __init__(self, lexicon: TaskingLexicon, lexicons: Lexicons):
+        self.lexicon, self.lexicons = lexicon, lexicons
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LawfulPurpose:
-        return cls(load_tasking_lexicon(settings))
+        return cls(load_tasking_lexicon(settings), load(settings))
 
     def check(self, item: CollectedItem, context: GuardContext) -> Verdict:
         tasking = context.tasking_for(item)
@@ -36,7 +37,13 @@ class LawfulPurpose(Stage):
             return self.rejected(f"fetched at {item.fetched_at.isoformat()}, outside the time tasking {tasking.id} was "
                                  f"approved for ({tasking.approved_at} to {tasking.expires_at}): collected without a "
                                  "lawful purpose")
-        outside = uncovered(tasking.scope, item, item_text(item, context).keyword_hits)
+        compiled = cached(context, ("scope_terms", tasking.id),
+                          lambda: {k: self.lexicons.keyword_terms(k) for k in tasking.scope.keywords})
+        views = item_text(item, context).views
+
+        def hits(keywords: list[str]) -> list[str]:  # by stem, in any language, also obfuscated (guards/lexicon.py)
+            return [k for k in keywords if next(iter(self.lexicons.keyword_matches(compiled[k], views)), None)]
+        outside = uncovered(tasking.scope, item, hits)
         if outside:
             return self.rejected(f"out of the scope of tasking {tasking.id}: {outside}")
         return self.passed(f"approved tasking {tasking.id} covers the item")

@@ -14,6 +14,9 @@ from typing import Mapping
 
 import regex
 
+from guards.lexicon import Lexicons, Views
+from guards.lexicon import _load as load_languages
+from guards.obfuscation import deobfuscate
 from pipeline.errors import FcmonError
 from pipeline.models import Tasking
 from pipeline.settings import Settings
@@ -34,6 +37,7 @@ class TaskingLexicon:
     denied_words: frozenset[str]
     denied_hashtags: frozenset[str]
     vague_activities: frozenset[str]
+    languages: Lexicons | None = None  # the protected lexicons of every language (config/lexicons/<code>.toml)
 
 
 def load_tasking_lexicon(settings: Settings) -> TaskingLexicon:
@@ -46,20 +50,43 @@ def _load(path: Path) -> TaskingLexicon:
         data = tomllib.loads(path.read_text())
         return TaskingLexicon(frozenset(w.lower() for w in data["denied_scope"]["words"]),
                               frozenset(h.lower().lstrip("#") for h in data["denied_scope"]["hashtags"]),
-                              frozenset(p.lower() for p in data["vague_criminal_activity"]["phrases"]))
+                              frozenset(p.lower() for p in data["vague_criminal_activity"]["phrases"]),
+                              load_languages(path.parent))
     except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
         raise FcmonError(f"cannot load the tasking lexicons from {path} ({exc})", f"restore config/{LEXICON_FILE}") from exc
 
 
+INSIDE_MIN = 6  # denied words and hashtags this long are also found inside a longer hashtag ("#chicagoprotest")
+FUZZY_MIN = 8  # and this long also misspelt, one error per eight letters ("#blaklivesmatter"; "protect" is no "protest")
+
+
 def denied_terms(keywords: list[str], lexicon: TaskingLexicon) -> list[str]:
-    found = []
-    for keyword in keywords:
-        bare = keyword.lower().lstrip("#")
-        words = set(regex.findall(r"\w+", bare)) | {bare.replace("-", "").replace(" ", "")}
-        if bare in lexicon.denied_hashtags or words & lexicon.denied_words \
-                or any(bare.startswith(h) and len(h) >= 8 for h in lexicon.denied_hashtags):
-            found.append(keyword)
-    return found
+    """The keywords that name a protest, a cause, worship or organizing, whatever the spelling: a denied word or
+    hashtag as written, deobfuscated ("pr0test"), misspelt ("#BlakLivesMatter") or inside a longer hashtag
+    ("#chicagoprotest"), or a term of any language's protected lexicon read by its stem ("huelgas", "mezquita")."""
+    return [k for k in keywords if denial(k, lexicon)]
+
+
+def denial(keyword: str, lexicon: TaskingLexicon) -> str | None:
+    bare = keyword.lower().lstrip("#")
+    for form in dict.fromkeys((bare, deobfuscate(bare))):
+        words = set(regex.findall(r"\w+", form)) | {joined := regex.sub(r"[\W_]+", "", form)}
+        if form in lexicon.denied_hashtags or words & lexicon.denied_words:
+            return form
+        for term in lexicon.denied_hashtags | lexicon.denied_words:
+            if (len(term) >= INSIDE_MIN and term in joined) or (len(term) >= FUZZY_MIN and fuzzy(term).search(joined)):
+                return term
+    if lexicon.languages is not None:
+        views = Views.of(keyword.lstrip("#"))
+        found = lexicon.languages.find("protected", views, lexicon.languages.find("not_protected", views))
+        if found:
+            return found[0].signal
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def fuzzy(term: str) -> regex.Pattern:
+    return regex.compile(f"(?:{regex.escape(term)}){{e<={max(1, len(term) // 8)}}}")
 
 
 def request_problems(tasking: Tasking, lexicon: TaskingLexicon) -> list[Problem]:

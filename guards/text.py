@@ -43,7 +43,7 @@ def words_of(lowered: str) -> set[str]:
 
 
 class ItemText:
-    __slots__ = ("title", "text", "joined", "_lowered", "_words", "_hits")
+    __slots__ = ("title", "text", "joined", "_lowered", "_words", "_hits", "_views")
 
     def __init__(self, title: str, text: str):
         self.title, self.text = title, text
@@ -51,6 +51,15 @@ class ItemText:
         self._lowered: str | None = None
         self._words: set[str] | None = None
         self._hits: dict[tuple[str, ...], list[str]] = {}
+        self._views = None
+
+    @property
+    def views(self):
+        """The joined text's lexicon views, as written and deobfuscated (guards/lexicon.py Views)."""
+        if self._views is None:
+            from guards.lexicon import Views  # guards.lexicon reads this module's normalization
+            self._views = Views.of(self.joined)
+        return self._views
 
     @property
     def lowered(self) -> str:

@@ -101,23 +101,29 @@ class Throttled(SignInRefused):
 
 
 class BasicAuth:
-    """HTTP Basic credentials checked against the stored hashes. A header that verified is remembered for a minute:
-    scrypt costs ~50 ms a try, and Kibana and API clients send the same header with every request."""
+    """HTTP Basic credentials checked against the stored hashes. A header that verified is remembered for a minute
+    (scrypt costs ~50 ms a try, and Kibana and API clients send the same header with every request), together with
+    the stored hash it verified against: each request reads the user's current hash, so a new or removed password
+    ends the remembered credential at once."""
 
     def __init__(self, stored_hash: Callable[[str], str | None], lock: threading.Lock,
                  failures: FailedSignIns | None = None):
         self.stored_hash, self.lock = stored_hash, lock
         self.failures = failures  # when given, failed sign-ins are counted per user name and throttled
-        self._verified: dict[str, tuple[str, float]] = {}
+        self._verified: dict[str, tuple[str, str, float]] = {}  # header digest -> (name, its hash's digest, until)
 
     def user_name(self, header: str | None) -> str:
         """The verified user's name; ValueError with what is wrong otherwise (SignInRefused once a name was read)."""
         if not header or not header.startswith("Basic "):
             raise ValueError("authentication required: HTTP Basic with your fcmon user name and password")
         key = hashlib.sha256(header.encode()).hexdigest()
-        cached = self._verified.get(key)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
+        cached = self._verified.pop(key, None)
+        if cached and cached[2] > time.monotonic():
+            with self.lock:
+                current = self.stored_hash(cached[0])
+            if current is not None and hmac.compare_digest(credential_digest(current), cached[1]):
+                self._verified[key] = cached
+                return cached[0]
         try:
             name, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError) as exc:
@@ -132,5 +138,13 @@ class BasicAuth:
             raise SignInRefused("unknown user or wrong password (set one with `fcmon user set-password NAME`)", name)
         if self.failures is not None:
             self.failures.succeeded(name)
-        self._verified[key] = (name, time.monotonic() + CREDENTIAL_CACHE_SECONDS)
+        now = time.monotonic()
+        if len(self._verified) > KEYS_BEFORE_PRUNING:
+            self._verified = {k: v for k, v in self._verified.items() if v[2] > now}
+        self._verified[key] = (name, credential_digest(stored or ""), now + CREDENTIAL_CACHE_SECONDS)
         return name
+
+
+def credential_digest(password_hash: str) -> str:
+    """What a remembered sign-in keeps of the stored hash it verified against: a new password changes it."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()

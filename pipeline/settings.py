@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     kafka_linger_ms: int = Field(20, ge=0, description="Producer wait for a fuller batch (ms).")
     kafka_batch_size: int = Field(262144, ge=1024, description="Producer batch size per partition (bytes).")
     kafka_delivery_timeout_ms: int = Field(30000, ge=1000, description="A produced message not acknowledged by then fails flush() loudly (ms); also bounds the wait for broker metadata.")
-    kafka_session_timeout_ms: int = Field(6000, ge=1000, description="Consumer-group session timeout (ms): a dead worker's partitions move after this long; group joins take about half of it.")
+    kafka_session_timeout_ms: int = Field(6000, ge=1000, description="Consumer-group session timeout (ms): a dead worker's partitions move after this long; Apache Kafka refuses values below its group.min.session.timeout.ms (6000 by default).")
     kafka_heartbeat_interval_ms: int = Field(1000, ge=100, description="Consumer heartbeat interval (ms); at most a third of the session timeout.")
     kafka_max_poll_interval_ms: int = Field(300000, ge=1000, description="A worker that does not poll for this long leaves the group (ms); the worker keeps polling while it backs off.")
     kafka_fetch_max_wait_ms: int = Field(100, ge=0, description="Longest a fetch waits for new messages (ms): lower means lower latency, more requests.")

@@ -85,9 +85,11 @@ class Worker(CommittingLoop):
         records: list[IndexedRecord] = []
         held: list[tuple[CollectedItem, GuardDecision]] = []
         rejected: list[GuardDecision] = []
+        # produced only once the batch's outcomes are stored: a failed attempt, retried, sends nothing twice
+        outgoing: list[tuple[str, str | None, bytes]] = []
         stats = WorkStats()
         for message in batch:
-            item = self._parse(message, stats)
+            item = self._parse(message, stats, outgoing)
             if item is None:
                 continue
             decision, stored = self.chain.apply(item, context)  # stored: as masked/labelled by the guards
@@ -100,17 +102,20 @@ class Worker(CommittingLoop):
                 stats.quarantined += 1
             else:
                 rejected.append(decision)
-                self.bus.produce(REJECTED, message.key or decision.item_id, payload)
+                outgoing.append((REJECTED, message.key or decision.item_id, payload))
                 stats.rejected += 1
                 stats.rejected_by_rule[decision.reasons[0].rule] += 1
-            self.bus.produce(DECISIONS, message.key or decision.item_id, payload)  # the source: its order kept
+            outgoing.append((DECISIONS, message.key or decision.item_id, payload))  # the source: its order kept
         self.state.record_outcomes(held, rejected, self.settings.quarantine_days)  # one transaction per batch
         if records:
             self.index.upsert(records)
+        for topic, key, value in outgoing:
+            self.bus.produce(topic, key, value)
         self.bus.flush()
         self._add(stats, consumed=len(batch))
 
-    def _parse(self, message: Message, stats: WorkStats) -> CollectedItem | None:
+    def _parse(self, message: Message, stats: WorkStats, outgoing: list[tuple[str, str | None, bytes]]
+               ) -> CollectedItem | None:
         try:
             item = CollectedItem.model_validate_json(message.value)
             if item.schema_version != SCHEMA_VERSION:
@@ -118,9 +123,9 @@ class Worker(CommittingLoop):
             return item
         except (ValidationError, ValueError) as exc:
             error = first_error(exc, "item") if isinstance(exc, ValidationError) else str(exc)
-            self.bus.produce(DEAD_LETTER, message.key, json.dumps({
+            outgoing.append((DEAD_LETTER, message.key, json.dumps({
                 "error": error, "topic": message.topic, "partition": message.partition, "offset": message.offset,
-                "value": message.value.decode("utf-8", "replace")}).encode())
+                "value": message.value.decode("utf-8", "replace")}).encode()))
             log.warning("dead-lettered topic=%s offset=%d error=%s", message.topic, message.offset, error)
             stats.dead_lettered += 1
             return None

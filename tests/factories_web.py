@@ -8,6 +8,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from email.message import Message
 
 from pipeline.app import App
 from pipeline.web import Console, serve
@@ -30,20 +31,25 @@ class WebClient:
         self.base = base
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect)
 
-    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, Message, str]:
+        """Status, headers (names are case-insensitive, as in HTTP) and body; redirects are not followed."""
         data = urllib.parse.urlencode(form).encode() if form is not None else None
         try:
             with self.opener.open(urllib.request.Request(self.base + path, data=data, method=method), timeout=10) as answer:
-                return answer.status, dict(answer.headers.items()), answer.read().decode()
+                return answer.status, answer.headers, answer.read().decode()
         except urllib.error.HTTPError as answer:
-            return answer.code, dict(answer.headers.items()), answer.read().decode()
+            return answer.code, answer.headers, answer.read().decode()
 
     def sign_in(self, name: str, password: str) -> int:
         return self.request("POST", "/login", {"name": name, "password": password})[0]
 
     def search(self, tasking: str, q: str, **params: str) -> tuple[int, str]:
-        status, _, body = self.request("GET", "/search?" + urllib.parse.urlencode({"tasking": tasking, "q": q, **params}))
+        """A search as the console's form posts it (with the session's token: a search is audited, never a GET)."""
+        status, _, body = self.request("POST", "/search", {"csrf": self.csrf(), "tasking": tasking, "q": q, **params})
         return status, body
+
+    def csrf(self) -> str:
+        return csrf_of(self.request("GET", "/")[2])
 
 
 def csrf_of(page: str) -> str:
@@ -51,15 +57,15 @@ def csrf_of(page: str) -> str:
     return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
 
 
-def api_search(base: str, params: dict[str, str], user: str | None, password: str) -> tuple[int, dict[str, str], dict]:
+def api_search(base: str, params: dict[str, str], user: str | None, password: str) -> tuple[int, Message, dict]:
     request = urllib.request.Request(base + "/api/search?" + urllib.parse.urlencode(params))
     if user:
         request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, dict(answer.headers.items()), json.loads(answer.read())
+            return answer.status, answer.headers, json.loads(answer.read())
     except urllib.error.HTTPError as answer:
-        return answer.code, dict(answer.headers.items()), json.loads(answer.read())
+        return answer.code, answer.headers, json.loads(answer.read())
 
 
 def raw_request(base: str, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:

@@ -1,4 +1,4 @@
-"""The Bus port's contract, run against every adapter: the local SQLite log and Kafka (a real Tansu broker)."""
+"""The Bus port's contract, run against every adapter: the local SQLite log and Kafka (Apache Kafka, tests/broker.py)."""
 from __future__ import annotations
 
 import time

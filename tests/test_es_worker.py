@@ -88,7 +88,7 @@ def test_while_elasticsearch_is_down_the_worker_commits_nothing_and_resumes_when
     relay = Relay(node_port(es_node.url))
     app = make_app(tmp_path / "d", live_tasking(),
                    **es_node.settings(elasticsearch_url=relay.url, elasticsearch_records_alias=alias))
-    n = 40
+    n = 20
     publish(app, [item(i) for i in range(n)])
     worker = Worker(app.settings, app.bus, app.index, app.state, GuardChain.from_settings(app.settings))
     watcher = app.bus.consumer(app.settings.work_group, [COLLECTED])  # never polls: reads the group's lag only
@@ -97,8 +97,8 @@ def test_while_elasticsearch_is_down_the_worker_commits_nothing_and_resumes_when
 
     def outage_then_recovery() -> None:
         try:
-            deadline = time.monotonic() + 60
-            while caplog.text.count("event=batch_failed") < 3 and time.monotonic() < deadline:
+            deadline = time.monotonic() + 180  # against a hang only: a loaded machine runs the guards slowly
+            while caplog.text.count("event=batch_failed") < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
             seen["failures_before_recovery"] = caplog.text.count("event=batch_failed")
             seen["lag_during_outage"] = watcher.lag()
@@ -116,7 +116,7 @@ def test_while_elasticsearch_is_down_the_worker_commits_nothing_and_resumes_when
         helper.join()
     relay.shutdown()
     relay.server_close()
-    assert seen["failures_before_recovery"] >= 3 and "ConnectionError" in caplog.text
+    assert seen["failures_before_recovery"] >= 2 and "ConnectionError" in caplog.text
     assert (seen["lag_during_outage"], seen["alias_during_outage"]) == (n, False)  # nothing committed, nothing written
     assert "event=store_recovered" in caplog.text
     assert stats.indexed == n and node.count(index=alias)["count"] == n

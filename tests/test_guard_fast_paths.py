@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from guards.chain import GuardChain
-from guards.first_amendment import Lexicon, load_lexicons, required_literal
+from guards.lexicon import Views, load
 from guards.pii import OWN, PATTERNS, alnum, may_introduce_own, may_match, substitute, windows
 from guards.scope import host_of, keyword_hits, keyword_pattern
 from guards.text import WORD, ItemText, item_text, words_of
@@ -56,33 +56,35 @@ def test_pii_pretests_never_skip_a_match(kind, text):
         assert PATTERNS[kind].search(text) is None
 
 
-def reference_signals(lexicon: Lexicon, text: str) -> list[str]:
-    """Lexicon.signals as first written: tokenise with WORD, always blank the exceptions and tokenise again."""
-    def names(t: str) -> list[str]:
-        words = set(WORD.findall(t.lower()))
-        return [name for name, firsts in lexicon.first_words.items() if not firsts.isdisjoint(words)]
-    found: list[str] = []
-    candidates = names(text)
-    if candidates and lexicon.exceptions is not None:
-        text = lexicon.exceptions.sub(" ", text)
-        candidates = names(text)
-    for name in candidates:
-        found.extend(f"{name}:{term}" for term in sorted({m.group(0).lower() for m in lexicon.patterns[name].finditer(text)}))
+def scanned(language, term, view) -> list[tuple[int, int]]:
+    """Language.find as defined: every word position tried, each of the term's words compared by its keys."""
+    found = []
+    for position in range(len(view.words)):
+        last = position + len(term.words) - 1
+        if term.words and last < len(view.words) and all(language.same(term, j, view.words[position + j])
+                                                          for j in range(len(term.words))):
+            found.append((view.spans[position][0], view.spans[last][1]))
     return found
 
 
-LEXICONS = load_lexicons(Settings())
-PHRASES = ["protest", "Rally", "march", "in March", "march 3rd", "mass air flow", "critical mass", "Mass", "union station",
-           "Union", "strike price", "strike", "torch", "cut the converters", "bring a gun", "bible study", "sit-in", "die-in",
-           "converter", "İ", "ſteal", "\x1c", ",", " ", "\n", "-"]
+LEXICONS = load(Settings())
+PHRASES = ["protest", "Rally", "march", "in March", "mosques", "Masjid", "worshippers", "union station", "Union", "strike",
+           "torch", "shoot up", "shooting up", "bring a gun", "bible study", "sit-in", "die-in", "pistolety", "kościele",
+           "matarlos", "iglesia", "misa", "mis", "المسجد", "مسدسات", "교회에서", "권총을", "papatayin", "İ", "ſteal", "\x1c",
+           ",", " ", "\n", "-", "p1st0l", "g l o c k"]
 
 
-@settings(max_examples=500, deadline=None)
-@given(text=st.lists(st.sampled_from(PHRASES), max_size=12).map(" ".join) | TEXT, which=st.sampled_from(sorted(LEXICONS)))
-def test_lexicon_signals_with_shared_words_match_the_reference(text, which):
-    lexicon = LEXICONS[which]
-    shared = ItemText("", text)
-    assert lexicon.signals(shared.joined, shared.words) == lexicon.signals(shared.joined) == reference_signals(lexicon, shared.joined)
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(st.sampled_from(PHRASES), max_size=10).map(" ".join) | TEXT)
+def test_the_word_index_finds_exactly_what_a_scan_of_every_position_finds(text):
+    views = Views.of(text)
+    for view, _ in views.each():
+        for language in LEXICONS.languages:
+            if language.method == "substring":
+                continue
+            for section in ("protected", "criminal_conduct", "harmless"):
+                for term in language.sections.get(section, ()):
+                    assert sorted(set(language.find(term, view))) == scanned(language, term, view), (language.code, term.listed)
 
 
 @settings(max_examples=500, deadline=None)
@@ -90,23 +92,6 @@ def test_lexicon_signals_with_shared_words_match_the_reference(text, which):
 @example(value="K_Bob.Smith-1")
 def test_alnum_keeps_exactly_the_letters_and_digits_of_the_lowercased_value(value):
     assert alnum(value) == "".join(c for c in value.lower() if c.isalnum())
-
-
-EXCEPTION_PATTERNS = [r"\bcritical\s+mass\b", r"(?:in|of)\s+March", r"union|strike", r"\p{Lu}ay", r"x(?:yz)?", r"(?x) l u c k y"]
-
-
-@settings(max_examples=1000, deadline=None)
-@given(text=st.lists(st.sampled_from(["critical", "Mass", "critical mass", "CRITICAL  MASS", "in march", "of MARCH", "union",
-                                      "strike", "May", "x", "xyz", "lucky", "LUCKY", "ſ", "K", " ", "\n"]), max_size=8).map(" ".join) | TEXT)
-def test_the_exceptions_pretest_never_skips_a_match(text):
-    lexicon = Lexicon({"protest": ["mass", "march", "strike"]}, EXCEPTION_PATTERNS)
-    if not lexicon.may_have_exceptions(text):
-        assert lexicon.exceptions.search(text) is None
-
-
-def test_an_exception_without_a_literal_of_two_characters_always_runs():
-    assert [required_literal(p) for p in EXCEPTION_PATTERNS] == ["critical", "march", None, None, None, "lucky"]
-    assert Lexicon({"protest": ["march"]}, [r"\bin\s+march", r"x(?:yz)?"]).may_have_exceptions("the rally")
 
 
 def test_item_text_is_reused_for_one_item_and_renewed_for_its_masked_copy():
@@ -121,7 +106,7 @@ def test_item_text_is_reused_for_one_item_and_renewed_for_its_masked_copy():
 
 def test_a_chain_run_leaves_every_item_decided_on_its_own_text():
     chain, context = GuardChain.from_settings(Settings()), make_context(make_tasking())
-    protest = make_item(url="https://forum.example/post/2", text="Rally at city hall about the converters")
+    protest = make_item(url="https://forum.example/post/2", title="Rally", text="Rally at city hall about the converters")
     plain = make_item(url="https://forum.example/post/3", text="Six catalytic converters, $150 each")
     assert [chain.decide(i, context).decision for i in (protest, plain, protest)] == ["rejected", "indexed", "rejected"]
 
@@ -133,19 +118,6 @@ def test_a_chain_run_leaves_every_item_decided_on_its_own_text():
 def test_keyword_hits_match_the_whole_word_pattern(text, keyword):
     expected = [keyword] if keyword.lower() in text.lower() and keyword_pattern(keyword).search(text) else []
     assert keyword_hits([keyword], text) == expected
-
-
-OVERLAPPING = Lexicon({"a": ["burn down", "down town", "burn", "town", "die-in", "die", "in", "sit-in", "it", "a b", "b c", "_x", "--"]})
-
-
-@settings(max_examples=1000, deadline=None)
-@given(st.lists(st.sampled_from(["burn", "down", "town", "die", "in", "sit", "it", "a", "b", "c", "_x", "x", "-", " ", "  ",
-                                 "BURN", "Down", "\n", "_", "9", "é", "ſ"]), max_size=14).map("".join)
-       | st.lists(st.sampled_from(["burn", "down", "town", "a", "b", "c", "sit-in", "-", " "]), max_size=8).map(" ".join))
-@example("Burn down town, a b c, sit-in it")
-def test_ascii_term_scan_is_the_patterns_leftmost_first_scan(text):
-    expected = {m.group(0).lower() for m in OVERLAPPING.patterns["a"].finditer(text)}
-    assert OVERLAPPING.matched("a", text) == OVERLAPPING.matched("a", text, words_of(text.lower())) == expected
 
 
 SPACE = st.sampled_from([" ", "  ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\u2003", "-", ""])

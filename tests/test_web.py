@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import passwords
+from pipeline.audit_bounds import MAX_AUDIT_STRING
 from pipeline.models import utcnow
 from pipeline.passwords import hash_password
 from pipeline.records import review
@@ -89,6 +91,13 @@ def page(browser):
     context.close()
 
 
+def run_search(page, base: str, query: str) -> None:
+    """A search's link opens the form filled in; pressing Search runs it (a GET runs nothing audited)."""
+    page.goto(f"{base}/search?{query}")
+    with page.expect_navigation():
+        page.click("button:text-is('Search')")
+
+
 def sign_in(page, base: str, name: str = "alice", password: str = PASSWORD) -> None:
     page.goto(base + "/")
     assert page.url == base + "/login"  # nobody reads without an account
@@ -115,7 +124,7 @@ def test_sign_in_search_and_read_a_record_in_the_browser(app, base, page):
     assert query["tasking_id"] == "T-1" and query["case_number"] == "2026-CR-1"
 
     with page.expect_navigation():
-        hit.locator("h3 a").click()
+        hit.locator("h3 button").click()  # a record read is audited: posted with the session's token
     assert page.locator("blockquote").inner_text() == HOSTILE_TEXT
     [read] = queries(app, "record.read")
     assert (read["user"], read["interface"], read["tasking_id"]) == ("alice", "web", "T-1")
@@ -137,7 +146,11 @@ def test_a_wrong_password_signs_nobody_in(app, base, page):
 
 def test_a_tasking_the_user_may_not_search_is_refused_and_logged_in_the_browser(app, base, page):
     sign_in(page, base)
-    page.goto(base + "/search?tasking=T-2&q=converter")
+    page.goto(base + "/search?tasking=T-2&q=converter")  # a link fills the form in and runs nothing
+    assert page.locator("article.hit").count() == 0 and queries(app, "query.refused") == []
+    page.locator("select[name=tasking]").evaluate("s => s.add(new Option('T-2', 'T-2', true, true))")  # not offered
+    with page.expect_navigation():
+        page.click("button:text-is('Search')")
     assert "neither the requester nor on the team" in page.locator(".error").inner_text()
     assert page.locator("article.hit").count() == 0
     [refused] = queries(app, "query.refused")
@@ -221,7 +234,7 @@ def test_a_packet_is_requested_approved_and_disseminated_in_the_browser(app, bas
 
 def packet_flow(app, base, reviewed, detective, supervisor):
     sign_in(detective, base, "dana")
-    detective.goto(base + "/search?tasking=T-1&q=converter+OR+converters")
+    run_search(detective, base, "tasking=T-1&q=converter+OR+converters")
     detective.locator(f"input[name=record][value='{reviewed.id}']").check()
     detective.fill("input[name=recipient]", "Det. Dana Ortiz")
     detective.fill("input[name=agency]", "Example PD")
@@ -250,7 +263,7 @@ def packet_flow(app, base, reviewed, detective, supervisor):
 
 def test_an_unreviewed_record_is_refused_for_a_packet_in_the_browser(app, base, page):
     sign_in(page, base, "dana")
-    page.goto(base + "/search?tasking=T-1&q=converter+OR+converters")
+    run_search(page, base, "tasking=T-1&q=converter+OR+converters")
     page.locator("input[name=record]").first.check()
     for field, text in (("input[name=recipient]", "Det. Dana Ortiz"), ("input[name=agency]", "Example PD"),
                         ("textarea[name=need_to_know]", "RD-4"), ("textarea[name=right_to_know]", "Sworn officer")):
@@ -279,7 +292,9 @@ def test_the_api_searches_with_basic_credentials_and_logs_first(app, base):
     ({"q": "converter"}, "alice", PASSWORD, 400, "no tasking"),
     ({"tasking": "T-1", "q": "converter", "filter": "colour=red"}, "alice", PASSWORD, 400, "bad filter"),
     ({"tasking": "T-1", "q": '"converter'}, "alice", PASSWORD, 400, "invalid query"),
-], ids=["no-credentials", "wrong-password", "other-tasking", "admin", "no-tasking", "bad-filter", "malformed-query"])
+    ({"tasking": "T-1", "q": "title:*"}, "alice", PASSWORD, 400, "invalid query"),  # parsed, then refused by the index
+], ids=["no-credentials", "wrong-password", "other-tasking", "admin", "no-tasking", "bad-filter", "malformed-query",
+        "unrunnable-field-query"])
 def test_the_api_refuses_with_a_clear_error(app, base, params, user, password, status, message):
     got, headers, body = api_search(base, params, user, password)
     assert got == status and message in body["error"], body
@@ -310,7 +325,7 @@ def test_pages_need_a_session_and_carry_security_headers(app, base):
     status, headers, _ = client.request("GET", "/search?tasking=T-1&q=converter")
     assert status == 303 and headers["Location"] == "/login" and queries(app) == []
     assert client.sign_in("alice", PASSWORD) == 303
-    status, headers, body = client.request("GET", "/search?tasking=T-1&q=converters")
+    status, headers, body = client.request("POST", "/search", {"csrf": client.csrf(), "tasking": "T-1", "q": "converters"})
     assert status == 200 and "script-src" not in headers["Content-Security-Policy"] and "default-src 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
     assert "&lt;script&gt;" in body and "<script>" not in body
@@ -448,7 +463,7 @@ def test_hostile_parameters_get_an_answer_and_run_nothing(app, base):
     assert client.search("T-1", "converters", to="9999-12-31T23:59:59-14:00")[0] == 400  # overflowed
     assert client.request("GET", "/review?to=9999-12-31")[0] == 400
     assert client.request("GET", "/review?to=8999-12-31")[0] == 200  # the last day there is
-    assert client.request("GET", "/retention?within=%C2%B2")[0] == 400  # a digit to str.isdigit, not to int
+    assert client.request("POST", "/retention/due", {"csrf": client.csrf(), "within": "\u00b2"})[0] == 400  # a digit to isdigit, not to int
     assert client.request("POST", "/logout", {"csrf": "\u00e9"})[0] == 403  # compare_digest refuses non-ASCII text
     assert queries(app) == []
 
@@ -502,3 +517,37 @@ def test_a_same_site_sign_in_behind_a_proxy_is_accepted(app, base, headers):
     with pytest.raises(urllib.error.HTTPError) as signed_in:  # NoRedirect: the 303 is not followed
         urllib.request.build_opener(NoRedirect).open(request, timeout=5)
     assert signed_in.value.code == 303
+
+
+def test_a_new_password_ends_the_old_one_on_the_api_at_once(app, base):
+    assert api_search(base, {"tasking": "T-1", "q": "converters"}, "alice", PASSWORD)[0] == 200  # now remembered
+    app.state.set_password_hash("alice", hash_password("another long passphrase"))
+    status, _, body = api_search(base, {"tasking": "T-1", "q": "converters"}, "alice", PASSWORD)
+    assert status == 401 and "wrong password" in body["error"]  # not up to a minute later: now
+    assert api_search(base, {"tasking": "T-1", "q": "converters"}, "alice", "another long passphrase")[0] == 200
+    assert len(queries(app)) == 2
+
+
+def test_an_overlong_query_is_refused_and_logged_cut(app, base):
+    long_query = " ".join(["converter"] * 1_000)  # 9,999 characters
+    status, _, body = api_search(base, {"tasking": "T-1", "q": long_query}, "alice", PASSWORD)
+    assert status == 400 and "longer than 8,192 characters" in body["error"], body
+    assert queries(app) == []  # nothing ran
+    [refused] = queries(app, "query.refused")
+    assert len(refused["query"]) == MAX_AUDIT_STRING and long_query.startswith(refused["query"])
+    assert refused["cut"]["query"] == {"chars": 9_999, "sha256": hashlib.sha256(long_query.encode()).hexdigest()}
+
+
+def test_every_audit_entry_the_console_writes_is_bounded(app, base):
+    alice = app.state.user("alice")
+    event = open_query(app.state, app.audit, alice, new_event(alice, "T-1", "converters", {}, "cli", "local"))
+    close_query(app.audit, event, 0, [])
+    client = WebClient(base)
+    assert client.sign_in("sam", PASSWORD) == 303
+    note = "n" * 12_000  # within the form limit (16 KB), over what one audit string holds
+    form = {"csrf": csrf_of(client.request("GET", "/")[2]), "query_id": event.id, "status": "flagged", "note": note}
+    assert client.request("POST", "/review", form)[0] == 303
+    [marked] = queries(app, "query.review")
+    assert marked["note"] == "n" * MAX_AUDIT_STRING and marked["cut"]["note"]["chars"] == 12_000
+    for entry in app.audit.entries():
+        assert len(json.dumps(entry.payload)) < 20_000, entry.kind

@@ -49,7 +49,7 @@ def test_a_supervisor_opens_a_held_item_and_purges_it_in_the_browser(app, base, 
     assert "first_amendment" in row.inner_text() and "protest:rally" in row.inner_text()
     assert queries(app, "quarantine.show") == []  # the list shows no content
     with page.expect_navigation():
-        row.locator("a").click()
+        row.locator("button").click()  # opening one is audited: posted with the session's token
     assert page.locator("h2").inner_text() == HELD_TITLE and page.locator("blockquote").inner_text() == HELD_TEXT
     [read] = queries(app, "quarantine.show")
     assert (read["item_id"], read["tasking_id"], read["interface"]) == (app.held_id, "T-Q", "web")
@@ -66,7 +66,8 @@ def test_a_supervisor_opens_a_held_item_and_purges_it_in_the_browser(app, base, 
 def test_a_kept_item_is_indexed_with_the_supervisor_on_it(app, base):
     client = WebClient(base)
     assert client.sign_in("sam", PASSWORD) == 303
-    csrf = csrf_of(client.request("GET", f"/quarantine/{app.held_id}")[2])
+    csrf = csrf_of(client.request("GET", "/quarantine")[2])
+    assert client.request("POST", f"/quarantine/{app.held_id}", {"csrf": csrf})[0] == 200
     status, headers, _ = client.request("POST", "/quarantine/decide", {"csrf": csrf, "item_id": app.held_id, "choice": "keep",
                                                                       "reason": "a direct threat to property"})
     assert (status, headers["Location"]) == (303, "/quarantine")
@@ -78,7 +79,8 @@ def test_a_kept_item_is_indexed_with_the_supervisor_on_it(app, base):
 def test_a_decision_needs_a_reason_and_only_supervisors_see_the_quarantine(app, base):
     supervisor = WebClient(base)
     supervisor.sign_in("sam", PASSWORD)
-    csrf = csrf_of(supervisor.request("GET", f"/quarantine/{app.held_id}")[2])
+    csrf = csrf_of(supervisor.request("GET", "/quarantine")[2])
+    assert supervisor.request("POST", f"/quarantine/{app.held_id}", {"csrf": csrf})[0] == 200
     status, _, body = supervisor.request("POST", "/quarantine/decide", {"csrf": csrf, "item_id": app.held_id, "choice": "keep",
                                                                         "reason": " "})
     assert status == 400 and "the reason is empty" in body
@@ -87,8 +89,8 @@ def test_a_decision_needs_a_reason_and_only_supervisors_see_the_quarantine(app, 
     analyst = WebClient(base)
     analyst.sign_in("alice", PASSWORD)
     assert "Quarantine" not in analyst.request("GET", "/")[2]
-    for path in ("/quarantine", f"/quarantine/{app.held_id}"):
-        status, _, body = analyst.request("GET", path)
+    for method, path in (("GET", "/quarantine"), ("POST", f"/quarantine/{app.held_id}")):
+        status, _, body = analyst.request(method, path, {"csrf": analyst.csrf()} if method == "POST" else None)
         assert status == 403 and "needs the role supervisor" in body
     status, _, body = analyst.request("POST", "/quarantine/decide", {"csrf": csrf_of(analyst.request("GET", "/")[2]),
                                                                      "item_id": app.held_id, "choice": "purge", "reason": "x"})
@@ -183,6 +185,9 @@ def test_a_supervisor_validates_and_purges_records_coming_due_in_the_browser(app
     sign_in(page, base, "sam")
     with page.expect_navigation():
         page.click("a:text-is('Retention')")
+    assert page.locator("tbody tr").count() == 0 and queries(app, "retention.list") == []  # a GET lists nothing
+    with page.expect_navigation():
+        page.click("button:text-is('List')")  # a listing is audited: posted with the session's token
     rows = page.locator("tbody tr")
     assert rows.count() == 1 and "Soon <b>due</b>" in rows.first.inner_text()  # within 30 days only; titles as text
     [listing] = queries(app, "retention.list")
@@ -193,7 +198,9 @@ def test_a_supervisor_validates_and_purges_records_coming_due_in_the_browser(app
     assert "validated by sam: still tied to case 2026-CR-7" in page.locator("tbody tr").first.inner_text()
     [kept] = queries(app, "retention.keep")
     assert (kept["record_id"], kept["purge_by"]) == (soon.id, soon.labels.purge_by.isoformat())  # the date never moves
-    page.goto(base + "/retention?within=500")
+    page.fill("input[name=within]", "500")
+    with page.expect_navigation():
+        page.click("button:text-is('List')")
     later_row = page.locator("tr", has_text="Later")
     later_row.locator("input[name=reason]").fill("no longer relevant")
     with page.expect_navigation():
@@ -209,8 +216,8 @@ def test_retention_is_for_supervisors_and_a_bad_horizon_is_refused(app, base):
     assert status == 403 and "needs the role supervisor" in body and "Retention</a>" not in analyst.request("GET", "/")[2]
     supervisor = WebClient(base)
     supervisor.sign_in("sam", PASSWORD)
-    status, _, body = supervisor.request("GET", "/retention?within=soon")
+    status, _, body = supervisor.request("POST", "/retention/due", {"csrf": supervisor.csrf(), "within": "soon"})
     assert status == 400 and "is not a number of days" in html.unescape(body)
-    status, _, body = supervisor.request("GET", f"/retention?within={10**12}")
+    status, _, body = supervisor.request("POST", "/retention/due", {"csrf": supervisor.csrf(), "within": str(10**12)})
     assert status == 400 and "is outside 0-1830 days" in body
     assert queries(app, "retention.list") == []

@@ -128,3 +128,38 @@ def test_progress_lines_read_the_lag_at_most_every_ten_seconds(tmp_path, monkeyp
     worker.run(until_idle=True)
     assert len(reports) == 10 and {r["lag"] for r in reports} == {27}  # read after the first batch, shown since
     assert len(readings) == 2  # that reading and the until-idle check at the end (on Kafka each is a broker round trip)
+
+
+def test_a_batch_retried_after_the_index_failed_sends_each_decision_once(tmp_path, caplog):
+    """Decisions, rejections and dead letters leave only once the batch is stored: failed attempts send nothing."""
+    import logging
+    import threading
+
+    import tantivy
+    app = make_app(tmp_path / "d", live_tasking())
+    publish(app, [item(i) for i in range(5)] + [item(5, request={"method": "POST", "headers": {}})])
+    app.bus.produce(COLLECTED, "x", b"{not json")
+    app.bus.flush()
+    index = LocalIndex(app.data_dir.index_dir, lock_timeout=0.2)
+    blocker = tantivy.Index.open(str(app.data_dir.index_dir)).writer()  # holds the index's writer lock
+    worker = Worker(app.settings, app.bus, index, app.state, GuardChain.from_settings(app.settings))
+
+    def release_after_three_failures() -> None:
+        deadline = time.monotonic() + 60
+        while caplog.text.count("event=batch_failed") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        blocker.rollback()
+        blocker.wait_merging_threads()
+        while index.count() < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker.stop()
+
+    helper = threading.Thread(target=release_after_three_failures)
+    with caplog.at_level(logging.WARNING, logger="pipeline.worker"):
+        helper.start()
+        stats = worker.run(until_idle=False)
+        helper.join()
+    assert caplog.text.count("event=batch_failed") >= 3 and index.count() == 5
+    assert (stats.indexed, stats.rejected, stats.dead_lettered) == (5, 1, 1)
+    sent = {topic: app.bus.consumer("count", [topic]).poll(100, 0) for topic in (DECISIONS, REJECTED, DEAD_LETTER)}
+    assert [len(sent[t]) for t in (DECISIONS, REJECTED, DEAD_LETTER)] == [6, 1, 1]

@@ -73,6 +73,10 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> 
                 result[spec.name] = "created"
             except TopicAlreadyExistsError:  # another process created it meanwhile
                 result[spec.name] = "exists"
+        # The broker answers CreateTopics before the topics are in its metadata with a leader per partition (a
+        # describe just after said UnknownTopicOrPartition): return when they can be used.
+        admin.wait_for_topics([name for name, status in result.items() if status == "created"],
+                              timeout_ms=settings.kafka_delivery_timeout_ms)
         return result
     except KafkaError as exc:
         raise FcmonError(f"Kafka topics could not be created ({exc})", BROKER_HINT) from exc
@@ -156,14 +160,15 @@ class KafkaBus:
     def _drop_producer(self, error: object) -> None:
         """Close the producer after a failed send: the next send starts a new one (and a new producer id).
 
-        A broker that lost its state (Tansu in memory restarted) no longer knows the idempotent producer's id
-        and refuses it for good (UnknownProducerId, then a fatal InitProducerId error), so a kept producer would
-        fail every later batch. The caller retries the whole batch; deterministic ids make any duplicate harmless.
+        A producer whose batch expired while the broker was away can stay stuck after the broker is back (its
+        idempotent producer id reset to -1, later records never sent: every flush timed out), and a broker that lost
+        its state refuses the old producer id for good, so a kept producer would fail every later batch. The caller
+        retries the whole batch; deterministic ids make any duplicate harmless.
         """
         if self._producer is not None:
             log.warning("event=kafka_producer_reset error=%r", str(error))
-            self._producer.close(timeout=0)
-            self._producer = None
+            producer, self._producer = self._producer, None
+            _abandon(producer)
 
     def consumer(self, group: str, topics: list[str]) -> KafkaBusConsumer:
         return KafkaBusConsumer(self.settings, group, topics)
@@ -173,17 +178,38 @@ class KafkaBus:
             self.flush()
         finally:
             if self._producer is not None:
-                self._producer.close(timeout=5)
-                self._producer = None
+                producer, self._producer = self._producer, None
+                try:
+                    producer.close(timeout=5)
+                except KafkaError as exc:  # records produced but never flushed: this close is their only flush
+                    _abandon(producer)
+                    raise FcmonError(f"Kafka producer did not close cleanly ({exc})", BROKER_HINT) from exc
+
+
+def _abandon(producer: KafkaProducer) -> None:
+    """Close a producer without waiting for what it still holds.
+
+    kafka-python's close() flushes first and raises KafkaTimeoutError when records are pending, before it stops the
+    producer's I/O thread: the producer then lives on (and a reset that relied on close() kept the stuck producer).
+    """
+    try:
+        producer.close(timeout=0)
+    except KafkaError:
+        sender = getattr(producer, "_sender", None)  # what close() would have force-closed next
+        if sender is not None:
+            sender.force_close()
+            sender.join(5)
 
 
 class _LogAssignments(ConsumerRebalanceListener):
-    def __init__(self, group: str, checked: set[Any]):
-        self.group, self.checked = group, checked
+    def __init__(self, group: str, checked: set[Any], first: dict[Any, int]):
+        self.group, self.checked, self.first = group, checked, first
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("event=kafka_revoked group=%s partitions=%s", self.group, _names(revoked))
         self.checked.difference_update(revoked)  # checked again when assigned again
+        for tp in revoked:
+            self.first.pop(tp, None)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("event=kafka_assigned group=%s partitions=%s", self.group, _names(assigned))
@@ -207,9 +233,8 @@ class KafkaBusConsumer:
         except KafkaError as exc:
             raise FcmonError(f"Kafka at {settings.kafka_bootstrap_servers} is not reachable ({exc})", BROKER_HINT) from exc
         self._checked: set[Any] = set()  # assigned partitions whose commit was checked against the log end
-        self._consumer.subscribe(topics, listener=_LogAssignments(group, self._checked))
-        self._probe: KafkaConsumer | None = None
-        self._probe_config = {**_common(settings), "enable_auto_commit": False, "fetch_max_wait_ms": 10}  # Tansu never answers a 0 ms fetch
+        self._first: dict[Any, int] = {}  # partition -> offset of the first message poll() returned since assigned
+        self._consumer.subscribe(topics, listener=_LogAssignments(group, self._checked, self._first))
         self._created = time.monotonic()
         self._topic_ids: dict[str, Any] = {}
         self._recreated: set[str] = set()  # topics re-created while none of their partitions was assigned here
@@ -219,7 +244,7 @@ class KafkaBusConsumer:
     def _check_logs(self) -> None:
         """Notice loudly a broker that lost data, and read what it has from the start.
 
-        A topic with a new id (re-created: Tansu restarted from memory, or deleted and created again) or a commit
+        A topic with a new id (deleted and created again, or a broker restored without its data) or a commit
         beyond a partition's end (a log truncated under the group) means positions point into a log that is gone;
         a position below the new end would skip messages silently. Deterministic ids make the replay harmless.
         """
@@ -236,22 +261,39 @@ class KafkaBusConsumer:
             log.error("event=kafka_log_lost group=%s topic=%s reason=topic_recreated old_id=%s new_id=%s positions=%s "
                       "action=read_from_start", self.group, topic, prior, topic_id,
                       ",".join(f"{tp.topic}:{tp.partition}@{self._next.pop(tp)}" for tp in lost) or "none")
-            if not self._rewind([tp for tp in assignment if tp.topic == topic]):
+            partitions = [tp for tp in assignment if tp.topic == topic]
+            pending = self._not_read_from_start(partitions)
+            if not partitions or (pending and not self._rewind(pending)):
                 self._recreated.add(topic)  # mid-rebalance: rewind what this member is assigned next
         fresh = assignment - self._checked
         if not fresh:
             return
         if again := [tp for tp in fresh if tp.topic in self._recreated]:
             self._recreated -= {tp.topic for tp in again}
-            self._rewind(again)
+            self._rewind(self._not_read_from_start(again))
         committed = {tp: offset for tp in fresh if (offset := self._consumer.committed(tp))}
         ends = self._ends(committed) if committed else {}
         beyond = sorted((tp for tp in committed if committed[tp] > ends[tp]), key=lambda tp: (tp.topic, tp.partition))
         if beyond:
             log.error("event=kafka_log_lost group=%s reason=commit_beyond_end partitions=%s action=read_from_start",
                       self.group, ",".join(f"{tp.topic}:{tp.partition}@{committed[tp]}>end{ends[tp]}" for tp in beyond))
-            self._rewind(beyond)
+            # Kafka answers a fetch beyond the end with OffsetOutOfRange and the client has then already gone back to
+            # the start (auto_offset_reset) and may have returned messages from there: rewinding again repeated them.
+            self._rewind([tp for tp in beyond if self._beyond_end(tp, ends[tp])])
         self._checked.update(fresh)
+
+    def _not_read_from_start(self, partitions: list[Any]) -> list[Any]:
+        """Those not read from offset 0 since they were assigned. Kafka drops the group's commits for a deleted topic
+        and answers a fetch beyond the end with OffsetOutOfRange, so the client itself has often gone back to the new
+        log's start before the new topic id is seen here: rewinding those read the new log twice."""
+        return [tp for tp in partitions if self._first.get(tp) != 0]
+
+    def _beyond_end(self, tp: Any, end: int) -> bool:
+        """Whether this member's position in tp is still beyond the partition's end (not reset by the client)."""
+        if tp not in self._consumer.assignment():
+            return False
+        position = self._consumer.position(tp, timeout_ms=5000)
+        return position is None or position > end
 
     def _rewind(self, partitions: list[Any]) -> bool:
         """Read partitions from their start; False when none of them is assigned (any more)."""
@@ -306,6 +348,8 @@ class KafkaBusConsumer:
 
     def _messages(self, records: dict[Any, list[Any]]) -> list[Message]:
         self._next.update({tp: batch[-1].offset + 1 for tp, batch in records.items()})
+        for tp, batch in records.items():
+            self._first.setdefault(tp, batch[0].offset)
         return [Message(r.topic, r.partition, r.offset, r.key.decode() if r.key is not None else None, r.value)
                 for batch in records.values() for r in batch]
 
@@ -328,24 +372,9 @@ class KafkaBusConsumer:
         except KafkaError as exc:
             raise FcmonError(f"Kafka lag could not be read ({exc})", BROKER_HINT) from exc
 
-    def _ends(self, committed: dict[Any, int]) -> dict[Any, int]:
-        """The larger of ListOffsets and a fetch's high watermark per partition.
-
-        Tansu answers ListOffsets with the last batch's first offset + 1, which under-counts after batched
-        produces, so a group-less probe fetches from each committed offset and reads the high watermark.
-        """
-        partitions = list(committed)
-        ends = {tp: end or 0 for tp, end in self._consumer.end_offsets(partitions).items()}
-        if self._probe is None:
-            self._probe = KafkaConsumer(**self._probe_config)
-        self._probe.assign([])
-        self._probe.assign(partitions)
-        for tp, offset in committed.items():
-            self._probe.seek(tp, offset)
-        deadline = time.monotonic() + 5
-        while any(self._probe.highwater(tp) is None for tp in partitions) and time.monotonic() < deadline:
-            self._probe.poll(timeout_ms=100, max_records=1)
-        return {tp: max(ends.get(tp, 0), self._probe.highwater(tp) or 0) for tp in partitions}
+    def _ends(self, partitions) -> dict[Any, int]:
+        """Each partition's end offset (ListOffsets: the high watermark on Apache Kafka)."""
+        return {tp: end or 0 for tp, end in self._consumer.end_offsets(list(partitions)).items()}
 
     def wait(self, seconds: float) -> None:
         assignment = list(self._consumer.assignment())
@@ -366,5 +395,3 @@ class KafkaBusConsumer:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
-        if self._probe is not None:
-            self._probe.close(autocommit=False)

@@ -24,7 +24,7 @@ class CommittingLoop:
     give_up_after: attempts before a failing batch raises in until-idle mode (a service retries forever).
     progress_every_s: the least time between progress reports.
     lag_every_s: the least time between lag readings in them (on Kafka a reading asks the broker for every
-    partition's end and probes its high watermark: read each second, it cost a fifth of the worker's time).
+    partition's end offset and the group's commits).
     """
     bus: Bus
     group: str

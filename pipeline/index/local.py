@@ -201,8 +201,11 @@ class LocalIndex:
 
         searcher = index.searcher()
         by_time = query.sort == "time" or user_query is None  # nothing to rank on: newest first
-        result = searcher.search(combined, max(query.limit, 1), count=True, offset=query.offset,
-                                 order_by_field="timestamp" if by_time else None, order=tantivy.Order.Desc)
+        try:
+            result = searcher.search(combined, max(query.limit, 1), count=True, offset=query.offset,
+                                     order_by_field="timestamp" if by_time else None, order=tantivy.Order.Desc)
+        except ValueError as exc:  # parsed, but not runnable on this index (`title:*` needs a fast field)
+            raise InvalidQuery(_describe_parse_error(str(exc), query.text), QUERY_HINT) from exc
         hits_raw = result.hits if query.limit > 0 else []
         highlighter = _Highlighter(searcher, user_query, self._schema) if user_query is not None else None
         hits = []

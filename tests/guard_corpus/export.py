@@ -1,9 +1,11 @@
-"""`python -m tests.guard_corpus.export DIR`: the labelled corpus as guard-check input files."""
+"""`python -m tests.guard_corpus.export DIR [--heldout]`: the labelled corpus (or the held-out set) as guard-check input."""
 import sys
 from pathlib import Path
 
-from tests.guard_corpus import write
+from tests.guard_corpus import CASES, HELDOUT, write
 
 if __name__ == "__main__":
-    for name, path in write(Path(sys.argv[1] if len(sys.argv) > 1 else "guard-corpus")).items():
+    args = [a for a in sys.argv[1:] if a != "--heldout"]
+    source = HELDOUT if "--heldout" in sys.argv[1:] else CASES
+    for name, path in write(Path(args[0] if args else "guard-corpus"), source).items():
         print(f"{name}: {path}")
