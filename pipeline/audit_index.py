@@ -1,5 +1,5 @@
 """The audit indexer: consumer group `fcmon-audit-indexer` on fcm.audit, writing the audit mirror's entries into
-the Elasticsearch audit alias (`fcmon-audit`), which only supervisors and administrators read (pipeline/gateway.py).
+the Elasticsearch audit alias (`fcmon-audit`), which only supervisors and administrators read (pipeline/gateway/).
 
 Documents are created with `_id` = the entry's chain seq (op `create`, never `index`): a replay meets 409 and is
 checked against the stored entry's hash, so replays never duplicate and an indexed audit entry is never overwritten
@@ -24,7 +24,7 @@ from pipeline.settings import REPO_CONFIG_DIR, Settings
 
 log = logging.getLogger(__name__)
 
-AUDIT_ALIAS = "fcmon-audit"  # the alias the gateway guards (pipeline/gateway.py audit_alias)
+AUDIT_ALIAS = "fcmon-audit"  # the alias the gateway guards (pipeline/gateway/ audit_alias)
 AUDIT_TEMPLATE_FILE = REPO_CONFIG_DIR / "elasticsearch" / "audit-template.json"
 GROUP = "fcmon-audit-indexer"
 

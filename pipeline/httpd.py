@@ -1,7 +1,7 @@
-"""What fcmon's HTTP services (web console, Kibana gateway) share: a threading server that closes idle connections,
-and request bodies read bounded, never trusted.
+"""The web console's HTTP server (the Kibana gateway runs on uvicorn: pipeline/gateway/server.py): a threading server
+that closes idle connections, and request bodies read bounded, never trusted.
 
-A connection that sends nothing for a while (IDLE_TIMEOUT_S; the gateway longer) is closed, so clients that open
+A connection that sends nothing for a while (IDLE_TIMEOUT_S) is closed, so clients that open
 connections and stall cannot hold the server's threads. A body is read only with a Content-Length that is a whole
 number within the service's limit; anything else is refused before a byte is read, and the connection is closed so
 its unread bytes are never taken for a request.

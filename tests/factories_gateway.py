@@ -204,6 +204,7 @@ def tap(upstream: str, audit_dir: Path, forwarded: list[dict[str, Any]]) -> Thre
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             log = LocalAuditLog(audit_dir / "audit.db", audit_dir / "audit.head")
             forwarded.append({"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
+                              "peer": self.client_address,  # the gateway's end of the connection it came on
                               "body": body.decode(errors="replace"), "queries_logged": len(list(log.entries(["query"])))})
 
             def send_json(method: str, path: str, payload: bytes) -> tuple[int, Any]:

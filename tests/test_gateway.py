@@ -271,8 +271,8 @@ def test_significant_terms_are_measured_against_the_taskings_own_documents(setup
     tasking_only = {"term": {"fcm.tasking_id": "T-1"}}
     assert forwarded["aggs"]["top_terms"]["significant_text"]["background_filter"]["bool"]["filter"] == [tasking_only]
     nested = forwarded["aggs"]["by_source"]["aggs"]["authors"]["significant_terms"]["background_filter"]["bool"]
-    assert nested == {"filter": [tasking_only], "must": [{"term": {"fcm.source_kind": "forum_post"}}]}
-    assert forwarded["query"]["bool"]["filter"] == [tasking_only]
+    assert nested == {"filter": [tasking_only, {"term": {"fcm.source_kind": "forum_post"}}]}
+    assert forwarded["query"]["bool"]["filter"] == [tasking_only, body["query"]]
 
 
 def test_an_msearch_header_names_its_index_only_with_index(setup):
