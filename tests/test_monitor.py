@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from http.server import BaseHTTPRequestHandler
+
 import pytest
 
 from crawlers.cursors import CursorStore
@@ -23,6 +25,7 @@ from pipeline.models import CollectedItem
 from pipeline.settings import Settings
 from tests.datadirs import FCMON, fcmon, make_app
 from tests.fixtures.live import LiveFeed
+from tests.servers import serving
 from tests.test_crawler_sources import tasking
 
 INTERVAL = 1.5
@@ -104,16 +107,36 @@ def audit_entries(data: Path, *kinds: str) -> list:
         app.close()
 
 
+class Hook(BaseHTTPRequestHandler):
+    """An internal alert service: records what it is posted."""
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802
+        Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def alerts(data: Path, user: str) -> list[dict]:
+    done = fcmon("--data-dir", str(data), "--as", user, "watch", "alerts", "--json", env=ENV)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     root = tmp_path_factory.mktemp("monitor")
     data = root / "data"
-    with LiveFeed(posts=4) as a, LiveFeed(posts=2) as b, LiveFeed(posts=1) as p:
+    with LiveFeed(posts=4) as a, LiveFeed(posts=2) as b, LiveFeed(posts=1) as p, serving(Hook) as hook:
         b.missing_articles.add(1)  # its article answers 404: the entry is kept with its summary
         make_app(data, tasking(id="T-A"), tasking(id="T-B"), tasking(id="T-P", approved_by=None, approved_at=None)).close()
         sources = root / "sources.toml"
         sources.write_text(SOURCES.format(a=a.url, b=b.url, p=p.url, interval=INTERVAL))
-        env = env_for(data)
+        env = env_for(data) | {"FCMON_WATCH_WEBHOOK_ALLOW": f"{hook}/alerts/"}
+        watch_env = ENV | {"FCMON_WATCH_WEBHOOK_ALLOW": f"{hook}/alerts/"}
         worker = subprocess.Popen([*FCMON, "work"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         monitor = subprocess.Popen([*FCMON, "--as", "alice", "monitor", "run", "--sources", str(sources)], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -121,12 +144,18 @@ def scenario(tmp_path_factory):
         try:
             wait_for("a first poll of both active sources", lambda: all(status(data).get(s, {}).get("polls") for s in ("desk", "other")))
             seen["backfill"] = wait_for("the first posts searchable", lambda: len(found(data, "T-A", "converter")) == 4)
+            made = [fcmon("--data-dir", str(data), "--as", "alice", "watch", "add", query, "--tasking", tid, *extra, "--json",
+                          env=watch_env) for query, tid, extra in (('"rail yard"', "T-A", ["--webhook", f"{hook}/alerts/desk"]),
+                                                                   ("converter", "T-B", []))]
+            assert all(m.returncode == 0 for m in made), [m.stderr for m in made]
+            seen["watch_a"], seen["watch_b"] = (json.loads(m.stdout)["id"] for m in made)
 
             # a new post: first seen within one interval, searchable soon after
             added = time.monotonic()
             a.add("Converter ring at the rail yard", "Wrenchman offers six catalytic converters near the rail yard.")
             wait_for("the new post searchable", lambda: found(data, "T-A", "rail yard"))
             seen["searchable_after_s"] = time.monotonic() - added
+            seen["alerts"] = wait_for("its watch fired", lambda: alerts(data, "alice"))
             seen["first_seen_after_s"] = next(x["at"] for x in a.answers if x["path"].startswith("/articles/5")) - added
 
             # unchanged: a few more polls, each a 304
@@ -151,6 +180,8 @@ def scenario(tmp_path_factory):
             wait_for("desk polled on after the revocation", lambda: status(data)["desk"]["polls"] >= polls + 3)
             seen["b_after_revoke"] = [x for x in b.answers if x["at"] > revoked + INTERVAL + 1.0]
             seen["status_after_revoke"] = status(data)
+            listed = fcmon("--data-dir", str(data), "--as", "sam", "watch", "list", "--json", env=ENV)
+            seen["watches_after_revoke"] = {w["id"]: w for w in json.loads(listed.stdout)}
 
             # SIGTERM: the running polls finish, the periods close, exit 0
             monitor.send_signal(signal.SIGTERM)
@@ -176,6 +207,12 @@ def scenario(tmp_path_factory):
             seen["collected_after_restart"] = collected(data)
             seen["indexed_after_restart"] = len(LocalIndex(DataDir(data).index_dir).ids())
             seen["audit"] = audit_entries(data, "monitor.start", "monitor.stop")
+            seen["watch_audit"] = audit_entries(data, "query", "watch.add", "query.result", "watch.end")
+            seen["alerts_after_restart"] = alerts(data, "alice")
+            seen["hook"] = list(Hook.received)
+            ledger = fcmon("--data-dir", str(data), "--as", "sam", "audit", "ledger", "--from", "2000-01-01",
+                           "--to", "2100-01-01", "--format", "json", env=ENV)
+            seen["ledger"] = json.loads(ledger.stdout)
             status_cli = fcmon("--data-dir", str(data), "--as", "sam", "monitor", "status", "--json", env=ENV)
             assert status_cli.returncode == 0, status_cli.stderr
             seen["status_cli"] = {s["source"]: s for s in json.loads(status_cli.stdout)}
@@ -258,3 +295,31 @@ def test_a_feed_entry_whose_article_answers_404_keeps_its_summary(scenario):
     assert entry.text == "Catalytic converters stolen overnight, report 1." and entry.title == "Converter report 1"
     assert entry.response.status == 200 and entry.response.url == f"{b.url}/feed.atom"  # the feed's provenance
     assert 404 in b.statuses("/articles/1")
+
+
+def test_the_new_post_fires_its_watch_exactly_once_inbox_and_webhook(scenario):
+    [record_id] = found(scenario["data"], "T-A", "rail yard")
+    for listed in (scenario["alerts"], scenario["alerts_after_restart"]):
+        assert [(a["watch_id"], [h["id"] for h in a["hits"]]) for a in listed] == [(scenario["watch_a"], [record_id])]
+    assert [(h["watch_id"], h["record_ids"]) for h in scenario["hook"]] == [(scenario["watch_a"], [record_id])]
+    assert scenario["alerts_after_restart"][0]["webhook"] == "delivered 204"
+
+
+def test_revoking_a_tasking_ends_its_watches(scenario):
+    ended = scenario["watches_after_revoke"][scenario["watch_b"]]
+    assert ended["status"] == "ended" and ended["end_reason"] == "tasking revoked"
+    assert scenario["watches_after_revoke"][scenario["watch_a"]]["status"] == "active"
+
+
+def test_every_watch_and_delivery_is_in_the_audit_log_and_the_ledger(scenario):
+    [record_id] = found(scenario["data"], "T-A", "rail yard")
+    by_kind: dict[str, list] = {}
+    for e in scenario["watch_audit"]:
+        by_kind.setdefault(e.kind, []).append(e.payload)
+    assert [p["id"] for p in by_kind["query"]] == [scenario["watch_a"], scenario["watch_b"]]
+    assert [p["watch_id"] for p in by_kind["watch.add"]] == [scenario["watch_a"], scenario["watch_b"]]
+    deliveries = [p for p in by_kind["query.result"] if p.get("watch_id")]
+    assert [(p["query_id"], p["user"], p["returned_ids"]) for p in deliveries] == [(scenario["watch_a"], "alice", [record_id])]
+    assert [(p["watch_id"], p["reason"]) for p in by_kind["watch.end"]] == [(scenario["watch_b"], "tasking revoked")]
+    terms = [(r["search_terms"], r["tasking_id"], r["filters"].get("standing")) for r in scenario["ledger"]]
+    assert ('"rail yard"', "T-A", "watch") in terms and ("converter", "T-B", "watch") in terms
