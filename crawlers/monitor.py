@@ -27,6 +27,7 @@ from typing import Any, Callable
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerRunner
 from scrapy.settings import Settings as ScrapySettings
+from scrapy.utils.defer import deferred_from_coro
 
 from crawlers.budget import BUDGET_ORDER, RATE_LIMITED, HostBudget
 from crawlers.cursors import Cursor, CursorStore
@@ -61,6 +62,17 @@ class Poll:
     started: float
     started_at: str
     sightings: list[dict[str, Any]] = field(default_factory=list)
+    stop_requested: bool = False
+    stopping: bool = False
+
+    def stop(self) -> None:
+        """Stop the poll gracefully (its items flushed to the bus). Scrapy's stop does nothing to a crawler whose engine
+        is still starting, and that crawler would then never end: the request stands and is retried each tick."""
+        self.stop_requested = True
+        engine = getattr(self.crawler, "_engine", None)
+        if not self.stopping and self.crawler.crawling and engine is not None and engine.running:
+            self.stopping = True
+            deferred_from_coro(self.crawler.stop_async())
 
     def item_scraped(self, item: dict[str, Any]) -> None:  # after the bus pipeline took it
         published = item.get("published_at")
@@ -93,6 +105,7 @@ class Monitor:
         self.budget = HostBudget(settings.monitor_host_delay, settings.monitor_retry_after_default,
                                  settings.monitor_retry_after_max)
         self.stopping: str | None = None
+        self.failure: Exception | None = None
         self.runner: CrawlerRunner | None = None
         self.base: dict[str, Any] = {}
         before = {s["source"]: s for s in self.store.status()}  # counts carry over a restart
@@ -122,11 +135,26 @@ class Monitor:
         ticker.start(TICK_S, now=True)
         reactor.run(installSignalHandlers=False)
         self.store.close()
+        if self.failure is not None:
+            raise FcmonError(f"the monitor stopped: {self.failure}",
+                             "fix the cause (`fcmon audit verify` if the audit log refused an entry) and start it again")
         return [w.status for w in self.watched]
 
     def tick(self) -> None:
+        """One look at every source; an error here (the audit log refusing an entry) stops the monitor: fail closed."""
+        for w in self.watched:
+            if w.poll is not None and w.poll.stop_requested:
+                w.poll.stop()
         if self.stopping:
             return
+        try:
+            self.look()
+        except Exception as exc:
+            log.error("event=monitor_failed error=%r", f"{type(exc).__name__}: {exc}")
+            self.failure = exc
+            self.shutdown(f"error: {exc}")
+
+    def look(self) -> None:
         now, taskings = time.monotonic(), {}
         for w in self.watched:
             if w.tasking_id not in taskings:
@@ -164,7 +192,7 @@ class Monitor:
 
     def end_period(self, w: Watched, why: str) -> None:
         if w.poll is not None:
-            w.poll.crawler.stop()  # the poll closes (items flushed to the bus) and reports in poll_done
+            w.poll.stop()  # the poll closes (items flushed to the bus) and reports in poll_done
         if w.collecting_since is None:
             return
         self.app.audit.append("monitor.stop", self.actor, {
@@ -228,7 +256,7 @@ class Monitor:
         if poll is not None and summary is not None and now is not None:
             s.update({"last_poll": poll.started_at, "new_items_last": len(poll.sightings),
                       "new_items": s["new_items"] + len(poll.sightings),
-                      "not_modified": s["not_modified"] + int(poll.crawler.stats.get_value("fcmon/not_modified", 0)),  # type: ignore[union-attr]
+                      "not_modified": s["not_modified"] + int(summary.get("not_modified", 0)),
                       "requests": summary["requests"], "last_error": error if error else s["last_error"],
                       "next_poll": (utcnow() + timedelta(seconds=max(0.0, w.next_due - now))).isoformat()})
             if error is None:
@@ -248,14 +276,18 @@ class Monitor:
         self.progress(f"monitor: stopping ({why})")
         for w in self.watched:
             if w.poll is not None:
-                w.poll.crawler.stop()
+                w.poll.stop()
         self.maybe_exit()
 
     def maybe_exit(self) -> None:
         if not self.stopping or any(w.poll is not None for w in self.watched):
             return
         for w in self.watched:
-            self.end_period(w, self.stopping)
+            try:
+                self.end_period(w, self.stopping)
+            except Exception as exc:  # the process still exits; the period's start is in the log, its end is not
+                log.error("event=monitor_stop_unaudited source=%s error=%r", w.source.id, str(exc))
+                self.failure = self.failure or exc
         from twisted.internet import reactor
         if reactor.running:  # type: ignore[attr-defined]
             reactor.stop()  # type: ignore[attr-defined]
