@@ -92,6 +92,7 @@ class Watched:
     failures: int = 0
     polls: int = 0
     period_items: int = 0
+    period_polls: int = 0
     status: dict[str, Any] = field(default_factory=dict)
 
 
@@ -183,7 +184,7 @@ class Monitor:
     # -- collection periods (audited) --------------------------------------------------------------
 
     def begin_period(self, w: Watched) -> None:
-        w.collecting_since, w.period_items = utcnow().isoformat(), 0
+        w.collecting_since, w.period_items, w.period_polls = utcnow().isoformat(), 0, 0
         self.app.audit.append("monitor.start", self.actor, {
             "source": w.source.id, "kind": w.source.kind, "tasking_id": w.tasking_id, "why": "tasking active",  # type: ignore[attr-defined]
             "interval_s": w.interval, "sources_file": self.sources_file})
@@ -197,7 +198,7 @@ class Monitor:
             return
         self.app.audit.append("monitor.stop", self.actor, {
             "source": w.source.id, "tasking_id": w.tasking_id, "why": why, "since": w.collecting_since,
-            "polls": w.polls, "items": w.period_items})
+            "polls": w.period_polls, "items": w.period_items})
         self.progress(f"monitor: source={w.source.id} stopped collecting under {w.tasking_id}: {why}")
         w.collecting_since = None
         w.status = self.store_status(w, state=why)
@@ -230,7 +231,7 @@ class Monitor:
         if not summary["bus_errors"]:  # what reached the bus is seen; validators only when the poll finished
             self.store.save(w.source.id, poll.cursor, poll.sightings, complete=error is None and summary["finish_reason"] == "finished",
                             at=utcnow())
-        w.period_items += len(poll.sightings)
+        w.period_items, w.period_polls = w.period_items + len(poll.sightings), w.period_polls + 1
         if error is None:
             w.failures = 0
             w.next_due = poll.started + w.interval
@@ -250,11 +251,11 @@ class Monitor:
              "state": "collecting", "last_poll": None, "last_success": None, "polls": 0, "errors": 0, "new_items_last": 0,
              "new_items": 0, "not_modified": 0, "consecutive_errors": 0, "last_error": None, "next_poll": None,
              "collecting_since": None, "late_s": 0.0, **w.status}
-        s.update({"polls": w.polls, "consecutive_errors": w.failures, "collecting_since": w.collecting_since})
+        s.update({"consecutive_errors": w.failures, "collecting_since": w.collecting_since})
         if state is not None:
             s["state"] = state
         if poll is not None and summary is not None and now is not None:
-            s.update({"last_poll": poll.started_at, "new_items_last": len(poll.sightings),
+            s.update({"last_poll": poll.started_at, "new_items_last": len(poll.sightings), "polls": s["polls"] + 1,
                       "new_items": s["new_items"] + len(poll.sightings),
                       "not_modified": s["not_modified"] + int(summary.get("not_modified", 0)),
                       "requests": summary["requests"], "last_error": error if error else s["last_error"],

@@ -280,6 +280,8 @@ def test_every_collection_period_is_in_the_audit_log(scenario):
         ("monitor.start", "desk", "T-A", "tasking active"), ("monitor.stop", "desk", "T-A", "--once: every source polled"),
     ]
     assert all(e.actor == "alice" for e in scenario["audit"])
+    first_stop = next(e.payload for e in scenario["audit"] if e.kind == "monitor.stop" and e.payload["source"] == "desk")
+    assert first_stop["items"] == 5 and first_stop["polls"] >= 5 and first_stop["since"]
 
 
 def test_status_shows_freshness_and_counts(scenario):
