@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 import lxml.etree
@@ -35,6 +35,12 @@ class Post:
     handle: str | None = None
     published_at: datetime | None = None
     engagement: dict[str, int] = field(default_factory=dict)
+    key: str = ""  # the platform's own id (feed entry id, Bluesky URI, Telegram message), else the URL
+
+    @property
+    def ident(self) -> str:
+        """What says this post was seen before (the monitor's cursor)."""
+        return self.key or self.url
 
 
 @dataclass
@@ -80,6 +86,13 @@ def counts(**values: Any) -> dict[str, int]:
     return {k: n for k, v in values.items() if (n := count(v)) is not None}
 
 
+def with_query(url: str, **params: Any) -> str:
+    """The URL with these query parameters set (replacing any of the same name), the others kept in order."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode(query + [(k, str(v)) for k, v in params.items()])))
+
+
 def _struct_time(value: Any) -> datetime | None:
     try:
         return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc) if value else None
@@ -117,7 +130,7 @@ def mastodon_posts(statuses: Any, instance_url: str) -> Parsed:
         spoiler = str(status.get("spoiler_text") or "")
         text = html_text(status.get("content"))
         out.posts.append(Post(
-            url=url, text=f"{spoiler}\n{text}".strip(), title=spoiler, author=account.get("display_name") or acct or None,
+            key=str(status.get("uri") or url), url=url, text=f"{spoiler}\n{text}".strip(), title=spoiler, author=account.get("display_name") or acct or None,
             handle=handle, published_at=parse_datetime(status.get("created_at")),
             engagement=counts(replies=status.get("replies_count"), reposts=status.get("reblogs_count"),
                               likes=status.get("favourites_count"))))
@@ -135,8 +148,9 @@ def mastodon_next(link_header: str, current: str) -> str | None:
 
 # --- Bluesky: app.bsky.feed.searchPosts and app.bsky.feed.getAuthorFeed on the public AppView -----------
 
-def bluesky_posts(data: Any, web_url: str) -> Parsed:
-    """Post views of a searchPosts ({"posts": [...]}) or getAuthorFeed ({"feed": [{"post": ...}]}) answer."""
+def bluesky_posts(data: Any, web_url: str, request_url: str = "") -> Parsed:
+    """Post views of a searchPosts ({"posts": [...]}) or getAuthorFeed ({"feed": [{"post": ...}]}) answer; the next
+    page is the same call with the answer's `cursor`."""
     out = Parsed()
     if not isinstance(data, dict):
         out.skip("not_an_object")
@@ -157,18 +171,21 @@ def bluesky_posts(data: Any, web_url: str) -> Parsed:
         handle = str(author["handle"])
         rkey = uri.rstrip("/").rsplit("/", 1)[-1]
         out.posts.append(Post(
-            url=f"{web_url.rstrip('/')}/profile/{handle}/post/{rkey}", text=str(record.get("text") or ""),
+            key=uri, url=f"{web_url.rstrip('/')}/profile/{handle}/post/{rkey}", text=str(record.get("text") or ""),
             author=author.get("displayName") or handle, handle=f"@{handle}",
             published_at=parse_datetime(record.get("createdAt")),
             engagement=counts(replies=view.get("replyCount"), reposts=view.get("repostCount"), likes=view.get("likeCount"),
                               quotes=view.get("quoteCount"))))
+    cursor = data.get("cursor")
+    out.next_url = with_query(request_url, cursor=cursor) if request_url and isinstance(cursor, str) and cursor else None
     return out
 
 
 # --- Telegram: t.me/s/NAME public channel previews -------------------------------------------------------
 
 def telegram_posts(html: str, page_url: str) -> Parsed:
-    """Messages of a public channel's preview page, and the URL of the older messages when there is one."""
+    """Messages of a public channel's preview page, and the URL of the older messages when there is one: the page's
+    rel="prev" link, else its "load more" link (`a.tme_messages_more[data-before]`)."""
     out = Parsed()
     try:
         doc = lxml.html.document_fromstring(html.replace("\x00", "") or "<html></html>")
@@ -186,18 +203,47 @@ def telegram_posts(html: str, page_url: str) -> Parsed:
         when = msg.xpath(".//*[contains(@class, 'tgme_widget_message_date')]//time/@datetime")
         views = msg.xpath(".//*[contains(@class, 'tgme_widget_message_views')]/text()")
         channel = post_id.split("/", 1)[0]
-        out.posts.append(Post(url=urljoin(page_url, f"/{post_id}"), text=text, author=owner or channel, handle=f"@{channel}",
+        out.posts.append(Post(key=post_id, url=urljoin(page_url, f"/{post_id}"), text=text, author=owner or channel, handle=f"@{channel}",
                               published_at=parse_datetime(when[0]) if when else None,
                               engagement=counts(views=views[0]) if views else {}))
-    older = doc.xpath("//link[@rel='prev']/@href")
+    older = (doc.xpath("//link[@rel='prev']/@href")
+             or doc.xpath("//a[contains(concat(' ', normalize-space(@class), ' '), ' tme_messages_more ')][@data-before]/@href"))
     out.next_url = urljoin(page_url, older[0]) if older else None
     return out
 
 
 # --- RSS and Atom feeds (news, Reddit, YouTube) ----------------------------------------------------------
 
-def feed_posts(body: bytes, feed_url: str) -> Parsed:
-    """Entries of an RSS or Atom feed; a broken feed yields what could be read (feedparser never raises)."""
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def feed_title(entry: Any) -> str:
+    """An entry's title as text: an Atom type="html" (or xhtml) title is markup, its entities and tags decoded."""
+    title = str(entry.get("title") or "")
+    if (entry.get("title_detail") or {}).get("type") in HTML_TYPES:
+        return " ".join(html_text(title).split())
+    return " ".join(title.split())
+
+
+def feed_next(parsed: Any, feed_url: str, page: int) -> str | None:
+    """The feed's next (older) page: an RFC 5005 rel="next" link, else WordPress's ?paged=N+1 when WordPress made it."""
+    for link in parsed.feed.get("links") or []:
+        if link.get("rel") == "next" and link.get("href"):
+            return urljoin(feed_url, link["href"])
+    generator = str(parsed.feed.get("generator") or "") + str((parsed.feed.get("generator_detail") or {}).get("href") or "")
+    if "wordpress.org" in generator.lower():
+        return with_query(feed_url, paged=page + 1)
+    return None
+
+
+def reddit_next(parsed: Any, feed_url: str) -> str | None:
+    """Reddit's next page: the listing again with after=<the last entry's fullname> (t3_...)."""
+    last = str(parsed.entries[-1].get("id") or "") if parsed.entries else ""
+    return with_query(feed_url, after=last) if last.startswith("t3_") else None
+
+
+def feed_posts(body: bytes, feed_url: str, page: int = 1, reddit: bool = False) -> Parsed:
+    """Entries of an RSS or Atom feed and its next page; a broken feed yields what could be read (feedparser never raises)."""
     out = Parsed()
     parsed = feedparser.parse(body)
     if parsed.get("bozo"):
@@ -218,8 +264,9 @@ def feed_posts(body: bytes, feed_url: str) -> Parsed:
         stats = entry.get("media_statistics") or {}
         rating = entry.get("media_starrating") or {}
         out.posts.append(Post(
-            url=urljoin(feed_url, link), title=" ".join(str(entry.get("title") or "").split()), text=html_text(body_html),
+            key=str(entry.get("id") or ""), url=urljoin(feed_url, link), title=feed_title(entry), text=html_text(body_html),
             author=author, handle=handle,
             published_at=_struct_time(entry.get("published_parsed") or entry.get("updated_parsed")),
             engagement=counts(views=stats.get("views"), likes=rating.get("count"))))
+    out.next_url = reddit_next(parsed, feed_url) if reddit else feed_next(parsed, feed_url, page)
     return out

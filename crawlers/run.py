@@ -71,6 +71,7 @@ def summarise(stats: dict[str, Any], start_url: str, tasking_id: str, source: So
         "skipped": {k[len(skipped):]: v for k, v in sorted(stats.items()) if k.startswith(skipped)},
         "fetch_failed": {k[len(failed):]: v for k, v in sorted(stats.items()) if k.startswith(failed)},
         "parse_errors": stats.get("fcmon/parse_errors", 0),
+        "not_modified": stats.get("fcmon/not_modified", 0),  # conditional requests answered 304 (the monitor's)
         "errors": stats.get("log_count/ERROR", 0),
         "bus_errors": stats.get("fcmon/bus_errors", 0),
         "finish_reason": stats.get("finish_reason", "unknown"),

@@ -57,6 +57,11 @@ class SourceBase(BaseModel):
     enabled: bool = Field(True, description="Crawled by `fcmon crawl --all` (a disabled source still runs by name).")
     depth_limit: int | None = Field(None, ge=0, le=20, description="Link depth (default: crawl_depth_limit).")
     page_limit: int | None = Field(None, ge=1, description="Pages fetched per crawl (default: crawl_page_limit).")
+    pages: int | None = Field(None, ge=1, le=50, description="API or feed pages per start URL, following the platform's "
+                              "own pagination (older posts) back to the last post already seen (default: 1 for "
+                              "`fcmon crawl`, monitor_pages under `fcmon monitor run`).")
+    interval: float | None = Field(None, gt=0, description="Seconds between polls under `fcmon monitor run` "
+                                   "(default: monitor_interval; never below monitor_min_interval).")
 
     def scope_urls(self) -> list[str]:
         """URLs whose hosts must lie within the tasking's domains (when it names any)."""
@@ -147,7 +152,6 @@ class MastodonSource(SourceBase):
     local: bool = Field(False, description="Only posts of the instance's own users (public and hashtag timelines).")
     hashtags: list[str] = Field(default_factory=list, description="Hashtag timelines to read (default: the tasking's keywords that are hashtags).")
     limit: int = Field(40, ge=1, le=40, description="Posts per API call.")
-    pages: int = Field(1, ge=1, le=50, description="API pages per timeline (following max_id).")
 
 
     def scope_urls(self) -> list[str]:
@@ -209,7 +213,6 @@ class TelegramSource(SourceBase):
     kind: Literal["telegram"]
     base: BaseUrl = Field("https://t.me", description="Telegram's web preview host (/s/NAME pages need no account).")
     channels: list[str] = Field(min_length=1, description="Public channel names.")
-    pages: int = Field(1, ge=1, le=50, description="Preview pages per channel (following 'older messages').")
 
 
     def scope_urls(self) -> list[str]:

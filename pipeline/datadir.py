@@ -38,6 +38,10 @@ class DataDir:
         return self.root / "audit.head"
 
     @property
+    def monitor_db(self) -> Path:
+        return self.root / "monitor.db"
+
+    @property
     def index_dir(self) -> Path:
         return self.root / "index"
 

@@ -58,6 +58,17 @@ class Settings(BaseSettings):
     crawl_query_variants: int = Field(50, ge=1, description="Distinct query strings fetched per host and path at most (stops calendar and facet traps).")
     crawl_max_query_params: int = Field(12, ge=0, description="Query parameters a URL may carry; URLs with more are refused.")
 
+    monitor_interval: float = Field(300.0, gt=0, description="Seconds between two polls of a source under `fcmon monitor run` when the source sets no `interval`.")
+    monitor_min_interval: float = Field(60.0, gt=0, description="The politest interval allowed: a source whose `interval` (or monitor_interval) is shorter is refused before anything is fetched.")
+    monitor_pages: int = Field(10, ge=1, le=50, description="Pages per start URL the monitor follows back to the last post already seen, when the source sets no `pages`.")
+    monitor_host_delay: float = Field(1.0, ge=0, description="Seconds between two requests to one host (and port) from all the monitor's sources together: one budget per host.")
+    monitor_retry_after_default: float = Field(60.0, ge=0, description="Seconds a host is left alone after a 429 or 503 without a Retry-After header.")
+    monitor_retry_after_max: float = Field(3600.0, ge=0, description="The longest Retry-After the monitor waits (a longer one is cut to this).")
+    monitor_backoff_max: float = Field(3600.0, gt=0, description="Longest wait before the next poll of a source whose polls keep failing (the interval doubles per failure up to this).")
+
+    watch_webhook_allow: CommaList = Field(default_factory=list, description="URL prefixes (internal services) a standing query's `--webhook` may point at; empty allows none.")
+    watch_webhook_timeout: float = Field(5.0, gt=0, description="Seconds the worker waits for a watch's webhook to answer before it logs the delivery as failed (the alert stays in the inbox).")
+
     work_batch_size: int = Field(2000, ge=1, description="Messages the worker takes per batch before it commits (each batch is one index commit; docs/benchmarks.md).")
     work_group: str = Field("fcmon-worker", description="Consumer group of the guard/index worker.")
 
@@ -92,7 +103,7 @@ class Settings(BaseSettings):
     kafka_max_poll_interval_ms: int = Field(300000, ge=1000, description="A worker that does not poll for this long leaves the group (ms); the worker keeps polling while it backs off.")
     kafka_fetch_max_wait_ms: int = Field(100, ge=0, description="Longest a fetch waits for new messages (ms): lower means lower latency, more requests.")
 
-    @field_validator("crawl_allow_hosts", mode="before")
+    @field_validator("crawl_allow_hosts", "watch_webhook_allow", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):

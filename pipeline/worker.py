@@ -24,6 +24,7 @@ from pipeline.index import Index
 from pipeline.models import SCHEMA_VERSION, CollectedItem, GuardDecision, IndexedRecord, utcnow
 from pipeline.settings import Settings
 from pipeline.state import State
+from pipeline.watches import Watches
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,14 @@ class WorkStats:
     quarantined: int = 0
     rejected: int = 0
     dead_lettered: int = 0
+    alerts: int = 0
     rejected_by_rule: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
     def to_dict(self) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         return {"consumed": self.consumed, "indexed": self.indexed, "quarantined": self.quarantined,
-                "rejected": self.rejected, "dead_lettered": self.dead_lettered,
+                "rejected": self.rejected, "dead_lettered": self.dead_lettered, "alerts": self.alerts,
                 "rejected_by_rule": dict(sorted(self.rejected_by_rule.items())),
                 "items_per_s": round(self.consumed / elapsed, 1)}
 
@@ -66,9 +68,10 @@ class Worker(CommittingLoop):
     progress_every_s = PROGRESS_EVERY_S
 
     def __init__(self, settings: Settings, bus: Bus, index: Index, state: State, chain: GuardChain,
-                 progress: Callable[[dict[str, Any]], None] | None = None):
+                 progress: Callable[[dict[str, Any]], None] | None = None, watches: Watches | None = None):
         super().__init__(progress)
         self.settings, self.bus, self.index, self.state, self.chain = settings, bus, index, state, chain
+        self.watches = watches  # standing queries matched on each batch's indexed records (pipeline/watches.py)
         self.group, self.topics, self.batch_size = settings.work_group, [COLLECTED], settings.work_batch_size
         self.stats = WorkStats()
 
@@ -109,6 +112,8 @@ class Worker(CommittingLoop):
         self.state.record_outcomes(held, rejected, self.settings.quarantine_days)  # one transaction per batch
         if records:
             self.index.upsert(records)
+        if self.watches is not None:  # after the records are searchable, before the batch is committed
+            stats.alerts = self.watches.deliver(records, context.taskings, context.now)
         for topic, key, value in outgoing:
             self.bus.produce(topic, key, value)
         self.bus.flush()
@@ -136,4 +141,5 @@ class Worker(CommittingLoop):
         self.stats.quarantined += batch.quarantined
         self.stats.rejected += batch.rejected
         self.stats.dead_lettered += batch.dead_lettered
+        self.stats.alerts += batch.alerts
         self.stats.rejected_by_rule.update(batch.rejected_by_rule)

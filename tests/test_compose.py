@@ -79,7 +79,7 @@ def test_no_mapping_repeats_a_key():
 
 def test_the_daemons_come_back_after_a_crash_or_a_reboot():
     fcmon_daemons = {name for name, s in SERVICES.items() if "build" in s and "profiles" not in s}
-    assert fcmon_daemons == {"gateway", "worker", "audit-indexer", "maintenance", "web"}
+    assert fcmon_daemons == {"gateway", "worker", "audit-indexer", "maintenance", "web", "crawler"}
     assert all(SERVICES[name]["restart"] == "unless-stopped" for name in fcmon_daemons | {"kafka", "elasticsearch", "kibana"})
 
 

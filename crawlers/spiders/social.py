@@ -5,20 +5,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import scrapy
 from scrapy.http import Response
 
-from crawlers.posts import Parsed, bluesky_posts, mastodon_next, mastodon_posts, telegram_posts
+from crawlers.posts import bluesky_posts, mastodon_next, mastodon_posts, telegram_posts
 from crawlers.spiders.base import SourceSpider
-
-
-class PagedSpider(SourceSpider):
-    """Follows a source's 'older posts' link up to source.pages pages per start URL."""
-
-    def next_page(self, response: Response, parsed: Parsed) -> Iterator[scrapy.Request]:
-        page = response.meta.get("fcmon_page", 1)
-        if parsed.next_url and parsed.posts and page < getattr(self.source, "pages", 1):
-            yield self.request(parsed.next_url, callback=self.parse, meta={"fcmon_page": page + 1})
 
 
 def json_body(spider: SourceSpider, response: Response) -> Any:
@@ -31,7 +21,7 @@ def json_body(spider: SourceSpider, response: Response) -> Any:
         return None
 
 
-class MastodonSpider(PagedSpider):
+class MastodonSpider(SourceSpider):
     """The instance's public REST API: /api/v1/timelines/public and /api/v1/timelines/tag/NAME."""
 
     name = "mastodon"
@@ -46,12 +36,14 @@ class MastodonSpider(PagedSpider):
         parsed = mastodon_posts(data, self.source.instance)
         link = (response.headers.get("Link") or b"").decode("latin-1")
         parsed.next_url = mastodon_next(link, response.url) if link else None
+        reached = self.unseen(parsed)
         yield from self.post_items(response, parsed)
-        yield from self.next_page(response, parsed)
+        yield from self.next_page(response, parsed, reached)
 
 
 class BlueskySpider(SourceSpider):
-    """The public AppView: app.bsky.feed.searchPosts and app.bsky.feed.getAuthorFeed, no account and no token."""
+    """The public AppView: app.bsky.feed.searchPosts and app.bsky.feed.getAuthorFeed, no account and no token; older
+    pages by the answer's cursor."""
 
     name = "bluesky"
     item_kind = "bluesky_post"
@@ -61,10 +53,13 @@ class BlueskySpider(SourceSpider):
             return
         data = json_body(self, response)
         if data is not None:
-            yield from self.post_items(response, bluesky_posts(data, self.source.web))
+            parsed = bluesky_posts(data, self.source.web, response.url)
+            reached = self.unseen(parsed)
+            yield from self.post_items(response, parsed)
+            yield from self.next_page(response, parsed, reached)
 
 
-class TelegramSpider(PagedSpider):
+class TelegramSpider(SourceSpider):
     """Public channel previews at t.me/s/NAME (the page Telegram shows anyone without an account)."""
 
     name = "telegram"
@@ -74,5 +69,6 @@ class TelegramSpider(PagedSpider):
         if self.walled(response):
             return
         parsed = telegram_posts(response.text, response.url)
+        reached = self.unseen(parsed)
         yield from self.post_items(response, parsed)
-        yield from self.next_page(response, parsed)
+        yield from self.next_page(response, parsed, reached)

@@ -146,6 +146,6 @@ def main() -> None:
 
 # Importing a command module registers its commands on `cli`.
 from pipeline.cli import (  # noqa: E402,F401
-    audit, audit_index, bus, compliance_report, crawl, demo, gateway, guard_check, init, maintain, packet, quarantine,
-    record, report, retention, search, serve, tasking, user, work,
+    audit, audit_index, bus, compliance_report, crawl, demo, gateway, guard_check, init, maintain, monitor, packet,
+    quarantine, record, report, retention, search, serve, tasking, user, watch, work,
 )

@@ -1,4 +1,5 @@
-"""The local Index adapter: a tantivy index in one folder of the data directory.
+"""The local Index adapter: a tantivy index in one folder of the data directory (or in memory: the worker matches
+standing queries against each batch's records in one, with this same schema and query parser).
 
 Every record is stored whole (its JSON, unindexed) next to the fields searched and filtered on.
 A writer is opened per call and released after its commit, so several processes can write one
@@ -31,6 +32,7 @@ LOWERCASED_FILTERS = frozenset({"author", "criminal_intelligence"})
 
 BIG_BATCH = 5_000
 SMALL_WRITER = (64_000_000, 1)
+MEMORY_WRITER = (15_000_000, 1)  # tantivy's least heap: a batch's records, matched against standing queries
 BIG_WRITER = (256_000_000, 2)
 TEXT_SNIPPET_CHARS = 200
 TITLE_SNIPPET_CHARS = 300
@@ -47,6 +49,10 @@ def _schema() -> tantivy.Schema:
     builder.add_date_field("timestamp", indexed=True, fast=True)
     builder.add_bytes_field("record", stored=True, indexed=False)
     return builder.build()
+
+
+def _lower_raw() -> tantivy.TextAnalyzer:
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw()).filter(tantivy.Filter.lowercase()).build()
 
 
 def _document(record: IndexedRecord) -> Document:
@@ -80,24 +86,30 @@ def _utc(moment: datetime) -> datetime:
 
 
 class LocalIndex:
-    def __init__(self, path: Path | str, lock_timeout: float = 10.0):
-        self.path = Path(path)
+    def __init__(self, path: Path | str | None, lock_timeout: float = 10.0):
+        """path None: an index in memory, gone when closed."""
+        self.path = Path(path) if path is not None else Path(":memory:")
         self.lock_timeout = lock_timeout
+        self._schema = _schema()
+        self.on_disk = path is not None
+        if path is None:
+            index = tantivy.Index(self._schema)
+            index.register_tokenizer(LOWER_RAW, _lower_raw())
+            self._index: tantivy.Index | None = index
+            return
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise FcmonError(f"cannot create the search index folder {self.path}: {exc.strerror}",
                              "check the data directory's path and permissions") from exc
-        self._schema = _schema()
         try:
             index = tantivy.Index(self._schema, path=str(self.path), reuse=True)
         except ValueError as exc:
             raise FcmonError(f"cannot open the search index in {self.path}: {_one_line(str(exc))}",
                              "the folder holds another index or a different version of it; "
                              "move it away and re-ingest") from exc
-        index.register_tokenizer(
-            LOWER_RAW, tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw()).filter(tantivy.Filter.lowercase()).build())
-        self._index: tantivy.Index | None = index
+        index.register_tokenizer(LOWER_RAW, _lower_raw())
+        self._index = index
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -105,7 +117,7 @@ class LocalIndex:
         latest = {record.id: record for record in records}  # a batch may repeat a record: last wins
         if not latest:
             return
-        heap, threads = BIG_WRITER if len(latest) >= BIG_BATCH else SMALL_WRITER
+        heap, threads = BIG_WRITER if len(latest) >= BIG_BATCH else SMALL_WRITER if self.on_disk else MEMORY_WRITER
         with self._writer(heap, threads) as writer:
             # Nobody else commits while this writer holds the lock, so a reader reloaded now sees every copy there is:
             # only those are deleted (a delete costs more than the lookup, and most records are new).
@@ -214,6 +226,20 @@ class LocalIndex:
             hits.append(Hit(record=record, score=0.0 if by_time else float(score),
                             highlights=highlighter.highlights(record) if highlighter else []))
         return SearchPage(total=result.count, hits=hits)
+
+    def matching_ids(self, text: str, tasking_id: str, limit: int) -> list[str]:
+        """Ids of the tasking's records a query matches, unranked, without highlights (standing queries)."""
+        user_query = self._parse(text)
+        clauses = [(Occur.Must, Query.term_query(self._schema, "tasking_id", tasking_id))]
+        if user_query is not None:
+            clauses.append((Occur.Must, user_query))
+        searcher = self._open().searcher()
+        hits = searcher.search(Query.boolean_query(clauses), max(limit, 1), count=False).hits
+        return [searcher.doc(address).get_first("id") for _, address in hits]
+
+    def check_query(self, text: str) -> None:
+        """Raise InvalidQuery when the text is not a query of this language."""
+        self._parse(text)
 
     def _parse(self, text: str) -> Query | None:
         if not text.strip():
