@@ -38,6 +38,9 @@ def build_app(data_dir: str | None, acting_user: str | None, **overrides: Any) -
                          f"fix FCMON_{field.upper()} or `{field}` in the config file (see docs/settings.md)") from exc
     except (FileNotFoundError, ValueError) as exc:
         raise FcmonError(f"invalid configuration: {exc}", "fix the config file named by FCMON_CONFIG") from exc
+    except RecursionError as exc:  # tomllib recurses once per nested array or inline table
+        raise FcmonError("invalid configuration: the config file nests too deeply to read",
+                         "fix the config file named by FCMON_CONFIG") from exc
     return App(settings, acting_user)
 
 
