@@ -25,6 +25,7 @@ COUNT = regex.compile(r"^\s*([\d.,]+)\s*([KkMmBb]?)\s*$")
 MULTIPLIERS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 HIDDEN_FROM_PUBLIC = "!no-unauthenticated"  # the Bluesky label of authors who asked not to be shown logged out
 BLUESKY_PART = regex.compile(r"^[A-Za-z0-9._:~-]+$")  # a handle, DID or record key: nothing that changes the permalink's path
+SURROGATE = regex.compile(r"[\ud800-\udfff]")
 CONTROL = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 CODE = regex.compile(r"<(script|style|template)\b.*?(</\1\s*>|$)", regex.DOTALL | regex.IGNORECASE)
 TAG = regex.compile(r"<[^>]*>?")
@@ -53,8 +54,9 @@ class Parsed:
 
 
 def text_of(value: Any) -> str | None:
-    """A field an API answer should hold as a string: the string, or None (a hostile answer sends any JSON type)."""
-    return value if isinstance(value, str) else None
+    """A field an API answer should hold as a string: the string (a lone surrogate, which JSON's \\ud800 makes and
+    no UTF-8 can hold, as U+FFFD), or None (a hostile answer sends any JSON type)."""
+    return SURROGATE.sub("\ufffd", value) if isinstance(value, str) else None
 
 
 def json_document(body: bytes) -> Any:
@@ -100,7 +102,7 @@ def count(value: Any) -> int | None:
 def absolute(base: str, link: Any) -> str | None:
     """`link` made absolute against `base` when the result is an http(s) URL with a host; None for javascript:, data:,
     file: and mailto: links, non-strings and URLs that do not parse (http://[::1/)."""
-    if not isinstance(link, str):
+    if not isinstance(link, str) or SURROGATE.search(link):
         return None
     try:
         url = urljoin(base, link.strip())

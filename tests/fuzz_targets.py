@@ -11,8 +11,8 @@ Shared by tests/test_fuzz_parsers.py and bench/bench_fuzz.py (which counts inste
 """
 from __future__ import annotations
 
-import json
 import os
+import re
 import signal
 import tempfile
 import time
@@ -240,7 +240,8 @@ def settings_file(body: bytes) -> Outcome:
         try:
             settings = build_app(None, None).settings
         except FcmonError as exc:
-            return Outcome(0, (":".join(exc.message.split(":")[:2]),))
+            field = re.match(r"invalid configuration: ([A-Za-z_]+)(:| names| is not set)", exc.message)
+            return Outcome(0, (f"invalid {field.group(1)}" if field else "unreadable file",))
         finally:
             os.environ.pop("FCMON_CONFIG") if saved is None else os.environ.__setitem__("FCMON_CONFIG", saved)
     if max(settings.retention_days_criminal, settings.retention_days_noncriminal) > 5 * 365:
@@ -255,7 +256,8 @@ def sources_file(body: bytes) -> Outcome:
         try:
             parsed = load_sources(path)
         except FcmonError as exc:
-            return Outcome(0, (exc.message.split(": ", 1)[-1].split(":")[0][:60],))
+            parts = exc.message.split(": ")
+            return Outcome(0, (f"invalid {parts[2]}" if len(parts) >= 4 else parts[1].split(" (")[0][:40],))
     for source in parsed.source:
         for url in source.scope_urls():
             http_url(url, f"source {source.id} URL")

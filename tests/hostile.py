@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from hypothesis import strategies as st
@@ -145,7 +146,7 @@ json_values = st.recursive(json_scalars, lambda inner: st.one_of(st.lists(inner,
 
 def field(strategy: st.SearchStrategy) -> st.SearchStrategy:
     """A field as the API sends it, or of the wrong type."""
-    return st.one_of(strategy, strategy, json_values)
+    return st.one_of(strategy, strategy, strategy, strategy, json_values)
 
 
 def script_html() -> st.SearchStrategy:
@@ -153,23 +154,25 @@ def script_html() -> st.SearchStrategy:
                      hostile_text.map(lambda t: f"<p>{html.escape(t)}<br>{t}</p>"))
 
 
-mastodon_status = st.fixed_dictionaries({}, optional={
-    "url": field(urls), "uri": field(urls), "visibility": field(st.sampled_from(["public", "unlisted", "direct"])),
+mastodon_status = st.fixed_dictionaries({"url": field(st.just("https://mastodon.example/@a/1"))}, optional={
+    "uri": field(urls), "visibility": field(st.sampled_from(["public", "unlisted", "direct"])),
     "content": field(script_html()), "spoiler_text": field(hostile_text), "created_at": field(hostile_text),
     "account": field(st.fixed_dictionaries({}, optional={"acct": field(hostile_text), "display_name": field(hostile_text),
                                                          "noindex": field(st.booleans())})),
     "replies_count": field(st.integers()), "reblogs_count": field(hostile_text), "favourites_count": field(st.floats()),
     "reblog": json_values,
 })
-bluesky_view = st.fixed_dictionaries({}, optional={
-    "uri": field(hostile_text), "replyCount": field(st.integers()), "likeCount": field(hostile_text),
-    "author": field(st.fixed_dictionaries({}, optional={
-        "handle": field(hostile_text), "displayName": field(hostile_text),
-        "labels": field(st.lists(st.fixed_dictionaries({"val": field(st.just("!no-unauthenticated"))}), max_size=2))})),
-    "record": field(st.fixed_dictionaries({}, optional={"text": field(hostile_text), "createdAt": field(hostile_text)})),
+bluesky_view = st.fixed_dictionaries({"uri": field(st.sampled_from(["at://did:plc:x/app.bsky.feed.post/3k", "at://x/../..//"]))}, optional={
+    "replyCount": field(st.integers()), "likeCount": field(hostile_text),
+    "author": field(st.fixed_dictionaries({"handle": field(st.sampled_from(["a.bsky.social", "../evil", "did:plc:x"]))}, optional={
+        "displayName": field(hostile_text),
+        "labels": field(st.lists(st.fixed_dictionaries({"val": field(st.sampled_from(["!no-unauthenticated", "porn", "x"]))}), max_size=2))})),
 })
-mastodon_answers = st.one_of(st.lists(mastodon_status, max_size=4), json_values).map(json.dumps).map(str.encode)
+bluesky_view = st.tuples(bluesky_view, field(st.fixed_dictionaries({}, optional={
+    "text": field(hostile_text), "createdAt": field(hostile_text)}))).map(lambda vr: {**vr[0], "record": vr[1]})
+mastodon_answers = st.one_of(st.lists(mastodon_status, min_size=1, max_size=4), st.lists(mastodon_status, max_size=4), json_values).map(json.dumps).map(str.encode)
 bluesky_answers = st.one_of(
+    st.fixed_dictionaries({"posts": field(st.lists(bluesky_view, min_size=1, max_size=4))}),
     st.fixed_dictionaries({}, optional={"posts": field(st.lists(bluesky_view, max_size=4))}),
     st.fixed_dictionaries({}, optional={"feed": field(st.lists(st.fixed_dictionaries({"post": bluesky_view}), max_size=4))}),
     json_values).map(json.dumps).map(str.encode)
@@ -190,7 +193,8 @@ def telegram_pages(draw: st.DrawFn) -> bytes:
     messages = []
     for _ in range(draw(st.integers(0, 3))):
         post = html.escape(draw(st.one_of(st.sampled_from(["chan/1", "chan/22", "/evil.example/1", "//evil.example/2",
-                                                          "javascript:alert(1)", "chan", ""]), hostile_text)))
+                                                          "javascript:alert(1)", "chan", "", "chan/3", "chan/4"]))))
+        post = post if draw(st.integers(0, 4)) else html.escape(draw(hostile_text))
         text = draw(script_html())
         messages.append(f'<div class="tgme_widget_message" data-post="{post}"><div class="tgme_widget_message_text">{text}</div>'
                         f'<a class="tgme_widget_message_owner_name">{markup_text(draw(hostile_text), True)}</a>'
@@ -223,7 +227,7 @@ def generated(parser: str) -> dict[str, bytes]:
 # -- the interchange format ----------------------------------------------------------------------
 
 ITEM = {"tasking_id": "T-1", "source_kind": "forum_post", "source_id": "forum.example", "url": "https://forum.example/post/1",
-        "fetched_at": "2026-11-01T12:00:00Z", "request": {"method": "GET", "headers": {"User-Agent": "fcmon/0.1"}},
+        "fetched_at": (datetime.now(timezone.utc) - timedelta(minutes=5)).isoformat(), "request": {"method": "GET", "headers": {"User-Agent": "fcmon/0.1"}},
         "response": {"status": 200, "headers": {"Content-Type": "text/html"}}, "robots_allowed": True,
         "login_wall_detected": False, "title": "Selling converters", "text": "Six catalytic converters, cash only.",
         "author": "wrenchman"}
