@@ -42,7 +42,8 @@ def count(name: str, strategy: st.SearchStrategy, check: Callable[[object, Tally
 
     started = time.monotonic()
     one()
-    print(f"{name}: {tally.examples} examples in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    print(f"{name}: {tally.examples} examples in {time.monotonic() - started:.0f} s, stored {tally.stored}, "
+          f"crashes {len(tally.crashes)}, slowest {tally.max_s:.2f} s", file=sys.stderr)
     return tally
 
 

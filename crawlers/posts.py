@@ -151,7 +151,7 @@ def mastodon_posts(statuses: Any, instance_url: str) -> Parsed:
             continue
         acct = text_of(account.get("acct")) or text_of(account.get("username")) or ""
         handle = f"@{acct}" if "@" in acct else (f"@{acct}@{instance}" if acct else None)
-        spoiler = " ".join((text_of(status.get("spoiler_text")) or "").split())
+        spoiler = text_of(status.get("spoiler_text")) or ""
         text = html_text(status.get("content"))
         out.posts.append(Post(
             url=url, text=f"{spoiler}\n{text}".strip(), title=spoiler, author=text_of(account.get("display_name")) or acct or None,

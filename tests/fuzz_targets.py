@@ -266,8 +266,8 @@ def sources_file(body: bytes) -> Outcome:
 
 TARGETS = {t.name: t for t in [
     Target("rss_atom", feed("feed_entry"), hostile.feeds(), ("feed",)),
-    Target("reddit", feed("reddit_post"), hostile.feeds("reddit"), ("feed", "reddit")),
-    Target("youtube", feed("youtube_video"), hostile.feeds("youtube"), ("feed", "youtube")),
+    Target("reddit", feed("reddit_post"), hostile.feeds("reddit"), ("reddit",)),
+    Target("youtube", feed("youtube_video"), hostile.feeds("youtube"), ("youtube",)),
     Target("html_page", page, hostile.pages(), ("html",)),
     Target("mastodon", api("mastodon_post", lambda d: mastodon_posts(d, "https://mastodon.example")),
            hostile.json_bodies(hostile.mastodon_answers), ("json", "mastodon")),

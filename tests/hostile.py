@@ -217,7 +217,7 @@ def generated(parser: str) -> dict[str, bytes]:
     return {
         "feed": {"deep": b"<rss><channel>" + b"<item>" * DEPTH, "huge-attribute": b"<rss><channel><item><link>https://a.example/"
                  b"</link><title x=\"" + b"a" * 3_000_000 + b"\">t</title></item></channel></rss>"},
-        "html": {"deep": deep_markup, "huge-attribute": big_attr, "many-links": b"<a href='javascript:x'>j</a>" * 50_000},
+        "html": {"deep": deep_markup, "huge-attribute": big_attr, "many-links": b"<a href='javascript:x'>j</a>" * 20_000},
         "telegram": {"deep": deep_markup, "huge-attribute": big_attr},
         "json": {"deep-array": b"[" * DEPTH, "deep-object": b'{"a":' * DEPTH, "huge-string": b'"' + b"\\u202e" * 500_000 + b'"'},
         "toml": {"deep-array": b"a = " + b"[" * DEPTH, "deep-table": b"a = " + b"{b = " * DEPTH},
