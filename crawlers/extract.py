@@ -21,7 +21,9 @@ logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json", "application/rdf+xml")
 FEED_SNIFF = regex.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(rss|feed|rdf:RDF)\b", regex.DOTALL)
+CHARREF = regex.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 CHROME = ("header", "nav", "aside", "footer")
+NOT_TEXT = ("script", "style", "template")  # their contents are code, never a page's text
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,21 @@ def is_feed(content_type: str, body: bytes) -> bool:
     return bool(FEED_SNIFF.match(body[:2048].lstrip(b"\xef\xbb\xbf")))
 
 
+def _charref(match: regex.Match) -> bytes:
+    digits = match.group(1) or match.group(2)
+    value = int(digits, 16 if match.group(1) else 10) if len(digits) <= 8 else -1
+    return match.group(0) if 0 <= value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF else b"&#xFFFD;"
+
+
+def read_feed(body: bytes) -> feedparser.FeedParserDict:
+    """feedparser on a feed, its character references that name no character (past U+10FFFF, surrogates) made U+FFFD:
+    feedparser's loose parser raises on them instead of reading the feed."""
+    return feedparser.parse(CHARREF.sub(_charref, body))
+
+
 def feed_links(body: bytes, base_url: str) -> list[str]:
     """Absolute links of a feed's entries; a broken feed yields what could be read (feedparser never raises on bad XML)."""
-    parsed = feedparser.parse(body)
+    parsed = read_feed(body)
     if parsed.get("bozo"):
         log.info("event=feed_malformed url=%s error=%r", base_url, str(parsed.get("bozo_exception")))
     links: list[str] = []
@@ -70,15 +84,15 @@ def decode_html(body: bytes, content_type: str) -> str:
     return html_to_unicode(content_type or None, body, auto_detect_fun=_utf8_else_windows_1252)[1]
 
 
-def parse_datetime(value: str | None) -> datetime | None:
-    """An ISO 8601 timestamp as aware UTC (naive means UTC); None when absent or unreadable."""
-    if not value:
+def parse_datetime(value: object) -> datetime | None:
+    """An ISO 8601 timestamp as aware UTC (naive means UTC); None when absent, not a string or unreadable."""
+    if not value or not isinstance(value, str):
         return None
     try:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # 9999-12-31T23:59-01:00 is past the last UTC datetime
         return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def _text(el: lxml.html.HtmlElement | None) -> str:
@@ -126,6 +140,7 @@ def extract_page(html: str, url: str) -> Page:
     except (lxml.etree.ParserError, ValueError):  # empty or unparseable: an empty page, not a crashed crawl
         doc = lxml.html.document_fromstring("<html><body></body></html>")
         html = ""
+    lxml.etree.strip_elements(doc, *NOT_TEXT, with_tail=False)  # no script text in the title, author or fallback text
     article = doc.find(".//article")
     author = _first(doc, "//meta[@name='author']/@content", "//*[contains(concat(' ', normalize-space(@class), ' '), ' author ')]",
                     "//*[@rel='author']") or None

@@ -6,24 +6,30 @@ to be shown to the public (Mastodon `noindex`, Bluesky `!no-unauthenticated`) is
 from __future__ import annotations
 
 import calendar
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import feedparser
 import lxml.etree
 import lxml.html
 import regex
 
-from crawlers.extract import parse_datetime
+from crawlers.extract import NOT_TEXT, parse_datetime, read_feed
 
 log = logging.getLogger(__name__)
 
 COUNT = regex.compile(r"^\s*([\d.,]+)\s*([KkMmBb]?)\s*$")
 MULTIPLIERS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 HIDDEN_FROM_PUBLIC = "!no-unauthenticated"  # the Bluesky label of authors who asked not to be shown logged out
+BLUESKY_PART = regex.compile(r"^[A-Za-z0-9._:~-]+$")  # a handle, DID or record key: nothing that changes the permalink's path
+SURROGATE = regex.compile(r"[\ud800-\udfff]")
+CONTROL = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+CODE = regex.compile(r"<(script|style|template)\b.*?(</\1\s*>|$)", regex.DOTALL | regex.IGNORECASE)
+TAG = regex.compile(r"<[^>]*>?")
+TELEGRAM_POST = regex.compile(r"^[A-Za-z0-9_]{1,64}/[0-9]{1,20}$")  # data-post="channel/123"
 
 
 @dataclass
@@ -53,14 +59,31 @@ class Parsed:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def html_text(fragment: str | None) -> str:
-    """Readable text of an HTML fragment: line breaks kept at <br> and block ends, whitespace collapsed."""
-    if not fragment or not fragment.strip():
-        return ""
+def text_of(value: Any) -> str | None:
+    """A field an API answer should hold as a string: the string (a lone surrogate, which JSON's \\ud800 makes and
+    no UTF-8 can hold, as U+FFFD), or None (a hostile answer sends any JSON type)."""
+    return SURROGATE.sub("\ufffd", value) if isinstance(value, str) else None
+
+
+def json_document(body: bytes) -> Any:
+    """An API answer's JSON; ValueError when it is not JSON, not UTF-8 or nested too deeply to read."""
     try:
-        root = lxml.html.fragment_fromstring(fragment.replace("\x00", ""), create_parent="div")
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def html_text(fragment: Any) -> str:
+    """Readable text of an HTML fragment: line breaks kept at <br> and block ends, whitespace collapsed; scripts and
+    styles dropped (their code is not the post's text)."""
+    if not isinstance(fragment, str) or not fragment.strip():
+        return ""
+    fragment = CONTROL.sub("", fragment)  # lxml refuses to set a tail holding one (ValueError)
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
     except (lxml.etree.ParserError, ValueError):
-        return " ".join(fragment.split())
+        return " ".join(TAG.sub(" ", CODE.sub(" ", fragment)).split())  # markup removed, scripts and all
+    lxml.etree.strip_elements(root, *NOT_TEXT, with_tail=False)
     for el in root.iter("br", "p", "div", "li"):
         el.tail = "\n" + (el.tail or "")
     lines = (" ".join(line.split()) for line in root.text_content().splitlines())
@@ -78,6 +101,19 @@ def count(value: Any) -> int | None:
         return None
     try:
         return int(float(match.group(1).replace(",", "")) * MULTIPLIERS[match.group(2).lower()])
+    except (ValueError, OverflowError):  # "1.2.3"; 400 digits are an infinite float
+        return None
+
+
+def absolute(base: str, link: Any) -> str | None:
+    """`link` made absolute against `base` when the result is an http(s) URL with a host; None for javascript:, data:,
+    file: and mailto: links, non-strings and URLs that do not parse (http://[::1/)."""
+    if not isinstance(link, str) or SURROGATE.search(link):
+        return None
+    try:
+        url = urljoin(base, link.strip())
+        parts = urlsplit(url)
+        return url if parts.scheme in ("http", "https") and parts.hostname else None
     except ValueError:
         return None
 
@@ -116,7 +152,8 @@ def mastodon_posts(statuses: Any, instance_url: str) -> Parsed:
         status = status.get("reblog") if isinstance(status.get("reblog"), dict) else status
         account = status.get("account") if isinstance(status.get("account"), dict) else {}
         url = status.get("url") or status.get("uri")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        url = absolute(instance_url, url) if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+        if url is None:
             out.skip("malformed")
             continue
         if status.get("visibility", "public") != "public":
@@ -125,12 +162,12 @@ def mastodon_posts(statuses: Any, instance_url: str) -> Parsed:
         if account.get("noindex") is True:
             out.skip("noindex")
             continue
-        acct = str(account.get("acct") or account.get("username") or "")
+        acct = text_of(account.get("acct")) or text_of(account.get("username")) or ""
         handle = f"@{acct}" if "@" in acct else (f"@{acct}@{instance}" if acct else None)
-        spoiler = str(status.get("spoiler_text") or "")
+        spoiler = text_of(status.get("spoiler_text")) or ""
         text = html_text(status.get("content"))
         out.posts.append(Post(
-            key=str(status.get("uri") or url), url=url, text=f"{spoiler}\n{text}".strip(), title=spoiler, author=account.get("display_name") or acct or None,
+            key=str(status.get("uri") or url), url=url, text=f"{spoiler}\n{text}".strip(), title=spoiler, author=text_of(account.get("display_name")) or acct or None,
             handle=handle, published_at=parse_datetime(status.get("created_at")),
             engagement=counts(replies=status.get("replies_count"), reposts=status.get("reblogs_count"),
                               likes=status.get("favourites_count"))))
@@ -142,7 +179,7 @@ def mastodon_next(link_header: str, current: str) -> str | None:
     for part in link_header.split(","):
         match = regex.search(r'<([^>]+)>\s*;\s*rel="?next"?', part)
         if match:
-            return urljoin(current, match.group(1))
+            return absolute(current, match.group(1))
     return None
 
 
@@ -155,24 +192,24 @@ def bluesky_posts(data: Any, web_url: str, request_url: str = "") -> Parsed:
     if not isinstance(data, dict):
         out.skip("not_an_object")
         return out
-    views = data.get("posts") if isinstance(data.get("posts"), list) else [
-        e.get("post") for e in data.get("feed") or [] if isinstance(e, dict)]
+    feed = data.get("feed") if isinstance(data.get("feed"), list) else []
+    views = data.get("posts") if isinstance(data.get("posts"), list) else [e.get("post") for e in feed if isinstance(e, dict)]
     for view in views:
         author = view.get("author") if isinstance(view, dict) else None
         record = view.get("record") if isinstance(view, dict) else None
         uri = view.get("uri") if isinstance(view, dict) else None
-        if not isinstance(author, dict) or not isinstance(record, dict) or not isinstance(uri, str) or not author.get("handle"):
+        handle = text_of(author.get("handle")) if isinstance(author, dict) else None
+        rkey = uri.rstrip("/").rsplit("/", 1)[-1] if isinstance(uri, str) else ""
+        if not handle or not isinstance(record, dict) or not BLUESKY_PART.match(handle) or not BLUESKY_PART.match(rkey):
             out.skip("malformed")
             continue
-        labels = {lab.get("val") for lab in author.get("labels") or [] if isinstance(lab, dict)}
-        if HIDDEN_FROM_PUBLIC in labels:
+        labels = author.get("labels") if isinstance(author.get("labels"), list) else []
+        if any(isinstance(lab, dict) and lab.get("val") == HIDDEN_FROM_PUBLIC for lab in labels):
             out.skip("no_unauthenticated")
             continue
-        handle = str(author["handle"])
-        rkey = uri.rstrip("/").rsplit("/", 1)[-1]
         out.posts.append(Post(
-            key=uri, url=f"{web_url.rstrip('/')}/profile/{handle}/post/{rkey}", text=str(record.get("text") or ""),
-            author=author.get("displayName") or handle, handle=f"@{handle}",
+            key=uri, url=f"{web_url.rstrip('/')}/profile/{handle}/post/{rkey}", text=text_of(record.get("text")) or "",
+            author=text_of(author.get("displayName")) or handle, handle=f"@{handle}",
             published_at=parse_datetime(record.get("createdAt")),
             engagement=counts(replies=view.get("replyCount"), reposts=view.get("repostCount"), likes=view.get("likeCount"),
                               quotes=view.get("quoteCount"))))
@@ -194,6 +231,9 @@ def telegram_posts(html: str, page_url: str) -> Parsed:
         return out
     for msg in doc.xpath("//div[contains(concat(' ', normalize-space(@class), ' '), ' tgme_widget_message ')][@data-post]"):
         post_id = msg.get("data-post")
+        if not TELEGRAM_POST.match(post_id):  # "/evil.example/1" would make a permalink on another host
+            out.skip("malformed")
+            continue
         texts = msg.xpath(".//div[contains(@class, 'tgme_widget_message_text')]")
         text = html_text(lxml.html.tostring(texts[0], encoding="unicode")) if texts else ""
         if not text:
@@ -206,9 +246,10 @@ def telegram_posts(html: str, page_url: str) -> Parsed:
         out.posts.append(Post(key=post_id, url=urljoin(page_url, f"/{post_id}"), text=text, author=owner or channel, handle=f"@{channel}",
                               published_at=parse_datetime(when[0]) if when else None,
                               engagement=counts(views=views[0]) if views else {}))
-    older = (doc.xpath("//link[@rel='prev']/@href")
-             or doc.xpath("//a[contains(concat(' ', normalize-space(@class), ' '), ' tme_messages_more ')][@data-before]/@href"))
-    out.next_url = urljoin(page_url, older[0]) if older else None
+    hrefs = (doc.xpath("//link[@rel='prev']/@href")
+             + doc.xpath("//a[contains(concat(' ', normalize-space(@class), ' '), ' tme_messages_more ')][@data-before]/@href"))
+    older = [url for url in (absolute(page_url, href) for href in hrefs) if url]
+    out.next_url = older[0] if older else None
     return out
 
 
@@ -245,13 +286,17 @@ def reddit_next(parsed: Any, feed_url: str) -> str | None:
 def feed_posts(body: bytes, feed_url: str, page: int = 1, reddit: bool = False) -> Parsed:
     """Entries of an RSS or Atom feed and its next page; a broken feed yields what could be read (feedparser never raises)."""
     out = Parsed()
-    parsed = feedparser.parse(body)
+    parsed = read_feed(body)
     if parsed.get("bozo"):
         log.info("event=feed_malformed url=%s error=%r", feed_url, str(parsed.get("bozo_exception")))
     for entry in parsed.entries:
         link = entry.get("link") or next((l.get("href") for l in entry.get("links", []) if l.get("href")), None)
         if not link:
             out.skip("no_link")
+            continue
+        link = absolute(feed_url, link)
+        if link is None:  # javascript:, data:, file: links are never followed or stored
+            out.skip("not_http")
             continue
         content = entry.get("content") or []
         body_html = (content[0].get("value") if content else None) or entry.get("summary") or ""
@@ -264,7 +309,7 @@ def feed_posts(body: bytes, feed_url: str, page: int = 1, reddit: bool = False) 
         stats = entry.get("media_statistics") or {}
         rating = entry.get("media_starrating") or {}
         out.posts.append(Post(
-            key=str(entry.get("id") or ""), url=urljoin(feed_url, link), title=feed_title(entry), text=html_text(body_html),
+            key=str(entry.get("id") or ""), url=link, title=feed_title(entry), text=html_text(body_html),
             author=author, handle=handle,
             published_at=_struct_time(entry.get("published_parsed") or entry.get("updated_parsed")),
             engagement=counts(views=stats.get("views"), likes=rating.get("count"))))

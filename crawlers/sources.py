@@ -278,6 +278,8 @@ def parse_sources(text: str, origin: str = "sources file") -> SourcesFile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FcmonError(f"{origin}: not valid TOML ({exc})", "fix the syntax (see docs/sources.md)") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise FcmonError(f"{origin}: not valid TOML (nested too deeply)", "fix the syntax (see docs/sources.md)") from None
     try:
         return SourcesFile.model_validate(raw)
     except ValidationError as exc:
@@ -292,4 +294,8 @@ def parse_sources(text: str, origin: str = "sources file") -> SourcesFile:
 def load_sources(path: Path) -> SourcesFile:
     if not path.is_file():
         raise FcmonError(f"sources file {path} does not exist", "create it (see docs/sources.md) or set FCMON_CRAWL_SOURCES_FILE")
-    return parse_sources(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FcmonError(f"{path}: not UTF-8 (byte {exc.start})", "save the file as UTF-8 (TOML is UTF-8)") from None
+    return parse_sources(text, str(path))

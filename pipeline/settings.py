@@ -24,6 +24,9 @@ DEFAULT_GUARDS = {
 }
 
 CommaList = Annotated[list[str], NoDecode]
+# FCMON_* variables that are not settings: read by the CLI, the test stack and scripts/stack (README).
+OTHER_ENV = frozenset({"FCMON_CONFIG", "FCMON_DEBUG", "FCMON_LOG_LEVEL", "FCMON_STACK_DIR", "FCMON_STACK_CACHE",
+                       "FCMON_STACK_ELASTICSEARCH_ADMIN", "FCMON_REQUIRE_STACK", "FCMON_REQUIRE_BROWSER"})
 
 
 class Settings(BaseSettings):
@@ -136,3 +139,19 @@ def _config_file(init: dict[str, Any]) -> Path | None:
     if data_dir and (Path(data_dir) / "fcmon.toml").is_file():
         return Path(data_dir) / "fcmon.toml"
     return None
+
+
+def unknown_env(environ: dict[str, str] | None = None) -> list[str]:
+    """FCMON_* environment variables that name no setting (a misspelt FCMON_RETENTION_DAYS_CRIMNAL would be ignored)."""
+    known = {f"FCMON_{name.upper()}" for name in Settings.model_fields} | OTHER_ENV
+    return sorted(n for n in (environ if environ is not None else os.environ) if n.upper().startswith("FCMON_")
+                  and n.upper() not in known)
+
+
+def missing_secrets(settings: Settings) -> list[str]:
+    """What the chosen backends need and the settings lack (an Elasticsearch index needs its URL and password)."""
+    if settings.index != "elasticsearch":
+        return []
+    password = settings.elasticsearch_password.get_secret_value() if settings.elasticsearch_password else ""
+    return [name for name, value in (("elasticsearch_url", settings.elasticsearch_url), ("elasticsearch_password", password))
+            if not value]

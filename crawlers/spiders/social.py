@@ -1,21 +1,20 @@
 """Spiders for public social-media endpoints that need no account: Mastodon, Bluesky, Telegram channel previews."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from scrapy.http import Response
 
-from crawlers.posts import bluesky_posts, mastodon_next, mastodon_posts, telegram_posts
+from crawlers.posts import bluesky_posts, json_document, mastodon_next, mastodon_posts, telegram_posts
 from crawlers.spiders.base import SourceSpider
 
 
 def json_body(spider: SourceSpider, response: Response) -> Any:
     """The answer's JSON, or None (counted as fcmon/parse_errors) when it is not JSON."""
     try:
-        return json.loads(response.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json_document(response.body)
+    except ValueError as exc:  # not JSON, not UTF-8, or nested too deeply
         spider.crawler.stats.inc_value("fcmon/parse_errors")
         spider.logger.warning("event=parse_error source=%s url=%s error=%r", spider.source.id, response.url, f"malformed JSON: {exc}")
         return None

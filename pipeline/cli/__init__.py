@@ -19,13 +19,17 @@ from pydantic import ValidationError
 
 from pipeline.app import App
 from pipeline.errors import FcmonError
-from pipeline.settings import Settings
+from pipeline.settings import Settings, missing_secrets, unknown_env
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 70
 
 
 def build_app(data_dir: str | None, acting_user: str | None, **overrides: Any) -> App:
+    unknown = unknown_env()
+    if unknown:
+        raise FcmonError(f"invalid configuration: {unknown[0]} names no setting",
+                         "correct or unset it (the settings are in docs/settings.md)")
     init: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if data_dir:
         init["data_dir"] = data_dir
@@ -38,6 +42,13 @@ def build_app(data_dir: str | None, acting_user: str | None, **overrides: Any) -
                          f"fix FCMON_{field.upper()} or `{field}` in the config file (see docs/settings.md)") from exc
     except (FileNotFoundError, ValueError) as exc:
         raise FcmonError(f"invalid configuration: {exc}", "fix the config file named by FCMON_CONFIG") from exc
+    except RecursionError as exc:  # tomllib recurses once per nested array or inline table
+        raise FcmonError("invalid configuration: the config file nests too deeply to read",
+                         "fix the config file named by FCMON_CONFIG") from exc
+    missing = missing_secrets(settings)
+    if missing:
+        raise FcmonError(f"invalid configuration: {missing[0]} is not set (index=elasticsearch)",
+                         f"set FCMON_{missing[0].upper()} or `{missing[0]}` in the config file (see docs/settings.md)")
     return App(settings, acting_user)
 
 

@@ -44,7 +44,8 @@ def crawl_sources(app: App, path: Path, source_id: str | None, tasking_id: str |
     from crawlers.sources import load_sources
 
     user = app.acting_user(*CRAWL_ROLES)
-    sources = load_sources(path)
+    sources = load_sources(path)  # an invalid file is the command's one line of output
+    progress(f"crawl: sources={path} source={source_id or '--all'}" + (f" tasking={tasking_id}" if tasking_id else ""))
     chosen = [sources.get(source_id)] if source_id else [s for s in sources.source if s.enabled]
     if not chosen:
         raise FcmonError(f"no enabled source in {path}", "enable one (enabled = true) or name a source")
@@ -120,7 +121,6 @@ def crawl(ctx: click.Context, data_dir: str | None, acting_user: str | None, sou
         summaries = [crawl_under_tasking(app, tasking_id, start_url)]
     else:
         path = sources_path(app, sources_file)
-        progress(f"crawl: sources={path} source={source_id or '--all'}" + (f" tasking={tasking_id}" if tasking_id else ""))
         summaries = crawl_sources(app, path, source_id, tasking_id)
     if crawl_all:
         result: Any = {"sources": summaries, "totals": totals(summaries)}
