@@ -77,3 +77,14 @@ def test_a_body_holding_a_lone_surrogate_is_refused_and_logged(setup, path, raw,
     logged = entries(app, "query") + entries(app, "query.refused")
     assert len(logged) == 1 and logged[0].payload["filters"]["body"] == raw.decode()
     assert app.audit.verify().ok
+
+
+def test_an_audit_read_lists_its_terms_bounded_too(setup):
+    app, base, _ = setup
+    values = [f"user-{n:06d}" for n in range(20_000)]
+    status, _ = call(base, "POST", "/fcmon-audit/_search", {"query": {"terms": {"actor": values}}}, user="sam", tasking=None)
+    assert status == 200
+    (read,) = entries(app, "audit.read")
+    assert len(canonical_json(read.payload)) < 64 * 1024
+    assert read.payload["terms_cut"]["terms"] == 20_000 and read.payload["terms"] == [f"actor:{v}" for v in values][
+        :read.payload["terms_cut"]["kept"]]

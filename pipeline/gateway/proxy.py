@@ -121,8 +121,9 @@ class Gateway:
                 raise Refusal(403, str(refusal)) from refusal
             if parsed.problem:
                 raise Refusal(400, f"the request body cannot be used: {parsed.problem}")
-            self._append("audit.read", user.name, {"method": method, "path": path, "client": client,
-                                                   "terms": request_terms(where.endpoint, parsed)})
+            kept, cut = logged_terms(request_terms(where.endpoint, parsed))
+            self._append("audit.read", user.name, {"method": method, "path": path, "client": client, "terms": kept,
+                                                   **({"terms_cut": cut} if cut else {})})
             return self.forward(method, path, headers, body)
         if where.kind == "system":
             raise Refusal(403, f"{', '.join(where.indices)}: Kibana's system indices are for Kibana's own account only")
