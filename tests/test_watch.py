@@ -76,7 +76,7 @@ def test_the_worker_alerts_once_per_record_with_the_index_query_semantics(tmp_pa
     phrase = watches.add(alice, "T-1", '"rail yard" -wheel', None, "alice@host")
     field = watches.add(alice, "T-1", "title:ring", None, "alice@host")
     other = watches.add(dana, "T-2", "converter", None, "dana@host")
-    first = item(1, title="Ring", text="Six converters at the rail yard tonight.")
+    first = item(1, title="Ring", text="Six stolen converters at the rail yard tonight.")
     publish(app, [first, item(2, text="Converters and a wheel at the rail yard."),
                   item(3, text="Converters near the yard by the rail.")])
     assert work(app).alerts == 2
