@@ -2,9 +2,9 @@
 
 Every record carries `review_by` and `purge_by` (guards/labels.py), never more than five years after collection.
 Before a record's date comes, a person reviews it: validates it for continuing compliance (`--keep`, with the
-reason: reviewer, date and reason go to the audit log; the purge date never moves) or purges it early
-(`--purge`). `fcmon retention run` purges every record whose purge date has come, reviewed or not. Each
-decision is written to the audit log before the index changes (no log, no purge: the record stays until it can be).
+reason: reviewer, date and reason go to the audit log; the purge date never moves), or a supervisor purges it
+early (`--purge`; anyone else is refused, the refusal audited). `fcmon retention run` purges every record whose
+purge date has come, reviewed or not. Each decision is written to the audit log before the index changes (no log, no purge: the record stays until it can be).
 """
 from __future__ import annotations
 
@@ -54,11 +54,12 @@ def review(app: App, user: User, record_id: str, tasking_id: str, keep: bool, re
     kind = "retention.keep" if keep else "retention.purge"
     payload = {"record_id": record_id, "tasking_id": tasking_id, "reason": reason, "user": user.name}
     with refusals_audited(app, user, kind, payload):
+        if not keep and user.role != "supervisor":  # a purge before the date is a supervisor's decision, on any record
+            raise Forbidden(f"{user.name} is {user.role}; only a supervisor purges a record before its purge date",
+                            "validate it with --keep, or ask a supervisor to purge it")
         tasking = app.state.tasking(tasking_id)
         if keep:
             authorized(user, tasking, REVIEW_ROLES)  # continuing compliance needs an active, lawful purpose
-        elif user.role != "supervisor":
-            authorized(user, tasking, REVIEW_ROLES)
         record = record_under(app, record_id, tasking)
     app.audit.append(kind, user.name, {**payload, "role": user.role, "case_number": tasking.case_number,
                                        "purge_by": record.labels.purge_by.isoformat(), **({} if keep else {"count": 1})})

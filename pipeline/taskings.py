@@ -1,4 +1,9 @@
-"""The tasking lifecycle: requested, approved by a supervisor who is not the requester, revoked or expired."""
+"""The tasking lifecycle: requested, approved by a supervisor who is not the requester, revoked or expired.
+
+A tasking's team is checked against the users when it is requested and again when it is approved: a name that
+is no user is refused, so nobody created later under that name finds access waiting. The approver is shown who
+gets access (`access`: the requester and the team, with their roles), and the approval's audit entry records it.
+"""
 from __future__ import annotations
 
 from guards.tasking_rules import load_tasking_lexicon, request_problems
@@ -9,6 +14,28 @@ from pipeline.state import User
 
 REQUEST_ROLES = ("analyst", "detective", "supervisor")
 APPROVAL_FIELDS = ("approved_by", "approved_at", "revoked", "revoked_by", "revoked_at")
+
+
+NO_SUCH_USER = "no such user"
+
+
+def members(tasking: Tasking, roles: dict[str, str]) -> list[dict[str, str]]:
+    """Who may search under the tasking once approved: its requester and each team member, with their roles."""
+    return [{"name": tasking.requested_by, "role": roles.get(tasking.requested_by, NO_SUCH_USER), "as": "requester"},
+            *({"name": name, "role": roles.get(name, NO_SUCH_USER), "as": "team"} for name in dict.fromkeys(tasking.team)
+              if name != tasking.requested_by)]
+
+
+def access(app: App, tasking: Tasking) -> list[dict[str, str]]:
+    """The tasking's members (above); a team name that is no user is refused, naming them all, never left waiting."""
+    team = members(tasking, app.state.roles())
+    unknown = [m["name"] for m in team if m["role"] == NO_SUCH_USER and m["as"] == "team"]
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        which = "which is no user" if len(unknown) == 1 else "which are no users"
+        raise FcmonError(f"tasking {tasking.id}'s team names {names}, {which}",
+                         "name existing users in the team (`fcmon user list`), or have an administrator add them first")
+    return team
 
 
 def request_tasking(app: App, user: User, tasking: Tasking) -> tuple[Tasking, list[str]]:
@@ -26,6 +53,7 @@ def request_tasking(app: App, user: User, tasking: Tasking) -> tuple[Tasking, li
     if problems:
         raise FcmonError(f"tasking {tasking.id} refused: " + "; ".join(f"{p.message} ({p.clause})" for p in problems),
                          "rewrite the tasking (see docs/compliance.md, rule 7)")
+    access(app, tasking)
     app.state.put_tasking(tasking, new=True)
     app.audit.append("tasking.request", user.name, tasking.model_dump(mode="json"))
     return tasking, dropped
@@ -41,8 +69,10 @@ def approve_tasking(app: App, user: User, tasking_id: str) -> Tasking:
     if status != "pending":
         raise FcmonError(f"tasking {tasking.id} is {status} and cannot be approved",
                          "request a new tasking" if status in ("expired", "revoked") else None)
+    team = access(app, tasking)  # checked again: a tasking stored otherwise may name no user
     tasking = tasking.model_copy(update={"approved_by": user.name, "approved_at": utcnow()})
-    app.audit.append("tasking.approve", user.name, {"tasking_id": tasking.id, "approved_at": tasking.approved_at.isoformat()})
+    app.audit.append("tasking.approve", user.name, {"tasking_id": tasking.id, "approved_at": tasking.approved_at.isoformat(),
+                                                    "access": team})
     app.state.put_tasking(tasking)
     return tasking
 

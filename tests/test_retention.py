@@ -95,6 +95,21 @@ def test_keeping_needs_an_active_tasking_but_a_supervisor_may_always_purge(app):
     assert app.index.get(SOON.id) is not None
 
 
+def test_only_a_supervisor_purges_early_and_a_refused_purge_is_audited(app, tmp_path):
+    """The README says supervisors purge; an analyst on the tasking was let purge too."""
+    with pytest.raises(Forbidden, match="only a supervisor purges a record before its purge date"):
+        review(app, app.state.user("alice"), SOON.id, "T-1", False, "no longer needed")
+    assert app.index.get(SOON.id) == SOON
+    [refused] = list(app.audit.entries(["retention.purge.refused"]))
+    assert refused.actor == "alice" and refused.payload["record_id"] == SOON.id and refused.payload["role"] == "analyst"
+    assert "only a supervisor" in refused.payload["refusal"]
+    app.close()
+    data = str(tmp_path / "d")
+    purged = cli(data, "alice", "review", SOON.id, "--tasking", "T-1", "--purge", "--reason", "no longer needed")
+    assert purged.returncode == 2 and "only a supervisor purges a record before its purge date" in purged.stderr
+    assert "--keep" in purged.stderr  # what to do instead
+
+
 def cli(data: str, user: str, *args: str):
     return fcmon("--data-dir", data, "--as", user, "retention", *args)
 

@@ -120,6 +120,29 @@ def test_a_supervisor_approves_a_tasking_in_the_browser_and_nobody_approves_thei
     assert status == 403 and "cannot approve it" in body and app.state.tasking("T-O").approved_by is None
 
 
+def test_the_approver_sees_who_gets_access_and_the_team_must_be_users(app, base):
+    """The approval page showed the requester only; a team name nobody holds was stored and waited for its user."""
+    app.state.put_tasking(app.state.tasking("T-P").model_copy(update={"team": ["dana"]}))
+    client = WebClient(base)
+    client.sign_in("sam", PASSWORD)
+    _, _, body = client.request("GET", "/taskings")
+    row = body[body.index("<td>T-P</td>"):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="access">alice (analyst, requester), dana (detective)</td>' in row and "Approve</button>" in row
+    status, _, _ = client.request("POST", "/taskings/approve", {"csrf": csrf_of(body), "tasking_id": "T-P"})
+    assert status == 303
+    [approval] = queries(app, "tasking.approve")
+    assert [(m["name"], m["role"]) for m in approval["access"]] == [("alice", "analyst"), ("dana", "detective")]
+    analyst = WebClient(base)
+    analyst.sign_in("alice", PASSWORD)
+    form = {"csrf": csrf_of(analyst.request("GET", "/taskings")[2]), "id": "T-9", "kind": "criminal_predicate",
+            "case_number": "2026-CR-10", "criminal_activity": "burglary of garages", "domains": "forum.example",
+            "predicate": make_tasking().predicate, "team": "dana, bob", "expires": f"{NOW + timedelta(days=30):%Y-%m-%d}"}
+    status, _, body = analyst.request("POST", "/taskings", form)
+    assert status == 400 and "team names 'bob', which is no user" in html.unescape(body)
+    assert queries(app, "tasking.request") == []
+
+
 def test_the_requester_sees_and_revokes_only_their_own_taskings(app, base):
     client = WebClient(base)
     client.sign_in("alice", PASSWORD)

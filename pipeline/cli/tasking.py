@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from pipeline.cli import app_options, cli, emit, get_app
 from pipeline.errors import FcmonError
 from pipeline.models import Tasking, utcnow
-from pipeline.taskings import approve_tasking, request_tasking, revoke_tasking
+from pipeline.taskings import access, approve_tasking, request_tasking, revoke_tasking
 
 
 @cli.group()
@@ -54,10 +54,13 @@ def add(ctx: click.Context, data_dir: str | None, acting_user: str | None, file:
 @click.option("--json", "as_json", is_flag=True, help="Print the approved tasking as JSON.")
 @click.pass_context
 def approve(ctx: click.Context, data_dir: str | None, acting_user: str | None, tasking_id: str, as_json: bool) -> None:
-    """Approve a tasking (a supervisor other than its requester)."""
+    """Approve a tasking (a supervisor other than its requester); prints who gets access (also audited)."""
     app = get_app(ctx, data_dir, acting_user)
     approved = approve_tasking(app, app.acting_user(), tasking_id)
-    emit(describe(approved), as_json, lambda: click.echo(f"approved {approved.id} by {approved.approved_by}"))
+    team = access(app, approved)
+    emit(describe(approved) | {"access": team}, as_json, lambda: click.echo(
+        f"approved {approved.id} by {approved.approved_by}; access: "
+        + ", ".join(f"{m['name']} ({m['role']}, {m['as']})" for m in team)))
 
 
 @tasking.command("revoke")

@@ -30,7 +30,7 @@ from pipeline.review import AUDIT_READERS, QueryRow, mark
 from pipeline.periods import parse_bound
 from pipeline.search import audited_search, authorize_search, new_event, parse_time, refuse_query
 from pipeline.state import User
-from pipeline.taskings import approve_tasking, request_tasking, revoke_tasking
+from pipeline.taskings import approve_tasking, members, request_tasking, revoke_tasking
 from pipeline.web.forms import REVIEW_FILTERS, REVIEW_PAGE_SIZE, Fields, Refusal, first, query_from, review_offset, search_fields
 
 MAX_LOGGED_NAME = 100
@@ -221,6 +221,12 @@ class Console:
         with self.lock:
             taskings = self.app.state.taskings()
         return [t for t in taskings if user.role == "supervisor" or user.name == t.requested_by or user.name in t.team]
+
+    def access(self, taskings: list[Tasking]) -> dict[str, list[dict[str, str]]]:
+        """Who gets access under each tasking (requester and team, with roles), as the approver must see it."""
+        with self.lock:
+            roles = self.app.state.roles()
+        return {t.id: members(t, roles) for t in taskings}
 
     def request_tasking(self, user: User, form: Fields) -> Tasking:
         """A tasking from the request form, checked as `fcmon tasking add` checks a file (pending until approved)."""

@@ -163,9 +163,10 @@ def review_retention(req: Req) -> Response:
 # taskings
 def taskings_page(req: Req, status: int = 200, form: Fields | None = None, **context: Any) -> Response:
     now = utcnow()
-    shown = [(t, t.status(now)) for t in req.console.taskings(req.user)]
-    return page(req, "taskings.html", "Taskings", status, taskings=shown, form=flat(form or {}),
-                may_request=req.user.role in TASKING_ROLES, **context)
+    listed = req.console.taskings(req.user)
+    shown = [(t, t.status(now)) for t in listed]
+    return page(req, "taskings.html", "Taskings", status, taskings=shown, access=req.console.access(listed),
+                form=flat(form or {}), may_request=req.user.role in TASKING_ROLES, **context)
 
 
 def taskings(req: Req) -> Response:
