@@ -1,17 +1,18 @@
-# `make demo` sets everything up and runs the demo; `make test` runs the test suite (what .ci/run calls).
+# `make demo` sets everything up and runs the demo; `make lint` runs the security lint and the dependency audit,
+# `make test` the test suite (.ci/run calls both, lint first).
 PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test setup schemas browser stack-deps
+.PHONY: demo test lint setup schemas browser stack-deps
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet -e '.[test,lint]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
@@ -19,6 +20,12 @@ demo: $(STAMP)
 
 test: $(STAMP) browser stack-deps
 	$(VENV)/bin/pytest
+
+# ruff's flake8-bandit rules (pyproject.toml [tool.ruff.lint]), then pip-audit over .venv (scripts/audit_deps.py,
+# allow-list config/security/pip-audit-allow.txt); no vulnerability service reachable fails it (docs/security.md).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python scripts/audit_deps.py
 
 # The web console's tests drive Debian's Chromium (Playwright never downloads a browser here).
 browser:

@@ -41,7 +41,7 @@ from pipeline.stack import StackState  # noqa: E402
 from tests.stack import EsNode  # noqa: E402
 
 OLD_DEFAULT = "15c4d82^1"
-USER, PASSWORD = "bench.analyst", "bench-password"  # noqa: S105 (a throwaway account in a throwaway data directory)
+USER, PASSWORD = "bench.analyst", "bench-password"
 
 # Run inside each version's tree (cwd and sys.path[0]): the same calls exist in both versions.
 SERVE = r"""
@@ -78,9 +78,9 @@ def say(text: str) -> None:
 
 def unpack(rev: str, into: Path) -> str:
     """The tree of `rev` (as `git archive` gives it) in `into`; its full commit id."""
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],  # noqa: S607
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
                             check=True, capture_output=True, text=True).stdout.strip()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout  # noqa: S607
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return commit
@@ -104,7 +104,7 @@ def the_node() -> tuple[EsNode, object | None]:
 
 def start_gateway(tree: Path, cfg: dict) -> tuple[subprocess.Popen, int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FCMON_")} | {"PYTHONPATH": str(tree)}
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, json.dumps(cfg)], cwd=tree, env=env,  # noqa: S603
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, json.dumps(cfg)], cwd=tree, env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     started = json.loads(proc.stdout.readline())
     if not started["pipeline"].startswith(str(tree)):
@@ -121,7 +121,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fcmon-bench-gwv-data-"))
     old_tree = work / "old"
     old_commit = unpack(args.old, old_tree)
-    new_commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,  # noqa: S607
+    new_commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
                                 capture_output=True, text=True).stdout.strip()
     say(f"old gateway: {old_commit[:10]} ({args.old}); new: this tree (HEAD {new_commit[:10]})")
     node, started_here = the_node()

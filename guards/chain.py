@@ -74,7 +74,8 @@ class GuardChain:
         if verdicts[-1].outcome == "reject":  # the run stops at the first rejection
             return GuardDecision(decision="rejected", reasons=[v.as_reason() for v in (verdicts[-1], *holds)], **base), item
         tasking = context.tasking_for(item)
-        assert tasking is not None, "a chain without lawful_purpose must not store anything"
+        if tasking is None:  # not an assert: `python -O` drops those, and this one keeps unpurposed items out
+            raise RuntimeError("a chain without lawful_purpose must not store anything")
         labels, predicate = cached(context, ("labelled", tasking.id, item.fetched_at.date()),
                                    lambda: (labels_for(tasking, item.fetched_at, context.settings), recorded_predicate(tasking)))
         return GuardDecision(decision="quarantined" if holds else "indexed", reasons=[v.as_reason() for v in (holds or verdicts)],

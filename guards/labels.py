@@ -32,7 +32,8 @@ def labels_for(tasking: Tasking, collected_at: datetime, settings: Settings) -> 
 
 
 def recorded_predicate(tasking: Tasking) -> RecordedPredicate:
-    assert tasking.approved_by and tasking.approved_at, "only approved taskings reach labelling"
+    if not (tasking.approved_by and tasking.approved_at):  # not an assert: `python -O` would drop it
+        raise ValueError(f"tasking {tasking.id} is not approved: only approved taskings reach labelling")
     return RecordedPredicate(
         tasking_id=tasking.id, kind=tasking.kind, case_number=tasking.case_number, predicate=tasking.predicate,
         criminal_activity=tasking.criminal_activity, approved_by=tasking.approved_by, approved_at=tasking.approved_at)

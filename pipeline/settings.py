@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     monitor_retry_after_max: float = Field(3600.0, ge=0, description="The longest Retry-After the monitor waits (a longer one is cut to this).")
     monitor_backoff_max: float = Field(3600.0, gt=0, description="Longest wait before the next poll of a source whose polls keep failing (the interval doubles per failure up to this).")
 
-    watch_webhook_allow: CommaList = Field(default_factory=list, description="URL prefixes (internal services) a standing query's `--webhook` may point at; empty allows none.")
+    watch_webhook_allow: CommaList = Field(default_factory=list, description="URL prefixes (internal services; each http or https, up to at least its path's first `/`) a standing query's `--webhook` may point at; empty allows none.")
     watch_webhook_timeout: float = Field(5.0, gt=0, description="Seconds the worker waits for a watch's webhook to answer before it logs the delivery as failed (the alert stays in the inbox).")
 
     work_batch_size: int = Field(2000, ge=1, description="Messages the worker takes per batch before it commits (each batch is one index commit; docs/benchmarks.md).")
@@ -111,6 +111,18 @@ class Settings(BaseSettings):
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("watch_webhook_allow")
+    @classmethod
+    def _http_prefixes(cls, value: list[str]) -> list[str]:
+        """A webhook prefix names its scheme (http or https) and host up to the path's first `/`: no other scheme
+        (file:, ftp:) reaches urlopen, and `http://alerts.internal` does not also allow `http://alerts.internal.example`."""
+        for prefix in value:
+            scheme, _, rest = prefix.partition("://")
+            if scheme.lower() not in ("http", "https") or "/" not in rest or rest.startswith("/"):
+                raise ValueError(f"webhook prefix {prefix!r} must be an http(s) URL up to at least its path's first '/', "
+                                 "e.g. http://alerts.internal:9000/")
         return value
 
     @classmethod

@@ -52,7 +52,8 @@ class WorkStats:
 
 
 def to_record(item: CollectedItem, decision: GuardDecision) -> IndexedRecord:
-    assert decision.labels and decision.predicate
+    if not (decision.labels and decision.predicate):  # not an assert: `python -O` would store an unlabelled record
+        raise ValueError(f"item {item.id} has no labels or recorded predicate: nothing unlabelled is stored")
     return IndexedRecord(
         id=item.id, tasking_id=item.tasking_id, source_kind=item.source_kind, source_id=item.source_id,
         url=item.url, final_url=item.final_url, title=item.title, text=item.text, author=item.author,

@@ -43,3 +43,11 @@ def test_unknown_keys_in_the_file_are_errors(tmp_path, monkeypatch):
 def test_the_user_agent_names_fcmon_and_its_contact():
     settings = Settings(crawl_contact_url="https://center.example/crawler")
     assert "fcmon" in settings.user_agent and "https://center.example/crawler" in settings.user_agent
+
+
+@pytest.mark.parametrize("prefix", ["file:///etc/", "ftp://alerts.internal/", "http://alerts.internal", "https:///x/", "alerts/"])
+def test_a_webhook_prefix_is_an_http_url_with_its_host_closed(prefix):
+    """urlopen opens file: and ftp: URLs too; a prefix without its host's `/` allowed any host that began alike."""
+    with pytest.raises(ValidationError, match="must be an http"):
+        Settings(watch_webhook_allow=[prefix])
+    assert Settings(watch_webhook_allow=["http://alerts.internal:9000/", "HTTPS://a.b/hooks/"]).watch_webhook_allow

@@ -17,7 +17,7 @@ def retention() -> None:
 @click.argument("record_id", required=False)
 @click.option("--tasking", "tasking_id", help="The record's tasking (with RECORD_ID), or only this tasking's records (list).")
 @click.option("--keep", "decision", flag_value="keep", help="Validated for continuing compliance (the purge date stays).")
-@click.option("--purge", "decision", flag_value="purge", help="Purge the record now.")
+@click.option("--purge", "decision", flag_value="purge", help="Purge the record now (supervisors only).")
 @click.option("--reason", help="Why (audited); required with --keep or --purge.")
 @click.option("--within", "within_days", type=int, default=30, show_default=True,
               help="List records whose review or purge date is within this many days.")
