@@ -1,6 +1,7 @@
 """Quarantine decisions: a supervisor keeps (indexes) or purges a held item; expired holds are purged.
 
-Every decision is written to the audit log before it takes effect (no log, no decision). A kept item is
+Every decision is written to the audit log before it takes effect (no log, no decision), and so is every
+reading of the quarantine: the list (`quarantine.list`) and each held item opened (`quarantine.show`). A kept item is
 indexed with the supervisor and reason recorded on it; a purged one leaves only its id, content hash
 and the reason, as a rejection record. Holds older than `quarantine_days` are purged by
 `fcmon quarantine purge-expired`, by `fcmon maintain`, at the start of every `fcmon work` and before every
@@ -21,6 +22,15 @@ from pipeline.worker import to_record
 log = logging.getLogger(__name__)
 
 PURGE_CLAUSE = "28CFR23.20(b); D3.II"
+
+
+def listed(app: App, user: User, interface: str = "cli") -> list[dict[str, Any]]:
+    """The held items (ids, taskings, the rules and signals that held them; no content), the reading audited
+    (`quarantine.list`: who, through what, which items) before they are shown."""
+    held = app.state.quarantined()
+    app.audit.append("quarantine.list", user.name, {"user": user.name, "interface": interface, "count": len(held),
+                                                    "item_ids": [h["item_id"] for h in held]})
+    return held
 
 
 def show(app: App, user: User, item_id: str, interface: str = "cli") -> dict[str, Any]:

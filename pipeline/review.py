@@ -268,3 +268,13 @@ def audit_document(entry: AuditEntry, row: QueryRow | None = None) -> dict[str, 
         doc["fcm"].update({"off_hours": bool(row.off_hours), "tasking_expired": row.tasking_expired,
                            "review_status": row.review_status})
     return doc
+
+
+def log_listing(audit: AuditLog, user: User, interface: str, filters: dict[str, Any], seqs: list[int], total: int) -> None:
+    """A reading of the log (the console's /review, `fcmon audit list`) is audited as `audit.list`, as the ledger's
+    export and the gateway's audit reads are: who read, through what, with which filters, which entries (by seq) were
+    shown and how many matched. Written before anything is shown (no log, no listing)."""
+    audit.append("audit.list", user.name, {
+        "user": user.name, "role": user.role, "interface": interface,
+        "filters": {k: v for k, v in filters.items() if v not in (None, "", [], (), False)},
+        "shown": len(seqs), "total": total, "first_seq": min(seqs, default=None), "last_seq": max(seqs, default=None)})

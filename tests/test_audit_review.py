@@ -125,6 +125,16 @@ def test_review_marks_highlights_and_filters(data):
     assert [e["seq"] for e in listed(data)] == sorted(e["seq"] for e in listed(data))  # chain order
 
 
+def test_listing_the_log_is_itself_audited(data):
+    """`fcmon audit list` read the log unrecorded (the ledger's export was recorded)."""
+    assert cli(data, "search", "converter", "--tasking", "T-1", user="alice").returncode == 0
+    [query] = listed(data, "--user", "alice")
+    [read] = json.loads(cli(data, "audit", "list", "--kind", "audit.list", "--json").stdout)
+    assert read["actor"] == "sam" and read["payload"]["interface"] == "cli"
+    assert read["payload"]["filters"] == {"kinds": ["query"], "user": "alice"}
+    assert (read["payload"]["shown"], read["payload"]["first_seq"], read["payload"]["last_seq"]) == (1, query["seq"], query["seq"])
+
+
 def test_review_refusals(data):
     assert cli(data, "search", "converter", "--tasking", "T-1", user="sam").returncode == 0
     own = listed(data)[0]["payload"]["id"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,16 @@ def test_expired_holds_are_purged_and_audited(held):
     assert app.state.quarantined() == []
     assert [e.payload["item_id"] for e in app.audit.entries(["quarantine.expire"])] == [item_id]
     app.close()
+
+
+def test_the_list_is_an_audited_read(held, tmp_path):
+    """Who saw which items were held (their taskings and the signals that held them) was not recorded."""
+    data, item_id = held
+    assert q(data, "list").returncode == 0
+    [read] = list(reopen(data).audit.entries(["quarantine.list"]))
+    assert read.actor == "sam" and read.payload == {"user": "sam", "interface": "cli", "count": 1, "item_ids": [item_id]}
+    head = Path(data) / "audit.head"
+    head.unlink()
+    head.mkdir()  # no log, no listing
+    refused = q(data, "list")
+    assert refused.returncode == 2 and item_id not in refused.stdout

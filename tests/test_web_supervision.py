@@ -143,6 +143,32 @@ def test_the_approver_sees_who_gets_access_and_the_team_must_be_users(app, base)
     assert queries(app, "tasking.request") == []
 
 
+def test_reading_the_quarantine_and_the_query_log_is_audited_and_no_other_page_can_ask(app, base):
+    """The lists were not audited reads; audited, another origin's page must not make a browser write them."""
+    client = WebClient(base)
+    client.sign_in("sam", PASSWORD)
+    status, _, body = client.request("GET", "/quarantine")
+    assert status == 200 and app.held_id in body
+    [read] = queries(app, "quarantine.list")
+    assert (read["user"], read["interface"], read["item_ids"], read["count"]) == ("sam", "web", [app.held_id], 1)
+    client.search("T-Q", "converter")
+    status, _, body = client.request("GET", "/review?user=sam&status=unreviewed")
+    assert status == 200 and "<code>converter</code>" in body
+    [log_read] = queries(app, "audit.list")
+    assert (log_read["user"], log_read["role"], log_read["interface"]) == ("sam", "supervisor", "web")
+    assert log_read["filters"] == {"user": "sam", "status": "unreviewed"} and log_read["shown"] == log_read["total"] == 1
+    [query] = app.audit.entries(["query"])
+    assert log_read["first_seq"] == log_read["last_seq"] == query.seq
+    for site in ("same-site", "cross-site"):  # a page on another port of this host, or another site
+        client.opener.addheaders = [("Sec-Fetch-Site", site)]
+        for path in ("/quarantine", "/review"):
+            status, _, body = client.request("GET", path)
+            assert status == 403 and "did not come from the console's own pages" in html.unescape(body)
+    assert len(queries(app, "quarantine.list")) == 1 and len(queries(app, "audit.list")) == 1
+    client.opener.addheaders = [("Sec-Fetch-Site", "same-origin")]
+    assert client.request("GET", "/quarantine")[0] == 200 and len(queries(app, "quarantine.list")) == 2
+
+
 def test_the_requester_sees_and_revokes_only_their_own_taskings(app, base):
     client = WebClient(base)
     client.sign_in("alice", PASSWORD)

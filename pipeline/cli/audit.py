@@ -8,7 +8,7 @@ from pipeline.audit import AuditEntry
 from pipeline.cli import app_options, cli, emit, get_app, shown
 from pipeline.errors import FcmonError
 from pipeline.periods import date_range, parse_bound
-from pipeline.review import AUDIT_READERS, QUERY_OUTCOMES, QueryRow, in_period, ledger_csv, ledger_rows, mark
+from pipeline.review import AUDIT_READERS, QUERY_OUTCOMES, QueryRow, in_period, ledger_csv, ledger_rows, log_listing, mark
 
 
 @cli.group()
@@ -78,12 +78,12 @@ def accept_break(ctx: click.Context, data_dir: str | None, acting_user: str | No
 def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, kinds: tuple[str, ...],
           user_name: str | None, tasking_id: str | None, time_from: str | None, time_to: str | None,
           unreviewed: bool, flagged: bool, as_json: bool) -> None:
-    """List audit entries (supervisors and administrators).
+    """List audit entries (supervisors and administrators; the listing is itself audited, audit.list).
 
     Queries carry their review: status, note, hits, and highlights OFF-HOURS (outside the member's duty
     hours), TASKING-ENDED (its tasking has since expired or been revoked), FLAGGED and REFUSED."""
     app = get_app(ctx, data_dir, acting_user)
-    app.acting_user(*AUDIT_READERS)
+    reader = app.acting_user(*AUDIT_READERS)
     start = parse_bound(time_from, "--from") if time_from else None
     end = parse_bound(time_to, "--to", end=True) if time_to else None
     wanted = [status for status, on in (("unreviewed", unreviewed), ("flagged", flagged)) if on]
@@ -101,6 +101,9 @@ def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, kin
                   and (tasking_id is None or e.payload.get("tasking_id") == tasking_id) and in_period(e.at, start, end)]
         reviews = app.query_reviews.rows(e.payload["id"] for e in listed if e.kind in QUERY_OUTCOMES)
         listed_rows = [(e, reviews.get(e.payload["id"]) if e.kind in QUERY_OUTCOMES else None) for e in listed]
+    log_listing(app.audit, reader, "cli", {"kinds": list(kinds), "user": user_name, "tasking": tasking_id, "from": time_from,
+                                           "to": time_to, "unreviewed": unreviewed, "flagged": flagged},
+                [e.seq for e, _ in listed_rows], len(listed_rows))
 
     def review_dict(row: QueryRow | None) -> dict | None:
         if row is None:

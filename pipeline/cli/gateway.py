@@ -27,4 +27,5 @@ def gateway(ctx: click.Context, data_dir: str | None, acting_user: str | None, l
                     service_account=settings.gateway_service_account, kibana_account=settings.gateway_kibana_account,
                     upstream_auth=(settings.elasticsearch_username, password) if password else None,
                     max_body_bytes=settings.gateway_max_body_bytes)
-    run_http("gateway", lambda host, port: serve(proxy, host, port), listen, f", forwarding to {upstream}")
+    limits = {"max_connections": settings.gateway_max_connections, "backlog": settings.gateway_listen_backlog}
+    run_http("gateway", lambda host, port: serve(proxy, host, port, **limits), listen, f", forwarding to {upstream}")

@@ -4,7 +4,7 @@ import click
 
 from pipeline.cli import app_options, cli, emit, get_app, shown
 from pipeline.errors import FcmonError
-from pipeline.quarantine import keep, purge, purge_expired, show
+from pipeline.quarantine import keep, listed, purge, purge_expired, show
 
 
 @cli.group()
@@ -24,9 +24,9 @@ def supervisor_app(ctx: click.Context, data_dir: str | None, acting_user: str | 
 @click.option("--json", "as_json", is_flag=True, help="Print the held items as JSON.")
 @click.pass_context
 def list_(ctx: click.Context, data_dir: str | None, acting_user: str | None, as_json: bool) -> None:
-    """List held items with why they were held and when they will be purged."""
-    app, _ = supervisor_app(ctx, data_dir, acting_user)
-    held = app.state.quarantined()
+    """List held items with why they were held and when they will be purged (the listing is audited)."""
+    app, user = supervisor_app(ctx, data_dir, acting_user)
+    held = listed(app, user)
 
     def text() -> None:
         for h in held:

@@ -20,4 +20,5 @@ def serve(ctx: click.Context, data_dir: str | None, acting_user: str | None, lis
     read = app.query_reviews.sync()  # a long log's first read is here, not on a supervisor's first page
     progress(f"console: query review read {read:,} new audit entries")
     console = Console(app)
-    run_http("console", lambda host, port: serve_console(console, host, port), listen, " (the web console at /, the API at /api/search)")
+    limits = {"max_connections": app.settings.web_max_connections, "backlog": app.settings.web_listen_backlog}
+    run_http("console", lambda host, port: serve_console(console, host, port, **limits), listen, " (the web console at /, the API at /api/search)")

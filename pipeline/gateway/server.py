@@ -10,7 +10,8 @@ request, in this order:
    is read closes the connection, so its unread bytes are never taken for a request;
 4. Gateway.handle decides, in a worker thread (its code is synchronous: SQLite behind a lock, the pooled upstream).
 A connection that sends nothing for idle_timeout_s (before its first request, inside a request's head or body, or
-between requests) is closed; at most MAX_CONNECTIONS at once (the next is answered 503), a listen backlog of BACKLOG.
+between requests) is closed; at most MAX_CONNECTIONS at once (the next is answered 503), a listen backlog of BACKLOG
+(`fcmon gateway` takes both from the settings gateway_max_connections and gateway_listen_backlog: 500 and 128).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from pipeline.errors import AuditUnavailable, FcmonError
 from pipeline.gateway.policy import TASKING_HEADER
 from pipeline.gateway.proxy import Gateway, Refusal
+from pipeline.settings import Settings
 
 log = logging.getLogger("pipeline.gateway")
 
@@ -41,8 +43,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
 # Longer than Kibana's elasticsearch.idleSocketTimeout (60 s): Kibana closes an idle keep-alive socket before the
 # gateway does, so no request is ever written to a socket the gateway is closing.
 GATEWAY_IDLE_TIMEOUT_S = 120.0
-MAX_CONNECTIONS = 500  # Kibana keeps a pool of sockets per node; the console's cap is 200
-BACKLOG = 128
+MAX_CONNECTIONS = Settings.model_fields["gateway_max_connections"].default  # `fcmon gateway` passes the settings'
+BACKLOG = Settings.model_fields["gateway_listen_backlog"].default
 MAX_HEAD_BYTES = 64 * 1024  # a request's head (http.server's limit for one header line, which the gateway had)
 CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE)
 
@@ -223,6 +225,7 @@ class Server:
         self.gateway.upstream.close()
 
 
-def serve(gateway: Gateway, host: str, port: int, idle_timeout_s: float = GATEWAY_IDLE_TIMEOUT_S) -> Server:
+def serve(gateway: Gateway, host: str, port: int, idle_timeout_s: float = GATEWAY_IDLE_TIMEOUT_S,
+          max_connections: int = MAX_CONNECTIONS, backlog: int = BACKLOG) -> Server:
     """The gateway on host:port (0: a free port), ready for serve_forever()."""
-    return Server(gateway, host, port, idle_timeout_s)
+    return Server(gateway, host, port, idle_timeout_s, max_connections, backlog)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from pipeline.web.console import Console
 from pipeline.web.forms import REVIEW_PAGE_SIZE
-from pipeline.web.server import IDLE_TIMEOUT_S, MAX_CONNECTIONS, Server
+from pipeline.web.server import BACKLOG, IDLE_TIMEOUT_S, MAX_CONNECTIONS, Server
 
 __all__ = ["Console", "REVIEW_PAGE_SIZE", "serve"]
 
 
 def serve(console: Console, host: str, port: int, idle_timeout_s: float = IDLE_TIMEOUT_S,
-          max_connections: int = MAX_CONNECTIONS) -> Server:
+          max_connections: int = MAX_CONNECTIONS, backlog: int = BACKLOG) -> Server:
     """The console and API on host:port (0: a free port), ready for serve_forever()."""
     from pipeline.web.routes import create_app
-    return Server(create_app(console), host, port, idle_timeout_s, max_connections)
+    return Server(create_app(console), host, port, idle_timeout_s, max_connections, backlog)

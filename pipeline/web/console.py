@@ -23,10 +23,10 @@ from pipeline.models import IndexedRecord, Interface, Tasking
 from pipeline.packets import Packet, decide, disseminate, request as request_packet, visible_packets
 from pipeline.passwords import (FAILED_SIGN_IN_WINDOW_S, BasicAuth, FailedSignIns, SignInRefused, Throttled,
                                  credential_digest, verify_password)
-from pipeline.quarantine import keep, purge, purge_expired, show as show_held
+from pipeline.quarantine import keep, listed, purge, purge_expired, show as show_held
 from pipeline.records import show as show_record
 from pipeline.retention import due as retention_due, review as retention_review
-from pipeline.review import AUDIT_READERS, QueryRow, mark
+from pipeline.review import AUDIT_READERS, QueryRow, log_listing, mark
 from pipeline.periods import parse_bound
 from pipeline.search import audited_search, authorize_search, new_event, parse_time, refuse_query
 from pipeline.state import User
@@ -173,6 +173,14 @@ class Console:
                                                statuses=[wanted["status"]] if wanted["status"] else [],
                                                start=start, end=end, offset=review_offset(params), limit=REVIEW_PAGE_SIZE)
 
+    def review_listing(self, user: User, params: Fields) -> tuple[list[QueryRow], int]:
+        """review_rows, the reading audited (`audit.list`, as `fcmon audit list`) before the page is shown."""
+        rows, total = self.review_rows(user, params)
+        with self.lock:
+            log_listing(self.app.audit, user, "web", {k: first(params, k).strip() for k in (*REVIEW_FILTERS, "offset")},
+                        [row.seq for row in rows], total)
+        return rows, total
+
     def mark_query(self, user: User, query_id: str, status: str, note: str) -> None:
         _supervisor(user, "marking queries")
         with self.lock:
@@ -183,7 +191,7 @@ class Console:
         _supervisor(user, "the quarantine")
         with self.lock:
             purge_expired(self.app)
-            return self.app.state.quarantined()
+            return listed(self.app, user, "web")
 
     def held_item(self, user: User, item_id: str) -> dict[str, Any]:
         _supervisor(user, "the quarantine")

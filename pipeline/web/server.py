@@ -4,7 +4,8 @@
   between requests) is closed: stalled clients cannot hold connections. uvicorn's own keep-alive timeout covers only
   the time between requests, so the protocol below adds the rest.
 - At most MAX_CONNECTIONS connections at once (uvicorn's limit-concurrency: the next one is answered 503 at once),
-  a listen backlog of BACKLOG, and the work of requests in anyio's worker threads (40): the console's code is
+  a listen backlog of BACKLOG (`fcmon serve` takes both from the settings web_max_connections and web_listen_backlog:
+  200 and 128), and the work of requests in anyio's worker threads (40): the console's code is
   synchronous and shares one SQLite connection per store behind a lock, so more threads would only wait.
 - A Content-Length that is not a whole number of bytes is refused before anything else, saying so.
 The object has the shape of http.server's servers (server_port, serve_forever, shutdown, server_close), which
@@ -22,11 +23,12 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from pipeline.settings import Settings
 from pipeline.web.security import SECURITY_HEADERS
 
 IDLE_TIMEOUT_S = 75.0  # nginx's keepalive_timeout: browsers retry a request on a keep-alive socket closed under them
-MAX_CONNECTIONS = 200
-BACKLOG = 128
+MAX_CONNECTIONS = Settings.model_fields["web_max_connections"].default  # `fcmon serve` passes the settings' values
+BACKLOG = Settings.model_fields["web_listen_backlog"].default
 MAX_HEAD_BYTES = 16 * 1024  # h11's limit for a request's head, uvicorn's default
 CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE)
 

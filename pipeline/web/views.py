@@ -39,6 +39,13 @@ def flat(fields: Fields) -> dict[str, str]:
     return {name: values[0] for name, values in fields.items() if values}
 
 
+def audited_get(req: Req, what: str) -> None:
+    """A page whose reading is audited, asked by another origin's page (even of this site), is refused before
+    anything is read or logged: no other page makes a user's browser write reads to the log in their name."""
+    if from_elsewhere(req.headers):
+        raise Refusal(403, f"this request for {what} did not come from the console's own pages", f"open {what} from the console")
+
+
 # signing in and out
 def login_form(req: Req) -> Response:
     return page(req, "login.html", "Sign in")
@@ -116,7 +123,8 @@ def disseminate(req: Req) -> Response:
 
 # supervision: the query log, the quarantine, retention
 def review(req: Req) -> Response:
-    rows, total = req.console.review_rows(req.user, req.params)
+    audited_get(req, "the query log")
+    rows, total = req.console.review_listing(req.user, req.params)
     offset = review_offset(req.params)
     return page(req, "review.html", "Query review", rows=rows, total=total, offset=offset, fields=flat(req.params),
                 view=review_view(req.params, offset), can_mark=req.user.role == "supervisor", page_size=REVIEW_PAGE_SIZE,
@@ -132,6 +140,7 @@ def mark_query(req: Req) -> Response:
 
 
 def quarantine(req: Req) -> Response:
+    audited_get(req, "the quarantine")
     return page(req, "quarantine.html", "Quarantine", held=req.console.held(req.user))
 
 

@@ -1,0 +1,69 @@
+"""`fcmon serve` and `fcmon gateway` listen with the connection cap and listen backlog their settings give."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.datadirs import FCMON, make_app
+
+
+@pytest.fixture
+def data(tmp_path):
+    make_app(tmp_path / "d").close()
+    return str(tmp_path / "d")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:  # --listen takes no port 0
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FCMON_")} | env
+    proc = subprocess.Popen([*FCMON, *command], env=clean, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if found:
+            return proc, int(found.group(1))
+        assert line or proc.poll() is None, "the server stopped before it listened"
+    raise AssertionError("the server never said where it listens")
+
+
+def backlog_of(port: int) -> int:
+    """The listening socket's backlog, as the kernel reports it (ss: Send-Q of a LISTEN socket)."""
+    shown = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    return int(shown.split()[2])
+
+
+@pytest.mark.parametrize("command, prefix", [
+    (["serve"], "WEB"),
+    (["gateway", "--upstream", "http://127.0.0.1:9"], "GATEWAY"),
+])
+def test_the_connection_cap_and_backlog_come_from_the_settings(data, command, prefix):
+    command = [*command, "--listen", f"127.0.0.1:{free_port()}"]
+    env = {"FCMON_DATA_DIR": data, f"FCMON_{prefix}_MAX_CONNECTIONS": "2", f"FCMON_{prefix}_LISTEN_BACKLOG": "7"}
+    proc, port = listening(command, env)
+    try:
+        assert backlog_of(port) == 7
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        try:
+            time.sleep(0.5)  # both accepted, each waiting for a request
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)
+            assert refused.value.code == 503
+        finally:
+            for connection in held:
+                connection.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
