@@ -18,3 +18,7 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     test_command = re.search(r"Run the tests:\s*```(?:sh|bash)?\n(.+?)\n```", readme, re.S).group(1).strip()
     assert test_command in (ROOT / ".ci" / "run").read_text()
+    lint_command = re.search(r"Run the security lint and the dependency audit:\s*```(?:sh|bash)?\n(.+?)\n```", readme,
+                             re.S).group(1).strip()
+    commands = [line.split("#")[0].strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert commands.index(lint_command) < commands.index(test_command)  # CI lints and audits, then tests
