@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.audit import AuditLog
+from pipeline.audit_bounds import MAX_AUDIT_STRING
 from pipeline.errors import FcmonError, Forbidden, NotFound
 from pipeline.index.local import LocalIndex
 from pipeline.models import IndexedRecord, Interface, QueryResult, Tasking, utcnow
@@ -78,6 +79,8 @@ class Watches:
             interface: Interface = "cli") -> Watch:
         if not text.strip():
             raise FcmonError("a standing query needs words", 'give a query, e.g. \'converter AND "rail yard"\'')
+        if len(text) > MAX_AUDIT_STRING:  # the log holds the whole text of every query, standing ones too
+            raise FcmonError(f"the query is longer than {MAX_AUDIT_STRING:,} characters", "shorten it, or split it into several watches")
         LocalIndex(None).check_query(text)  # InvalidQuery names what to fix, before anything is logged as run
         if webhook is not None:
             self.check_webhook(webhook)
