@@ -24,6 +24,7 @@ from typing import Any
 from pipeline.audit import AuditLog
 from pipeline.audit_bounds import MAX_AUDIT_STRING
 from pipeline.errors import FcmonError, Forbidden, NotFound
+from pipeline.index import InvalidQuery
 from pipeline.index.local import LocalIndex
 from pipeline.models import IndexedRecord, Interface, QueryResult, Tasking, utcnow
 from pipeline.search import SEARCH_ROLES, authorize_search, new_event, open_query
@@ -81,7 +82,11 @@ class Watches:
             raise FcmonError("a standing query needs words", 'give a query, e.g. \'converter AND "rail yard"\'')
         if len(text) > MAX_AUDIT_STRING:  # the log holds the whole text of every query, standing ones too
             raise FcmonError(f"the query is longer than {MAX_AUDIT_STRING:,} characters", "shorten it, or split it into several watches")
-        LocalIndex(None).check_query(text)  # InvalidQuery names what to fix, before anything is logged as run
+        probe = LocalIndex(None)  # run once on an empty index: InvalidQuery names what to fix (a query that parses but
+        try:  # cannot run, `title:*`, too), before anything is logged as run
+            probe.matching_ids(text, tasking_id, 1)
+        finally:
+            probe.close()
         if webhook is not None:
             self.check_webhook(webhook)
         filters = {"standing": "watch"} | ({"webhook": webhook} if webhook else {})
@@ -197,7 +202,12 @@ class Watches:
         by_id = {r.id: r for r in records}
         made = 0
         for watch in watches:
-            matched = batch.matching_ids(watch.query, watch.tasking_id, MAX_HITS)
+            try:
+                matched = batch.matching_ids(watch.query, watch.tasking_id, MAX_HITS)
+            except InvalidQuery as exc:  # saved before its query was run once: ended, never a worker stuck on it
+                log.warning("event=watch_query_failed watch=%s error=%r", watch.id, str(exc))
+                self.end(watch, "fcmon", f"its query cannot run: {exc}"[:300])
+                continue
             new = self._unfired(watch.id, matched)
             if new:
                 self._alert(watch, [by_id[i] for i in sorted(new)])

@@ -209,6 +209,31 @@ def test_the_api_adds_lists_delivers_and_ends_watches(app, base):
     assert api(base, "GET", "/api/monitor/status", "sam") == (200, {"sources": []})
 
 
+@pytest.mark.parametrize("path, body, status", [
+    ("/api/watches", b'{"tasking": "T-1", "query": "\\ud800"}', 400),  # a lone surrogate is no text to audit
+    ("/api/watches", b"\xff\xfe{", 400),
+    ("/api/watches", b"[" * 16_000, 400),  # nested deeper than the decoder goes
+    ("/api/watches", b"1e999999", 400),
+    ("/api/watches", b'{"tasking": 5, "query": "x"}', 400),
+    ("/api/watches", b'{"tasking": "T-1", "query": "title:*"}', 400),  # parses, but the index cannot run it
+    ("/api/watches", b'{"tasking": "T-1", "query": "x", "webhook": ["http://alerts.internal/"]}', 400),
+    ("/api/watches/x/end", b'{"reason": "\\udfff"}', 400),
+    ("/api/alerts/read", b'{"ids": "all"}', 400),
+    ("/api/alerts/read", b'{"ids": ["\\ud800", 7]}', 400),
+    ("/api/alerts/read", b'{"ids": ["\\ud800"]}', 200),  # not an alert of hers: nothing marked
+])
+def test_hostile_api_bodies_are_refused_not_failed(app, base, path, body, status):
+    request = urllib.request.Request(base + path, body, method="POST", headers={"Content-Type": "application/json"})
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            got, answered = answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as answer:
+        got, answered = answer.code, json.loads(answer.read())
+    assert got == status, answered
+    assert queries(app, "watch.add") == []
+
+
 def test_the_api_answers_as_docs_openapi_says(app, base):
     auth = {"Authorization": "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()}
     case = schema["/api/watches"]["POST"].Case(body={"tasking": "T-1", "query": "converters"}, media_type="application/json")

@@ -33,7 +33,7 @@ def json_body(req: Req) -> dict[str, Any]:
         raise Refusal(415, f"the body is {kind or 'of no declared type'}, not JSON", "send a JSON object with Content-Type: application/json")
     try:
         body = json.loads(req.body or b"null")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
         raise Refusal(400, f"the body is not JSON: {exc}", "send a JSON object") from None
     if not isinstance(body, dict):
         raise Refusal(400, "the body is not a JSON object", 'send an object, e.g. {"reason": "..."}')
