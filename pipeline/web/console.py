@@ -32,6 +32,7 @@ from pipeline.search import audited_search, authorize_search, new_event, parse_t
 from pipeline.state import User
 from pipeline.taskings import approve_tasking, request_tasking, revoke_tasking
 from pipeline.web.forms import REVIEW_FILTERS, REVIEW_PAGE_SIZE, Fields, Refusal, first, query_from, review_offset, search_fields
+from pipeline.web.watching import WatchDesk
 
 MAX_LOGGED_NAME = 100
 SESSION_SECONDS = 8 * 3600
@@ -56,6 +57,7 @@ class Console:
         # has the proxy's address, and counting per address would let anyone lock every API user out
         self.basic = BasicAuth(app.state.password_hash, self.lock, FailedSignIns())
         self.failures = FailedSignIns()
+        self.watch_desk = WatchDesk(app, self.lock)  # watches, alerts, the monitor's status (pipeline/web/watching.py)
 
     # authentication
     def _refused(self, name: str, client: str, reason: str) -> None:

@@ -23,11 +23,12 @@ from pipeline.web.console import refusal_of
 from pipeline.web.request import Req
 from pipeline.web.security import SESSION_COOKIE, from_elsewhere, session_cookie
 from pipeline.web.templating import render
+from pipeline.web.watching import header
 
 
 def page(req: Req, template: str, title: str, status: int = 200, **context: Any) -> HTMLResponse:
     return render(template, status, title=title, user=req.user, csrf=req.session.csrf if req.session else None,
-                  audit_readers=AUDIT_READERS, **context)
+                  audit_readers=AUDIT_READERS, **header(req.console.watch_desk, req.user), **context)
 
 
 def redirect(location: str, **headers: str) -> Response:
