@@ -48,6 +48,8 @@ class Chart:
     categories: tuple[str, ...]
     series: tuple[tuple[str, tuple[int, ...]], ...]
     svg: str
+    total_row: bool = True  # the sums down the categories mean something (not when they count different things)
+    total_column: bool = True  # the sums across the series mean something (not when one query is in two of them)
 
     @property
     def rows(self) -> list[tuple[str, list[int], int]]:
@@ -61,15 +63,18 @@ class Chart:
 
 
 def bar_chart(key: str, title: str, caption: str, category_label: str, counts: Mapping[str, int],
-              series_name: str = "count", *, horizontal: bool = False) -> Chart:
+              series_name: str = "count", *, horizontal: bool = False, total_row: bool = True) -> Chart:
     """One bar per category."""
     return bars(key, title, caption, category_label, list(counts), {series_name: list(counts.values())},
-                horizontal=horizontal)
+                horizontal=horizontal, total_row=total_row)
 
 
 def bars(key: str, title: str, caption: str, category_label: str, categories: Sequence[str],
-         series: Mapping[str, Sequence[int]], *, stacked: bool = True, horizontal: bool = False) -> Chart:
-    """Bars per category, one layer (stacked) or one bar beside the others (grouped) per series."""
+         series: Mapping[str, Sequence[int]], *, stacked: bool = True, horizontal: bool = False,
+         total_row: bool = True, total_column: bool | None = None) -> Chart:
+    """Bars per category, one layer (stacked) or one bar beside the others (grouped) per series. The table sums each
+    series down its categories (total_row) and, when stacked and unless told otherwise, each category across the
+    series (total_column)."""
     if not KEY.match(key):
         raise ValueError(f"chart key {key!r}: lower-case letters, digits and '-'")
     cats = tuple(str(c) for c in categories)
@@ -77,7 +82,8 @@ def bars(key: str, title: str, caption: str, category_label: str, categories: Se
     if any(len(values) != len(cats) for _, values in layers):
         raise ValueError(f"chart {key}: every series needs one value per category")
     svg = _draw(key, title, cats, layers, stacked=stacked, horizontal=horizontal)
-    return Chart(key, title, caption, category_label, cats, layers, svg)
+    across = (stacked if total_column is None else total_column) and len(layers) > 1
+    return Chart(key, title, caption, category_label, cats, layers, svg, total_row, across)
 
 
 def days(start: datetime, end: datetime) -> list[date]:

@@ -60,7 +60,7 @@ def report_charts(data: dict[str, Any], unit: str, categories: list[str], counts
                   "quarantine now, and items the guards rejected in the period.", "what",
                   {"items collected": data["items_collected"], "records indexed (now)": data["records_indexed_now"],
                    "items quarantined (now)": data["items_quarantined_now"], "items rejected": data["rejected_total"]},
-                  horizontal=True),
+                  horizontal=True, total_row=False),
         bar_chart("rejected-by-rule", "Rejected by rule", "Guard rejections in the period, by the rule that decided "
                   "(only their ids and reasons are kept, never the content).", "rule", data["rejected_by_rule"],
                   "rejections", horizontal=True),
