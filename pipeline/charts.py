@@ -10,6 +10,7 @@ attributes, no link out of the figure, no stylesheet that would reach the rest o
 """
 from __future__ import annotations
 
+import functools
 import io
 import re
 import threading
@@ -134,6 +135,7 @@ def clean_label(text: str, limit: int | None = MAX_LABEL) -> str:
     return shown if limit is None or len(shown) <= limit else shown[:limit - 1] + "\u2026"
 
 
+@functools.lru_cache(maxsize=64)  # the same numbers again (a page reloaded after a mark) are not drawn again
 def _draw(key: str, title: str, categories: tuple[str, ...], layers: tuple[tuple[str, tuple[int, ...]], ...], *,
           stacked: bool, horizontal: bool) -> str:
     import matplotlib
