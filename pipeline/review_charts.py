@@ -10,6 +10,7 @@ from pipeline.charts import Chart, bars, bucket_of, buckets, count_by
 from pipeline.review import Activity
 
 DEFAULT_DAYS = 30
+MAX_BUCKETS = 120
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ def review_charts(found: list[Activity], start: datetime, end: datetime) -> Revi
         start = max(start, datetime.fromisoformat(found[0].at).astimezone(timezone.utc).replace(
             day=1, hour=0, minute=0, second=0, microsecond=0))
     unit, categories = buckets(start, end)
+    if len(categories) > MAX_BUCKETS:  # ten years of months at most: the most recent
+        categories = categories[-MAX_BUCKETS:]
+        start = datetime.fromisoformat(f"{categories[0]}-01").replace(tzinfo=timezone.utc)
     span = f"from {start:%Y-%m-%d} to {end - timedelta(microseconds=1):%Y-%m-%d} (UTC)"
     per_user = count_by(((a.user, bucket_of(a.at, unit)) for a in found), categories)
     per_user = dict(sorted(per_user.items())) or {"queries": [0] * len(categories)}

@@ -99,6 +99,10 @@ def test_the_review_page_charts_the_queries_with_their_numbers(app, base):
     status, _, old = client.request("GET", "/review?period=2001")
     assert status == 200 and "2001-01-01 to 2001-12-31 (UTC, by month)" in old and '<p class="meta">0 quer(ies)' in old
     assert table(old, "queries-per-day")["total"][-1] == "0" and len(table(old, "queries-per-day")) == 14  # 12 months
+    status, _, ancient = client.request("GET", "/review?from=1970-01-01")  # from the first query there is
+    assert table(ancient, "queries-per-day")["total"][-1] == "8" and f"from {utcnow():%Y-%m}-01 to {today}" in ancient
+    status, _, empty = client.request("GET", "/review?from=1970-01-01&user=nobody")  # ten years of months at most
+    assert len(table(empty, "queries-per-day")) == 122 and "(UTC, by month)" in empty
     status, _, bad = client.request("GET", "/review?period=2026-Q7")
     assert status == 400 and "bad period '2026-Q7'" in html.unescape(bad) and "2026-Q4" in bad
 
