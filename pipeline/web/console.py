@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from pipeline.app import App
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable, first_error
 from pipeline.index import SearchPage, SearchQuery
-from pipeline.models import IndexedRecord, Interface, Tasking
+from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
 from pipeline.packets import Packet, decide, disseminate, request as request_packet, visible_packets
 from pipeline.passwords import (FAILED_SIGN_IN_WINDOW_S, BasicAuth, FailedSignIns, SignInRefused, Throttled,
                                  credential_digest, verify_password)
@@ -27,7 +28,8 @@ from pipeline.quarantine import keep, purge, purge_expired, show as show_held
 from pipeline.records import show as show_record
 from pipeline.retention import due as retention_due, review as retention_review
 from pipeline.review import AUDIT_READERS, QueryRow, mark
-from pipeline.periods import parse_bound
+from pipeline.periods import parse_bound, parse_period
+from pipeline.review_charts import ReviewCharts, chart_period, review_charts
 from pipeline.search import audited_search, authorize_search, new_event, parse_time, refuse_query
 from pipeline.state import User
 from pipeline.taskings import approve_tasking, request_tasking, revoke_tasking
@@ -165,15 +167,21 @@ class Console:
     # supervisors' review of queries (D1.VI.B.2, D3.IV.A.11.f, D3.IV.B.3)
     def review_rows(self, user: User, params: Fields) -> tuple[list[QueryRow], int]:
         """One page of the filtered queries, newest first, and how many match in all."""
-        if user.role not in AUDIT_READERS:
-            raise Forbidden(f"{user.name} is {user.role}; the query log is for supervisors and administrators")
-        wanted = {k: first(params, k).strip() or None for k in REVIEW_FILTERS}
-        start = parse_bound(wanted["from"], "from") if wanted["from"] else None
-        end = parse_bound(wanted["to"], "to", end=True) if wanted["to"] else None
+        wanted, start, end = _review_filters(user, params)
         with self.lock:
             return self.app.query_reviews.page(user=wanted["user"], tasking_id=wanted["tasking"],
                                                statuses=[wanted["status"]] if wanted["status"] else [],
                                                start=start, end=end, offset=review_offset(params), limit=REVIEW_PAGE_SIZE)
+
+    def review_charts(self, user: User, params: Fields) -> ReviewCharts:
+        """The filtered queries in charts, all of them over the period (the last 30 days when none is chosen)."""
+        wanted, start, end = _review_filters(user, params)
+        start, end = chart_period(start, end, utcnow())
+        with self.lock:
+            found = self.app.query_reviews.activity(user=wanted["user"], tasking_id=wanted["tasking"],
+                                                    statuses=[wanted["status"]] if wanted["status"] else [],
+                                                    start=start, end=end)
+        return review_charts(found, start, end)  # drawn outside the lock the other requests need
 
     def mark_query(self, user: User, query_id: str, status: str, note: str) -> None:
         _supervisor(user, "marking queries")
@@ -262,6 +270,21 @@ def refusal_of(exc: Refusal | FcmonError) -> tuple[int, str, str | None]:
         return 503, f"{exc.message}: nothing was searched or read", exc.hint
     status = 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else 503 if isinstance(exc, Unavailable) else 400
     return status, exc.message, exc.hint
+
+
+def _review_filters(user: User, params: Fields) -> tuple[dict[str, str | None], datetime | None, datetime | None]:
+    """The review page's filters, and the [start, end) that its period, from and to leave (all of them apply)."""
+    if user.role not in AUDIT_READERS:
+        raise Forbidden(f"{user.name} is {user.role}; the query log is for supervisors and administrators")
+    wanted = {k: first(params, k).strip() or None for k in REVIEW_FILTERS}
+    start, end = parse_period(wanted["period"]) if wanted["period"] else (None, None)
+    if wanted["from"]:
+        low = parse_bound(wanted["from"], "from")
+        start = max(start, low) if start else low
+    if wanted["to"]:
+        high = parse_bound(wanted["to"], "to", end=True)
+        end = min(end, high) if end else high
+    return wanted, start, end
 
 
 def _supervisor(user: User, what: str) -> None:

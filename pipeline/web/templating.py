@@ -30,7 +30,8 @@ def highlight_parts(fragment: str) -> Iterator[tuple[bool, str]]:
         yield False, html.unescape(fragment[at:])
 
 
-ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]),
+SHARED_TEMPLATES = Path(__file__).parent.parent / "templates"  # what pages and documents share (the chart macro)
+ENV = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", SHARED_TEMPLATES]), autoescape=select_autoescape(["html"]),
                   trim_blocks=False, lstrip_blocks=False)
 ENV.tests["http_url"] = is_http_url
 ENV.filters["highlight_parts"] = highlight_parts

@@ -120,6 +120,7 @@ def review(req: Req) -> Response:
     rows, total = req.console.review_rows(req.user, req.params)
     offset = review_offset(req.params)
     return page(req, "review.html", "Query review", rows=rows, total=total, offset=offset, fields=flat(req.params),
+                charts=req.console.review_charts(req.user, req.params),
                 view=review_view(req.params, offset), can_mark=req.user.role == "supervisor", page_size=REVIEW_PAGE_SIZE,
                 newer=review_view(req.params, max(0, offset - REVIEW_PAGE_SIZE)) if offset > 0 else None,
                 older=review_view(req.params, offset + REVIEW_PAGE_SIZE) if offset + len(rows) < total else None)
