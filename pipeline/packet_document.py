@@ -20,7 +20,7 @@ from pipeline.errors import FcmonError
 from pipeline.markup import is_http_url
 from pipeline.models import DisseminationEvent, IndexedRecord, Tasking
 
-FORMATS = {".html": "html", ".htm": "html", ".pdf": "pdf"}
+FORMATS = {".html": "html", ".pdf": "pdf"}
 CAVEAT = "Law enforcement sensitive. Disseminated under 28 CFR 23.20(e): need to know and right to know."
 MAX_DAILY_BARS = 62  # a longer period is counted by month
 

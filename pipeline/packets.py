@@ -19,9 +19,9 @@ from pydantic import AwareDatetime, Field
 
 from pipeline.app import App
 from pipeline.errors import FcmonError, Forbidden
+from pipeline.models import DisseminationEvent, IndexedRecord, Strict, Tasking, utcnow
 from pipeline.packet_document import format_of, packet_html
 from pipeline.packet_pdf import engine, html_to_pdf
-from pipeline.models import DisseminationEvent, IndexedRecord, Strict, Tasking, utcnow
 from pipeline.records import record_under, refusals_audited
 from pipeline.search import authorize_search
 from pipeline.state import User

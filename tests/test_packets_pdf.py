@@ -16,6 +16,7 @@ import pypdf
 import pypdfium2
 import pytest
 
+from pipeline.errors import AuditUnavailable
 from pipeline.models import DisseminationEvent, utcnow
 from pipeline.packet_document import packet_html, when
 from pipeline.packet_pdf import html_to_pdf
@@ -146,6 +147,17 @@ def test_the_suffix_chooses_and_an_unknown_one_disseminates_nothing(app, tmp_pat
     render(app, app.state.user("dana"), packet_id, html)
     assert html.read_text().startswith("<!doctype html>") and "Case 2026-CR-1" in html.read_text()
     assert [e.payload["format"] for e in disseminations(app)] == ["html"]
+
+
+def test_no_log_no_pdf(app, tmp_path):
+    packet_id = approved_packet(app, posts(1))
+    head = tmp_path / "d" / "audit.head"
+    head.unlink()
+    head.mkdir()  # the log opens, but no entry can be completed
+    out = tmp_path / "packet.pdf"
+    with pytest.raises(AuditUnavailable):
+        render(app, app.state.user("dana"), packet_id, out)
+    assert not out.exists() and not list(tmp_path.glob(".packet.pdf.*"))
 
 
 class Counting(BaseHTTPRequestHandler):
