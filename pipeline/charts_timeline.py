@@ -1,20 +1,22 @@
 """A bar chart as SVG text, drawn on the server by matplotlib: the console runs no script, and a PDF needs a picture.
 
 The same numbers give the same bytes: ids in the SVG come from a fixed hash salt, no date is written, and text stays
-text (svg.fonttype none), so a screen reader or a PDF's text layer reads the labels. Whoever shows a chart shows its
-numbers as a table beside it too (the chart is a picture of that table, for people who would rather look).
+text (svg.fonttype none), so a screen reader or a PDF's text layer reads the labels. The SVG is made to be inlined in
+a page: matplotlib's <style> (a `*` rule that would reach the whole page) and <metadata> are dropped, and its style
+attributes become SVG presentation attributes (which WeasyPrint's HTML reader does not mistake for page CSS). Whoever
+shows a chart shows its numbers as a table beside it too (the chart is a picture of that table).
 """
 from __future__ import annotations
 
 import io
-import re
 import threading
-from html import escape
+import xml.etree.ElementTree as ET
 from typing import Sequence
 
 MAX_TICK_LABELS = 12
 _RC_LOCK = threading.Lock()  # rc_context changes matplotlib's global settings: one chart at a time
-_PROLOGUE = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)  # the XML declaration and DOCTYPE, invalid inside an HTML page
+SVG_NS, XLINK_NS = "http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"
+DROPPED = {f"{{{SVG_NS}}}style", f"{{{SVG_NS}}}metadata"}  # see inline_svg
 
 
 def bar_chart_svg(labels: Sequence[str], values: Sequence[int | float], title: str) -> str:
@@ -41,5 +43,28 @@ def bar_chart_svg(labels: Sequence[str], values: Sequence[int | float], title: s
         axes.set_axisbelow(True)
         out = io.StringIO()
         figure.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
-    svg = _PROLOGUE.sub("", out.getvalue(), count=1)
-    return svg.replace("<svg ", f'<svg role="img" aria-label="{escape(title, quote=True)}" ', 1)
+    return inline_svg(out.getvalue(), title)
+
+
+def inline_svg(document: str, title: str) -> str:
+    """matplotlib's SVG document as an element for an HTML page (no XML prologue, no <style>, no <metadata>).
+
+    Names are written as plain `svg`, `g`, `xlink:href`: ElementTree's prefix registry is global, and a prefix another
+    module registered (or none: `ns0:`) would change the bytes and break the page's SVG."""
+    root = ET.fromstring(document)
+    for parent in list(root.iter()):
+        for child in [c for c in parent if c.tag in DROPPED]:
+            parent.remove(child)
+    for element in root.iter():
+        element.tag = element.tag.removeprefix(f"{{{SVG_NS}}}")
+        for name in [n for n in element.attrib if n.startswith(f"{{{XLINK_NS}}}")]:
+            element.set(name.replace(f"{{{XLINK_NS}}}", "xlink:"), element.attrib.pop(name))
+        for declaration in element.attrib.pop("style", "").split(";"):
+            name, _, value = declaration.partition(":")
+            if name.strip() and value.strip():
+                element.set(name.strip(), value.strip())
+    root.set("xmlns", SVG_NS)
+    root.set("xmlns:xlink", XLINK_NS)
+    root.set("role", "img")
+    root.set("aria-label", title)
+    return ET.tostring(root, encoding="unicode")

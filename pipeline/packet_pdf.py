@@ -14,16 +14,6 @@ from pipeline.errors import FcmonError
 log = logging.getLogger(__name__)
 
 
-class _SvgStyleNoise(logging.Filter):
-    """WeasyPrint reads an inline SVG's presentation styles (fill, stroke) with its SVG renderer, which draws them, but its
-    HTML stylesheet reader also warns about each one as an unknown property: those warnings say nothing is wrong."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (str(record.msg).startswith("Ignored `") and "unknown property" in record.getMessage())
-
-
-logging.getLogger("weasyprint").addFilter(_SvgStyleNoise())
-
 ENGINE_HINT = ("PDF packets need WeasyPrint and the Pango library (`pip install fcmon`, and on Debian "
                "`apt-get install libpango-1.0-0 libpangoft2-1.0-0`); or render --out FILE.html")
 

@@ -26,7 +26,7 @@ def test_the_same_numbers_give_the_same_bytes_and_an_inline_svg():
     assert root.get("role") == "img" and root.get("aria-label") == "Records per day"
     texts = {t.text for t in root.iter(f"{SVG}text")}
     assert {"Records per day", "2026-11-01", "2026-11-03"} <= texts  # text stays text
-    assert "<dc:date>" not in chart and "<script" not in chart
+    assert "<script" not in chart and "<style" not in chart and " style=" not in chart and "<metadata" not in chart
 
 
 def test_a_long_period_shows_at_most_a_dozen_labels_and_the_title_is_escaped():

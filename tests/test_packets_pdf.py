@@ -87,7 +87,7 @@ def test_the_cli_renders_a_pdf_a_recipient_can_check(app, tmp_path):
     for number, page in enumerate(pages, 1):
         assert "Case 2026-CR-1" in page and f"packet {packet_id}" in page
         assert f"page {number} of {len(pages)}" in page
-    cover, summary, body = pages[0], pages[1], " ".join(pages[2:])
+    cover, summary, body = pages[0], pages[1], " ".join(pages[1:])  # the records follow the summary
     purge_by = min(app.index.get(r.id).labels.purge_by for r in records)
     assert " ".join(CAVEAT.split()) in cover and f"Purge by {purge_by}" in cover
     assert "Requested by dana" in cover and "Approved by sam" in cover and "Det. Dana Ortiz, Example PD, District 9" in cover
