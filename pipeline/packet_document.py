@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -19,6 +20,9 @@ from pipeline.charts_timeline import bar_chart_svg
 from pipeline.errors import FcmonError
 from pipeline.markup import is_http_url
 from pipeline.models import DisseminationEvent, IndexedRecord, Tasking
+
+if TYPE_CHECKING:
+    from pipeline.packets import Packet
 
 FORMATS = {".html": "html", ".pdf": "pdf"}
 CAVEAT = "Law enforcement sensitive. Disseminated under 28 CFR 23.20(e): need to know and right to know."
@@ -71,7 +75,7 @@ def sources(records: list[IndexedRecord]) -> list[dict[str, object]]:
     return [{"kind": kind, "host": host, "count": n} for (kind, host), n in sorted(counted.items())]
 
 
-def packet_html(packet: object, tasking: Tasking, records: list[IndexedRecord], event: DisseminationEvent,
+def packet_html(packet: Packet, tasking: Tasking, records: list[IndexedRecord], event: DisseminationEvent,
                 entry: AuditEntry) -> str:
     """The packet's one document (its HTML; the PDF is this HTML printed by WeasyPrint)."""
     unit, counts = timeline(records)
