@@ -21,7 +21,7 @@ from pipeline.app import App
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable, first_error
 from pipeline.index import SearchPage, SearchQuery
 from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
-from pipeline.packets import Packet, decide, disseminate, request as request_packet, visible_packets
+from pipeline.packets import Packet, as_format, decide, disseminate, request as request_packet, visible_packets
 from pipeline.passwords import (FAILED_SIGN_IN_WINDOW_S, BasicAuth, FailedSignIns, SignInRefused, Throttled,
                                  credential_digest, verify_password)
 from pipeline.quarantine import keep, purge, purge_expired, show as show_held
@@ -160,9 +160,11 @@ class Console:
         with self.lock:
             return decide(self.app, user, packet_id, approve, note)
 
-    def disseminate(self, user: User, packet_id: str, client: str) -> str:
+    def disseminate(self, user: User, packet_id: str, client: str, kind: str = "html") -> str | bytes:
+        """The packet as HTML or PDF (printed after the lock is let go: the dissemination is on record by then)."""
         with self.lock:
-            return disseminate(self.app, user, packet_id, client, "web download")[1]
+            document = disseminate(self.app, user, packet_id, client, "web download", kind)[1]
+        return as_format(document, kind)
 
     # supervisors' review of queries (D1.VI.B.2, D3.IV.A.11.f, D3.IV.B.3)
     def review_rows(self, user: User, params: Fields) -> tuple[list[QueryRow], int]:

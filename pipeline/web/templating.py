@@ -6,16 +6,13 @@ import html
 import re
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from pipeline.markup import is_http_url
+
 MARK = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
-
-
-def is_http_url(url: Any) -> bool:
-    return isinstance(url, str) and urlsplit(url).scheme.lower() in ("http", "https")
 
 
 def highlight_parts(fragment: str) -> Iterator[tuple[bool, str]]:

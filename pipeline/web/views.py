@@ -109,10 +109,14 @@ def decide_packet(req: Req) -> Response:
 
 
 def disseminate(req: Req) -> Response:
-    packet_id = first(req.form, "packet_id")
-    document = req.console.disseminate(req.user, packet_id, req.client)
+    """The packet's download: HTML, or PDF with format=pdf (the same route, rules and audit entry)."""
+    packet_id, kind = first(req.form, "packet_id"), first(req.form, "format") or "html"
+    document = req.console.disseminate(req.user, packet_id, req.client, kind)
     name = re.sub(r"[^A-Za-z0-9-]", "", packet_id)
-    return HTMLResponse(document, headers={"Content-Disposition": f'attachment; filename="packet-{name}.html"'})
+    disposition = {"Content-Disposition": f'attachment; filename="packet-{name}.{kind}"'}
+    if isinstance(document, bytes):
+        return Response(document, media_type="application/pdf", headers=disposition)
+    return HTMLResponse(document, headers=disposition)
 
 
 # supervision: the query log, the quarantine, retention
