@@ -7,7 +7,8 @@ stops it at the end. Measures:
 - worker: N ~1.2 KB items (bench_bus.py's, every one passing the guards) produced to fcm.collected, then the Worker
   with the default guard chain, in process, from Kafka into Elasticsearch until idle, from its first batch taken to
   its last stored; baseline: `helpers.bulk` of the same documents (read back from the worker's index) into a fresh
-  index of the same node, chunks of the worker's batch size, then one refresh;
+  index of the same node, chunks of the worker's batch size, then one refresh; the guard chain's time inside the
+  worker is summed (bench_guards.TimedChain), so the worker's own cost over the bulk shows apart from the rules';
 - search: --records synthetic posts (bench_index.py's corpus, four taskings) in an alias of their own; 1-3 term
   queries with a range and a filter, top 20 with highlights, each sent four ways in turn: `audited_search` (what
   `fcmon search` runs: authorize, QueryEvent appended, query, QueryResult appended) against the same body sent
@@ -37,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_bus import TimedWorker, items, produce, tasking  # noqa: E402
+from bench_guards import TimedChain  # noqa: E402
 from bench_index import TASKINGS, Corpus, percentile  # noqa: E402
 from elasticsearch import helpers  # noqa: E402
 
-from guards.chain import GuardChain  # noqa: E402
 from pipeline.bus.kafka import KafkaBus  # noqa: E402
 from pipeline.gateway import TASKING_HEADER, Gateway, serve  # noqa: E402
 from pipeline.index.elasticsearch import ElasticsearchIndex, es_search_body  # noqa: E402
@@ -71,7 +72,8 @@ def worker_vs_bulk(node: EsNode, bootstrap: str, n: int, root: Path) -> dict:
     settings = {"bus": "kafka", "kafka_bootstrap_servers": bootstrap, **node.settings(elasticsearch_records_alias=alias)}
     app = make_app(root / "worker", tasking(), **settings)
     produce(app.bus, items(n))
-    worker = TimedWorker(app.settings, app.bus, app.index, app.state, GuardChain.from_settings(app.settings))
+    chain = TimedChain.from_settings(app.settings)
+    worker = TimedWorker(app.settings, app.bus, app.index, app.state, chain)
     stats = worker.run(until_idle=True)
     worker_s = worker.last_batch_stored_at - worker.first_batch_at
     client = node.client(request_timeout=120)
@@ -86,7 +88,8 @@ def worker_vs_bulk(node: EsNode, bootstrap: str, n: int, root: Path) -> dict:
     assert stats.indexed == n == len(docs), (stats.indexed, n, len(docs))
     client.indices.delete(index=f"{alias}*")
     app.close()
-    return {"n": n, "worker": n / worker_s, "bulk": n / bulk_s}
+    return {"n": n, "worker": n / worker_s, "bulk": n / bulk_s, "chain_share": chain.seconds / worker_s,
+            "worker_without_chain": n / (worker_s - chain.seconds)}
 
 
 def search_three_ways(node: EsNode, records: int, queries: int, root: Path) -> dict:
@@ -206,6 +209,8 @@ def main() -> None:
     print(f"| worker, Kafka -> guards -> Elasticsearch, {w['n']:,} items | {w['worker']:,.0f} items/s |")
     print(f"| `helpers.bulk` of the same documents, same node | {w['bulk']:,.0f} docs/s |")
     print(f"| **worker / bulk** | **{w['worker'] / w['bulk']:.2f}** |")
+    print(f"| guard chain's share of the worker's time (timed inside it) | {w['chain_share']:.0%} |")
+    print(f"| worker without the chain's time / bulk | {w['worker_without_chain'] / w['bulk']:.2f} |")
     for name in ("direct", "fcmon search", "direct HTTP", "gateway"):
         p50, p95 = s[name]
         print(f"| search p50 / p95, {name}, {s['records']:,} records, {s['queries']} queries | {p50:.2f} / {p95:.2f} ms |")

@@ -127,3 +127,18 @@ def freshness(store: CursorStore, source_id: str, indexed_at: Callable[[str], da
     p50, p95 = percentile(delays, 50), percentile(delays, 95)
     return {"sample": len(delays), "pending": pending, "p50_s": None if p50 is None else round(p50, 2),
             "p95_s": None if p95 is None else round(p95, 2)}
+
+
+def source_statuses(path: Path, index: Any) -> list[dict[str, Any]]:
+    """Every monitored source's status (state, last poll and success, new items, errors) with its freshness measured
+    against `index` (a pipeline.index.Index: when each record became searchable). What `fcmon monitor status` and the
+    console's collection page show."""
+    def indexed_at(record_id: str) -> datetime | None:
+        record = index.get(record_id)
+        return record.indexed_at if record else None
+
+    store = CursorStore(path)
+    try:
+        return [s | {"freshness": freshness(store, s["source"], indexed_at)} for s in store.status()]
+    finally:
+        store.close()

@@ -179,6 +179,8 @@ MATRIX: tuple[Clause, ...] = (
             "tests/test_cli.py::test_the_data_directory_is_private_to_its_owner",
             f"{PK}::test_an_approved_packet_is_disseminated_on_record_and_crawled_content_is_escaped",
             f"{PK}::test_no_log_no_packet",
+            "tests/test_packets_pdf.py::test_the_cli_renders_a_pdf_a_recipient_can_check",
+            "tests/test_packets_pdf.py::test_no_log_no_pdf",
             "tests/test_web.py::test_the_api_searches_with_basic_credentials_and_logs_first",
             "tests/test_web.py::test_no_log_no_query",
             "tests/test_audit_review.py::test_the_ledger_holds_every_search_term_from_every_interface",

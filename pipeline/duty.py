@@ -1,6 +1,7 @@
 """Duty hours (D1.VI.B.2, D3.IV.A.11.f): a daily HH:MM-HH:MM window in one time zone; queries outside it are highlighted."""
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,6 +12,7 @@ WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 HINT = "write the window as HH:MM-HH:MM in 24-hour time, e.g. 08:00-16:00 (22:00-06:00 spans midnight)"
 
 
+@functools.lru_cache(maxsize=1024)  # read once per window, not once per query listed
 def parse_window(text: str) -> tuple[time, time]:
     match = WINDOW.match(text.strip())
     try:

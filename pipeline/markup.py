@@ -1,17 +1,11 @@
-"""HTML from hostile text: everything crawled or typed is escaped, and only http(s) URLs become links."""
+"""Links from hostile text: only http(s) URLs become links, in the console's pages and in packets alike (the
+templates escape everything else)."""
 from __future__ import annotations
 
-import html
 from typing import Any
 from urllib.parse import urlsplit
 
 
-def e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def link(url: str) -> str:
-    """A link to the URL when it is http(s); a crawled `javascript:` or `data:` URL is shown as text, never linked."""
-    if urlsplit(url).scheme.lower() in ("http", "https"):
-        return f'<a href="{e(url)}" rel="noreferrer noopener">{e(url)}</a>'
-    return e(url)
+def is_http_url(url: Any) -> bool:
+    """A crawled `javascript:` or `data:` URL is shown as text, never linked."""
+    return isinstance(url, str) and urlsplit(url).scheme.lower() in ("http", "https")

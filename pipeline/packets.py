@@ -4,24 +4,24 @@ A packet names reviewed records of one tasking, who receives them (person and ag
 needs to know and has the right to know. Records the automated chain stored are `unreviewed` and cannot be
 packed: a person evaluates a record (`fcmon record review`) before it leaves the center. A supervisor other than
 the requester approves or denies. Rendering is the dissemination: the DisseminationEvent (who, to whom, why,
-when, which records) is written to the audit log first (no log, no packet), then the HTML. Requests, decisions
+when, which records) is written to the audit log first (no log, no packet), then the document, which names that
+audit entry: HTML or PDF from one template (pipeline/packet_document.py, pipeline/packet_pdf.py). Requests, decisions
 and refusals are audited too. Everything crawled is escaped in the packet.
 """
 from __future__ import annotations
 
-import html
 import os
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
 from pipeline.app import App
-from pipeline.markup import e, link
 from pipeline.errors import FcmonError, Forbidden
 from pipeline.models import DisseminationEvent, IndexedRecord, Strict, Tasking, utcnow
+from pipeline.packet_document import format_of, packet_html
+from pipeline.packet_pdf import engine, html_to_pdf
 from pipeline.records import record_under, refusals_audited
 from pipeline.search import authorize_search
 from pipeline.state import User
@@ -127,19 +127,26 @@ def decide(app: App, user: User, packet_id: str, approve: bool, note: str) -> Pa
 
 
 def render(app: App, user: User, packet_id: str, out: Path, client: str = "local") -> DisseminationEvent:
-    """Disseminate an approved packet into the HTML file `out` (the CLI)."""
+    """Disseminate an approved packet into the file `out` (the CLI): its suffix chooses, .pdf a PDF, .html HTML."""
+    kind = format_of(out)
     if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
         raise FcmonError(f"cannot write the packet to {out}: {out.parent} is not a writable folder",
                          "choose --out in a folder you can write; nothing was disseminated")
-    event, document = disseminate(app, user, packet_id, client, str(out))
-    _write(out, document)
+    event, document = disseminate(app, user, packet_id, client, str(out), kind)
+    _write(out, as_format(document, kind))
     return event
 
 
-def disseminate(app: App, user: User, packet_id: str, client: str, destination: str) -> tuple[DisseminationEvent, str]:
-    """An approved packet's HTML, once its DisseminationEvent is in the audit log (no log, no packet)."""
-    payload = {"packet_id": packet_id, "user": user.name, "out": destination, "client": client}
+def disseminate(app: App, user: User, packet_id: str, client: str, destination: str,
+                kind: str = "html") -> tuple[DisseminationEvent, str]:
+    """An approved packet's HTML, once its DisseminationEvent (with the `kind` of file it goes out as, html or pdf)
+    is in the audit log (no log, no packet): the document names that entry's sequence and hash."""
+    payload = {"packet_id": packet_id, "user": user.name, "out": destination, "client": client, "format": kind}
     with refusals_audited(app, user, "packet.disseminate", payload):
+        if kind not in ("html", "pdf"):
+            raise FcmonError(f"a packet is rendered as html or pdf, not {kind!r}", "choose html or pdf")
+        if kind == "pdf":
+            engine()  # WeasyPrint loads, or nothing is disseminated
         found = packet(app, packet_id)
         if user.name != found.requested_by and user.role != "supervisor":
             raise Forbidden(f"{user.name} neither requested packet {packet_id} nor is a supervisor")
@@ -156,67 +163,25 @@ def disseminate(app: App, user: User, packet_id: str, client: str, destination: 
                                disseminated_by=user.name, approved_by=found.decided_by, recipient=found.recipient,
                                recipient_agency=found.recipient_agency, need_to_know=found.need_to_know,
                                right_to_know=found.right_to_know, record_ids=found.record_ids)
-    document = packet_html(found, tasking, records, event)
-    app.audit.append("packet.disseminate", user.name, {**event.model_dump(mode="json"), "case_number": tasking.case_number,
-                                                       "client": client, "out": destination})
-    return event, document
+    entry = app.audit.append("packet.disseminate", user.name, {**event.model_dump(mode="json"), "case_number": tasking.case_number,
+                                                               "client": client, "out": destination, "format": kind})
+    return event, packet_html(found, tasking, records, event, entry)
 
 
-def _write(out: Path, document: str) -> None:
+def as_format(document: str, kind: str) -> str | bytes:
+    """The packet's HTML as it goes out: itself, or printed to PDF."""
+    return html_to_pdf(document) if kind == "pdf" else document
+
+
+def _write(out: Path, document: str | bytes) -> None:
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(document, encoding="utf-8")
+        if isinstance(document, bytes):
+            temporary.write_bytes(document)
+        else:
+            temporary.write_text(document, encoding="utf-8")
         os.replace(temporary, out)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise FcmonError(f"cannot write the packet to {out}: {exc.strerror}",
                          "the dissemination is already in the audit log; render it again to a writable path") from exc
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "unknown"
-
-
-def packet_html(found: Packet, tasking: Tasking, records: list[IndexedRecord], event: DisseminationEvent) -> str:
-    rows = []
-    for record in records:
-        labels = record.labels
-        non_subjects = ", ".join(record.non_subject_identifiers)
-        rows.append(f"""<section class="record">
-<h3>{e(record.title or record.url)}</h3>
-<p class="meta">{e(record.source_kind)} &middot; {link(record.final_url)}
-&middot; author {e(record.author or "not recorded")} &middot; published {e(_when(record.published_at))} &middot; collected {e(_when(record.fetched_at))}</p>
-<p class="labels">sensitivity {e(labels.sensitivity)} &middot; source {e(labels.source_reliability)} &middot; content {e(labels.content_validity)}
-&middot; criminal intelligence {"yes" if labels.criminal_intelligence else "no"} &middot; reviewed by {e(record.reviewed_by or "")} &middot; purge by {e(str(labels.purge_by))}
-&middot; submitting agency {e(labels.submitting_agency)} &middot; control official {e(labels.control_official)}</p>
-<blockquote>{e(record.text)}</blockquote>
-{f'<p class="nonsubjects">Not subjects of the predicate (identifiers labelled, never counted toward it): {e(non_subjects)}</p>' if non_subjects else ""}
-<p class="record-id">record {e(record.id)}</p>
-</section>""")
-    predicate = (f"<p>Case {e(tasking.case_number or '')}: {e(tasking.predicate or '')}<br>Criminal activity: {e(tasking.criminal_activity or '')}</p>"
-                 if tasking.kind == "criminal_predicate" else f"<p>{e(tasking.kind.replace('_', ' '))}: {e(tasking.title)}</p>")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>Situational-awareness packet {e(found.id)}</title>
-<style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}} .banner{{border:2px solid #900;padding:.5rem 1rem}}
-blockquote{{white-space:pre-wrap;border-left:3px solid #999;padding-left:1rem}} .meta,.labels,.record-id{{font-size:.85rem;color:#444}}</style>
-</head><body>
-<div class="banner"><strong>Law enforcement sensitive. Disseminated under 28 CFR 23.20(e): need to know and right to know.</strong>
-Do not pass it on: further dissemination needs a new packet.</div>
-<h1>Situational-awareness packet {e(found.id)}</h1>
-<h2>Dissemination</h2>
-<dl>
-<dt>Recipient</dt><dd>{e(event.recipient)}, {e(event.recipient_agency)}</dd>
-<dt>Need to know</dt><dd>{e(event.need_to_know)}</dd>
-<dt>Right to know</dt><dd>{e(event.right_to_know)}</dd>
-<dt>Requested by</dt><dd>{e(found.requested_by)}, {e(_when(found.requested_at))}</dd>
-<dt>Approved by</dt><dd>{e(event.approved_by)}, {e(_when(found.decided_at))}: {e(found.decision_note or "")}</dd>
-<dt>Disseminated by</dt><dd>{e(event.disseminated_by)}, {e(_when(event.at))} (dissemination {e(event.id)})</dd>
-</dl>
-<h2>Purpose: tasking {e(tasking.id)}</h2>
-{predicate}
-<h2>Records ({len(records)})</h2>
-{"".join(rows)}
-</body></html>
-"""

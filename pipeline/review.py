@@ -62,6 +62,16 @@ class QueryRow:
                                       ("FLAGGED", self.review_status == "flagged"), ("REFUSED", self.outcome == "refused")) if on]
 
 
+@dataclass(frozen=True)
+class Activity:
+    """A query as the review page's charts count it."""
+    at: str  # UTC ISO 8601
+    user: str
+    tasking_id: str
+    outcome: str  # run | refused
+    off_hours: bool  # outside the user's duty hours (False when the user has none)
+
+
 REVIEW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS query_review (
     query_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, at TEXT NOT NULL, user TEXT NOT NULL, tasking_id TEXT NOT NULL,
@@ -125,27 +135,23 @@ class QueryReviews:
         """Rows matching every filter given (`start`/`end`: when the entry was logged), newest first, and how many
         match in all."""
         self.sync()
-        where, args = [], []
-        for column, value in (("user", user), ("tasking_id", tasking_id)):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        for column, values in (("review_status", statuses), ("outcome", outcomes)):
-            if values:
-                where.append(f"{column} IN ({','.join('?' * len(values))})")
-                args += list(values)
-        # `at` is the entry's time in UTC ISO 8601, as the log writes it: text order is time order
-        if start is not None:
-            where.append("at >= ?")
-            args.append(start.astimezone(timezone.utc).isoformat())
-        if end is not None:
-            where.append("at < ?")
-            args.append(end.astimezone(timezone.utc).isoformat())
-        condition = f" WHERE {' AND '.join(where)}" if where else ""
+        condition, args = _where(user, tasking_id, statuses, outcomes, start, end)
         total = self.conn.execute(f"SELECT count(*) FROM query_review{condition}", args).fetchone()[0]
         found = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM query_review{condition} ORDER BY seq DESC LIMIT ? OFFSET ?",
                                   [*args, -1 if limit is None else limit, offset]).fetchall()
         return self._rows(found), total
+
+    def activity(self, *, user: str | None = None, tasking_id: str | None = None, statuses: Collection[str] = (),
+                 start: datetime | None = None, end: datetime | None = None) -> list[Activity]:
+        """Every query matching the filters (as `page` takes them), oldest first, with only what charts count."""
+        self.sync()
+        condition, args = _where(user, tasking_id, statuses, (), start, end)
+        tz = zone(self.settings.duty_timezone)
+        windows = {u.name: u.duty_hours for u in self.state.users()}
+        found = self.conn.execute(f"SELECT at, user, tasking_id, outcome FROM query_review{condition} ORDER BY seq", args)
+        return [Activity(at, name, tasking_id, outcome,
+                         bool(off_hours(datetime.fromisoformat(at), windows.get(name) or self.settings.duty_hours_default, tz)))
+                for at, name, tasking_id, outcome in found]
 
     def rows(self, query_ids: Iterable[str]) -> dict[str, QueryRow]:
         """The rows of these queries, by query id (an id the log does not hold has none)."""
@@ -181,6 +187,29 @@ class QueryReviews:
                 tasking_expired=tasking is not None and tasking.status(now) in ("expired", "revoked"),
                 filters=p.get("filters")))
         return rows
+
+
+def _where(user: str | None, tasking_id: str | None, statuses: Collection[str], outcomes: Collection[str],
+           start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
+    """The WHERE clause of the review rows matching every filter given, and its arguments."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in (("user", user), ("tasking_id", tasking_id)):
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    for column, values in (("review_status", statuses), ("outcome", outcomes)):
+        if values:
+            where.append(f"{column} IN ({','.join('?' * len(values))})")
+            args += list(values)
+    # `at` is the entry's time in UTC ISO 8601, as the log writes it: text order is time order
+    if start is not None:
+        where.append("at >= ?")
+        args.append(start.astimezone(timezone.utc).isoformat())
+    if end is not None:
+        where.append("at < ?")
+        args.append(end.astimezone(timezone.utc).isoformat())
+    return (f" WHERE {' AND '.join(where)}" if where else ""), args
 
 
 def _tasking_or_none(state: State, tasking_id: str) -> Tasking | None:

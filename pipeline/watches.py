@@ -7,7 +7,8 @@ batch's indexed records against the active watches of their taskings with the lo
 an in-memory index of the same schema: `LocalIndex.matching_ids`), and each delivery is a `query.result` entry (the
 hits returned to that user: the record ids) written before the alert is stored; a record fires a watch once
 (`watch_hits`), however often it is indexed again. A watch ends with its tasking (expired or revoked), when its owner
-may no longer search that tasking, or when its owner or a supervisor removes it with a reason (`watch.end`).
+may no longer search that tasking, or when its owner or a supervisor removes it with a reason (`watch.end`). The console
+marks alerts read (`alert_reads`) when their owner says so in the inbox; the header counts the others.
 """
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.audit import AuditLog
+from pipeline.audit_bounds import MAX_AUDIT_STRING
 from pipeline.errors import FcmonError, Forbidden, NotFound
+from pipeline.index import InvalidQuery
 from pipeline.index.local import LocalIndex
-from pipeline.models import IndexedRecord, QueryResult, Tasking, utcnow
-from pipeline.search import authorize_search, new_event, open_query
+from pipeline.models import IndexedRecord, Interface, QueryResult, Tasking, utcnow
+from pipeline.search import SEARCH_ROLES, authorize_search, new_event, open_query
 from pipeline.settings import Settings
 from pipeline.sqlite import Transaction
 from pipeline.state import State, User
@@ -40,8 +43,10 @@ CREATE TABLE IF NOT EXISTS watch_hits (watch_id TEXT NOT NULL, record_id TEXT NO
 CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, watch_id TEXT NOT NULL, owner TEXT NOT NULL, tasking_id TEXT NOT NULL,
     at TEXT NOT NULL, hits TEXT NOT NULL, webhook_status TEXT);
 CREATE INDEX IF NOT EXISTS alerts_owner ON alerts (owner, at);
+CREATE TABLE IF NOT EXISTS alert_reads (alert_id TEXT PRIMARY KEY, owner TEXT NOT NULL, read_at TEXT NOT NULL);
 """
 SUPERVISOR = "supervisor"
+LIST_ROLES = (*SEARCH_ROLES, "admin")  # who may list watches (an administrator every watch, read-only)
 MAX_HITS = 10_000  # records of one batch one watch can match (a batch is at most work_batch_size)
 
 
@@ -71,14 +76,21 @@ class Watches:
 
     # -- the analyst's side ---------------------------------------------------------------------
 
-    def add(self, user: User, tasking_id: str, text: str, webhook: str | None, client: str) -> Watch:
+    def add(self, user: User, tasking_id: str, text: str, webhook: str | None, client: str,
+            interface: Interface = "cli") -> Watch:
         if not text.strip():
             raise FcmonError("a standing query needs words", 'give a query, e.g. \'converter AND "rail yard"\'')
-        LocalIndex(None).check_query(text)  # InvalidQuery names what to fix, before anything is logged as run
+        if len(text) > MAX_AUDIT_STRING:  # the log holds the whole text of every query, standing ones too
+            raise FcmonError(f"the query is longer than {MAX_AUDIT_STRING:,} characters", "shorten it, or split it into several watches")
+        probe = LocalIndex(None)  # run once on an empty index: InvalidQuery names what to fix (a query that parses but
+        try:  # cannot run, `title:*`, too), before anything is logged as run
+            probe.matching_ids(text, tasking_id, 1)
+        finally:
+            probe.close()
         if webhook is not None:
             self.check_webhook(webhook)
         filters = {"standing": "watch"} | ({"webhook": webhook} if webhook else {})
-        event = open_query(self.state, self.audit, user, new_event(user, tasking_id, text, filters, "cli", client))
+        event = open_query(self.state, self.audit, user, new_event(user, tasking_id, text, filters, interface, client))
         watch = Watch(event.id, user.name, tasking_id, text, webhook, event.at.isoformat())
         self.audit.append("watch.add", user.name, {"watch_id": watch.id, "user": user.name, "tasking_id": tasking_id,
                                                    "query": text, "webhook": webhook})
@@ -134,6 +146,26 @@ class Watches:
         return [{"id": r[0], "watch_id": r[1], "query": r[2], "tasking_id": r[3], "at": r[4], "hits": json.loads(r[5]),
                  "webhook": r[6]} for r in rows]
 
+    def unread(self, user: User, alert_ids: list[str] | None = None) -> set[str]:
+        """The ids of the user's alerts not yet marked read (of alert_ids, when given)."""
+        rows = self.conn.execute("SELECT a.id FROM alerts a WHERE a.owner = ? AND NOT EXISTS "
+                                 "(SELECT 1 FROM alert_reads r WHERE r.alert_id = a.id)", (user.name,)).fetchall()
+        found = {r for (r,) in rows}
+        return found if alert_ids is None else found & set(alert_ids)
+
+    def unread_count(self, user: User) -> int:
+        """How many of the user's alerts are not marked read yet (the console's header count)."""
+        return self.conn.execute("SELECT COUNT(*) FROM alerts a WHERE a.owner = ? AND NOT EXISTS "
+                                 "(SELECT 1 FROM alert_reads r WHERE r.alert_id = a.id)", (user.name,)).fetchone()[0]
+
+    def mark_read(self, user: User, alert_ids: list[str]) -> int:
+        """Mark these of the user's own alerts read (others' ids are ignored); returns how many were newly marked."""
+        mine = self.unread(user, alert_ids)
+        with Transaction(self.conn) as tx:
+            tx.executemany("INSERT OR IGNORE INTO alert_reads VALUES (?, ?, ?)",
+                           [(i, user.name, utcnow().isoformat()) for i in sorted(mine)])
+        return len(mine)
+
     # -- the worker's side ----------------------------------------------------------------------
 
     def active(self) -> list[Watch]:
@@ -170,7 +202,12 @@ class Watches:
         by_id = {r.id: r for r in records}
         made = 0
         for watch in watches:
-            matched = batch.matching_ids(watch.query, watch.tasking_id, MAX_HITS)
+            try:
+                matched = batch.matching_ids(watch.query, watch.tasking_id, MAX_HITS)
+            except InvalidQuery as exc:  # saved before its query was run once: ended, never a worker stuck on it
+                log.warning("event=watch_query_failed watch=%s error=%r", watch.id, str(exc))
+                self.end(watch, "fcmon", f"its query cannot run: {exc}"[:300])
+                continue
             new = self._unfired(watch.id, matched)
             if new:
                 self._alert(watch, [by_id[i] for i in sorted(new)])

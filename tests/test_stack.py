@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from importlib.metadata import version
@@ -164,3 +165,36 @@ def test_status_says_what_runs_where_and_down_stops_both_keeping_the_data(stack_
     assert again.returncode == 0 and exports(again.stdout) == found  # same ports and passwords
     service = (found["FCMON_ELASTICSEARCH_USERNAME"], found["FCMON_ELASTICSEARCH_PASSWORD"])
     assert es_status(found["FCMON_ELASTICSEARCH_URL"], "/fcmon-stack-check", service, "HEAD") == 200  # data kept
+
+
+def processes_under(directory: Path) -> list[int]:
+    """PIDs whose command line names `directory` (the servers' configs and data live there)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(directory).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_sigterm_during_up_leaves_no_server_running():
+    require_java_and_maven()
+    directory = stack_dir("fcmon-stack-interrupted-")
+    starting = subprocess.Popen([str(STACK), "up", "--dir", str(directory)], env={"PATH": os.environ["PATH"]},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not ((directory / "kafka" / "stdout.log").exists()
+                                                    and set(processes_under(directory)) - {starting.pid}):
+            time.sleep(0.2)  # Kafka launched (Elasticsearch being set up or launched), neither yet answering
+        assert starting.poll() is None, starting.communicate()
+        starting.terminate()
+        _, err = starting.communicate(timeout=180)
+        assert starting.returncode == 130, err
+        assert processes_under(directory) == [] and not (directory / "stack.json").exists()
+    finally:
+        for pid in processes_under(directory):
+            os.kill(pid, 9)
+        shutil.rmtree(directory, ignore_errors=True)

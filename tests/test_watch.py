@@ -164,3 +164,22 @@ def test_the_cli_adds_lists_alerts_and_removes(tmp_path):
     removed = fcmon("--data-dir", d, "--as", "sam", "watch", "remove", watch_id, "--reason", "enough", "--json")
     assert removed.returncode == 0 and json.loads(removed.stdout)["status"] == "ended"
     assert NOW  # the taskings of tests.test_worker are live now
+
+
+def test_a_query_the_index_cannot_run_is_refused_and_an_old_one_ends_without_stopping_the_worker(tmp_path):
+    app, watches = watching(tmp_path)
+    alice = app.state.user("alice")
+    with pytest.raises(FcmonError, match="invalid query"):  # parses, but `title:*` needs a fast field
+        watches.add(alice, "T-1", "title:*", None, "alice@host")
+    assert entries(app, "query", "watch.add") == []
+    good = watches.add(alice, "T-1", "converters", None, "alice@host")
+    # one saved before queries were run once on adding (stored as such a version stored it)
+    with app.state.conn:
+        app.state.conn.execute("INSERT INTO watches (id, owner, tasking_id, query, webhook, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                               ("old", "alice", "T-1", "title:*", None, utcnow().isoformat()))
+    publish(app, [item(1, text="Six stolen converters at the rail yard tonight.")])
+    assert work(app).alerts == 1  # the good watch still alerts
+    assert [a["watch_id"] for a in watches.alerts(alice)] == [good.id]
+    old = watches.get("old")
+    assert old.ended_by == "fcmon" and old.end_reason.startswith("its query cannot run: invalid query")
+    assert [e.payload["watch_id"] for e in entries(app, "watch.end")] == ["old"]

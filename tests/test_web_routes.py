@@ -4,6 +4,7 @@ answers what this table says. The routes come from the running app itself, so a 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import urllib.error
 import urllib.parse
@@ -53,7 +54,19 @@ EXPECTED = {
     ("POST", "/taskings"): (403, 400, 400, 400, 400),
     ("POST", "/taskings/approve"): (403, 403, 403, 303, 403),  # alice asked for T-P: only a supervisor approves it
     ("POST", "/taskings/revoke"): (403, 400, 400, 400, 400),
+    ("GET", "/watches"): (303, 200, 200, 200, 200),  # everyone's for supervisors and administrators (read-only)
+    ("POST", "/watches"): (403, 303, 303, 303, 403),  # the search gate: administrators do not search
+    ("POST", "/watches/end"): (403, 404, 404, 404, 403),
+    ("GET", "/alerts"): (303, 200, 200, 200, 403),  # the roles that can have watches
+    ("POST", "/alerts/read"): (403, 303, 303, 303, 403),
+    ("GET", "/collection"): (303, 403, 403, 200, 200),
     ("GET", "/api/search"): (401, 200, 200, 200, 403),
+    ("GET", "/api/watches"): (401, 200, 200, 200, 200),
+    ("POST", "/api/watches"): (401, 201, 201, 201, 403),
+    ("POST", "/api/watches/{watch_id}/end"): (401, 404, 404, 404, 403),
+    ("GET", "/api/alerts"): (401, 200, 200, 200, 403),
+    ("POST", "/api/alerts/read"): (401, 200, 200, 200, 403),
+    ("GET", "/api/monitor/status"): (401, 403, 403, 200, 200),
 }
 # what a well-formed call sends, where an empty one would be refused before the role mattered
 FORMS = {
@@ -62,8 +75,13 @@ FORMS = {
     ("POST", "/retention/due"): {"within": "30"},
     ("POST", "/taskings/approve"): {"tasking_id": "T-P"},
     ("GET", "/api/search"): {"tasking": "T-1", "q": "converter"},
+    ("POST", "/watches"): {"tasking": "T-1", "query": "converter"},
+    ("POST", "/watches/end"): {"watch_id": "no-such-watch", "reason": "case closed"},
+    ("POST", "/api/watches"): {"tasking": "T-1", "query": "converter"},
+    ("POST", "/api/watches/{watch_id}/end"): {"reason": "case closed"},
+    ("POST", "/api/alerts/read"): {"ids": []},
 }
-PATH_VALUES = {"record_id": RECORD.id, "item_id": "no-such-item"}
+PATH_VALUES = {"record_id": RECORD.id, "item_id": "no-such-item", "watch_id": "no-such-watch"}
 
 
 @pytest.fixture
@@ -90,9 +108,10 @@ def test_every_route_has_a_rule_and_a_row(served):
     assert sorted(endpoints(routes)) == sorted(EXPECTED)
 
 
-def call(base: str, method: str, path: str, who: str | None, form: dict[str, str]) -> int:
-    if path.startswith("/api/"):
-        request = urllib.request.Request(base + path + "?" + urllib.parse.urlencode(form))
+def call(base: str, method: str, path: str, who: str | None, form: dict) -> int:
+    if path.startswith("/api/"):  # a GET's fields in the query string, a POST's as a JSON object
+        request = (urllib.request.Request(base + path + "?" + urllib.parse.urlencode(form)) if method == "GET" else
+                   urllib.request.Request(base + path, json.dumps(form).encode(), {"Content-Type": "application/json"}))
         if who:
             request.add_header("Authorization", "Basic " + base64.b64encode(f"{who}:{PASSWORD}".encode()).decode())
         try:

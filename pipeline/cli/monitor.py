@@ -68,18 +68,9 @@ def status_line(s: dict[str, Any]) -> str:
 def status(ctx: click.Context, data_dir: str | None, acting_user: str | None, as_json: bool) -> None:
     """Each monitored source: state, last poll and success, new items, errors, and freshness (seconds from a post's
     publication, or first sight, to searchable: p50 and p95 of its newest posts)."""
-    from crawlers.cursors import CursorStore, freshness
+    from crawlers.cursors import source_statuses
 
     app = get_app(ctx, data_dir, acting_user)
     app.acting_user(*STATUS_READERS)
-    store = CursorStore(app.data_dir.monitor_db)
-
-    def indexed_at(record_id: str):  # type: ignore[no-untyped-def]
-        record = app.index.get(record_id)
-        return record.indexed_at if record else None
-
-    try:
-        rows = [s | {"freshness": freshness(store, s["source"], indexed_at)} for s in store.status()]
-    finally:
-        store.close()
+    rows = source_statuses(app.data_dir.monitor_db, app.index)
     emit(rows, as_json, lambda: [click.echo(status_line(s)) for s in rows] if rows else click.echo("no source monitored yet"))

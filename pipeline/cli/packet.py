@@ -58,11 +58,12 @@ def approve_(ctx: click.Context, data_dir: str | None, acting_user: str | None, 
 @packet.command("render")
 @app_options
 @click.argument("packet_id")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write; its suffix chooses the format: .pdf (PDF) or .html (HTML).")
 @click.option("--json", "as_json", is_flag=True, help="Print the DisseminationEvent as JSON.")
 @click.pass_context
 def render_(ctx: click.Context, data_dir: str | None, acting_user: str | None, packet_id: str, out: Path, as_json: bool) -> None:
-    """Disseminate an approved packet as HTML: the DisseminationEvent is written to the audit log first."""
+    """Disseminate an approved packet as PDF or HTML: its DisseminationEvent is written to the audit log first."""
     app = get_app(ctx, data_dir, acting_user)
     event = render(app, app.acting_user(), packet_id, out, client=os_account())
     emit(event.model_dump(mode="json"), as_json, lambda: click.echo(

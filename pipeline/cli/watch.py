@@ -5,9 +5,7 @@ import click
 from pipeline.app import App
 from pipeline.cli import app_options, cli, emit, get_app, os_account, shown
 from pipeline.search import SEARCH_ROLES
-from pipeline.watches import Watch, Watches
-
-LIST_ROLES = (*SEARCH_ROLES, "admin")
+from pipeline.watches import LIST_ROLES, Watch, Watches
 
 
 def watches(app: App) -> Watches:

@@ -234,7 +234,10 @@ class LocalIndex:
         if user_query is not None:
             clauses.append((Occur.Must, user_query))
         searcher = self._open().searcher()
-        hits = searcher.search(Query.boolean_query(clauses), max(limit, 1), count=False).hits
+        try:
+            hits = searcher.search(Query.boolean_query(clauses), max(limit, 1), count=False).hits
+        except ValueError as exc:  # parsed, but not runnable on this index (`title:*` needs a fast field)
+            raise InvalidQuery(_describe_parse_error(str(exc), text), QUERY_HINT) from exc
         return [searcher.doc(address).get_first("id") for _, address in hits]
 
     def check_query(self, text: str) -> None:

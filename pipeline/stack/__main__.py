@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -49,12 +50,16 @@ def up(directory: Path) -> StackState:
             errors.append(exc)
 
     threads = [threading.Thread(target=start, args=(server,)) for server in (kafka, es)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): nothing this call started is left running
+        _stop_started(kafka, es, threads)
+        raise
     if errors:
-        kafka.stop(), es.stop()
+        _stop_started(kafka, es, threads)
         raise errors[0]
     state = StackState(dir=str(directory), kafka={"port": kafka.port, "controller_port": kafka.controller_port,
                                                   "bootstrap": kafka.bootstrap, "pid": kafka.proc.pid,
@@ -66,6 +71,17 @@ def up(directory: Path) -> StackState:
     state.save()
     say(f"Kafka on {kafka.bootstrap}, Elasticsearch on {es.url}; data in {directory}")
     return state
+
+
+def _stop_started(kafka: Kafka, es: Elasticsearch, threads: list[threading.Thread]) -> None:
+    """Stop both servers, the Elasticsearch node behind its launcher too, and again once the starting threads end
+    (a thread may have been about to launch its server)."""
+    for _ in range(2):
+        server_pid = es.server_pid
+        kafka.stop(), es.stop()
+        stop_pid(server_pid)
+        for thread in threads:
+            thread.join(timeout=60)
 
 
 def _running(state: StackState) -> bool:
@@ -108,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(os.environ.get("FCMON_STACK_DIR") or ".stack"),
                         help="where the stack keeps its data, logs and passwords (FCMON_STACK_DIR; default ./.stack)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a SIGTERM during `up` stops what it started
     try:
         if args.command == "up":
             for key, value in up(args.dir).exports().items():

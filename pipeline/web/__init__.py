@@ -1,10 +1,11 @@
 """`fcmon serve`: the web console and its JSON API, behind the same gate as every other interface.
 
 A newcomer's map: server.py runs uvicorn with the console's limits; routes.py lists every URL with who may call it
-and checks sessions, CSRF tokens and roles; views.py has one function per page, given a request.py Req; console.py
-makes the decisions (and holds the sessions) by calling the domain code; forms.py reads searches and filters from
-fields; templates/ are the pages (Jinja2, autoescaped; templating.py sets it up); security.py says which requests
-came from elsewhere and what every answer carries.
+and checks sessions, CSRF tokens and roles; views.py has one function per page, given a request.py Req (views_watch.py
+the watches, alerts and collection pages, api.py the JSON API's watch, alert and monitor routes); console.py makes the
+decisions (and holds the sessions) by calling the domain code, watching.py those about watches, alerts and the
+monitor's status; forms.py reads searches and filters from fields; templates/ are the pages (Jinja2, autoescaped;
+templating.py sets it up); security.py says which requests came from elsewhere and what every answer carries.
 
 Nobody reads without an account: the console signs users in with their fcmon password (`fcmon user set-password`)
 and keeps the session on the server (an HttpOnly, SameSite=Strict cookie holds only its random id); the API takes

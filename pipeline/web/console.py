@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,19 +20,21 @@ from pydantic import ValidationError
 from pipeline.app import App
 from pipeline.errors import AuditUnavailable, FcmonError, Forbidden, NotFound, Unavailable, first_error
 from pipeline.index import SearchPage, SearchQuery
-from pipeline.models import IndexedRecord, Interface, Tasking
-from pipeline.packets import Packet, decide, disseminate, request as request_packet, visible_packets
+from pipeline.models import IndexedRecord, Interface, Tasking, utcnow
+from pipeline.packets import Packet, as_format, decide, disseminate, request as request_packet, visible_packets
 from pipeline.passwords import (FAILED_SIGN_IN_WINDOW_S, BasicAuth, FailedSignIns, SignInRefused, Throttled,
                                  credential_digest, verify_password)
 from pipeline.quarantine import keep, listed, purge, purge_expired, show as show_held
 from pipeline.records import show as show_record
 from pipeline.retention import due as retention_due, review as retention_review
 from pipeline.review import AUDIT_READERS, QueryRow, log_listing, mark
-from pipeline.periods import parse_bound
+from pipeline.periods import parse_bound, parse_period
+from pipeline.review_charts import ReviewCharts, chart_period, review_charts
 from pipeline.search import audited_search, authorize_search, new_event, parse_time, refuse_query
 from pipeline.state import User
 from pipeline.taskings import approve_tasking, members, request_tasking, revoke_tasking
 from pipeline.web.forms import REVIEW_FILTERS, REVIEW_PAGE_SIZE, Fields, Refusal, first, query_from, review_offset, search_fields
+from pipeline.web.watching import WatchDesk
 
 MAX_LOGGED_NAME = 100
 SESSION_SECONDS = 8 * 3600
@@ -56,6 +59,7 @@ class Console:
         # has the proxy's address, and counting per address would let anyone lock every API user out
         self.basic = BasicAuth(app.state.password_hash, self.lock, FailedSignIns())
         self.failures = FailedSignIns()
+        self.watch_desk = WatchDesk(app, self.lock)  # watches, alerts, the monitor's status (pipeline/web/watching.py)
 
     # authentication
     def _refused(self, name: str, client: str, reason: str) -> None:
@@ -156,18 +160,16 @@ class Console:
         with self.lock:
             return decide(self.app, user, packet_id, approve, note)
 
-    def disseminate(self, user: User, packet_id: str, client: str) -> str:
+    def disseminate(self, user: User, packet_id: str, client: str, kind: str = "html") -> str | bytes:
+        """The packet as HTML or PDF (printed after the lock is let go: the dissemination is on record by then)."""
         with self.lock:
-            return disseminate(self.app, user, packet_id, client, "web download")[1]
+            document = disseminate(self.app, user, packet_id, client, "web download", kind)[1]
+        return as_format(document, kind)
 
     # supervisors' review of queries (D1.VI.B.2, D3.IV.A.11.f, D3.IV.B.3)
     def review_rows(self, user: User, params: Fields) -> tuple[list[QueryRow], int]:
         """One page of the filtered queries, newest first, and how many match in all."""
-        if user.role not in AUDIT_READERS:
-            raise Forbidden(f"{user.name} is {user.role}; the query log is for supervisors and administrators")
-        wanted = {k: first(params, k).strip() or None for k in REVIEW_FILTERS}
-        start = parse_bound(wanted["from"], "from") if wanted["from"] else None
-        end = parse_bound(wanted["to"], "to", end=True) if wanted["to"] else None
+        wanted, start, end = _review_filters(user, params)
         with self.lock:
             return self.app.query_reviews.page(user=wanted["user"], tasking_id=wanted["tasking"],
                                                statuses=[wanted["status"]] if wanted["status"] else [],
@@ -180,6 +182,16 @@ class Console:
             log_listing(self.app.audit, user, "web", {k: first(params, k).strip() for k in (*REVIEW_FILTERS, "offset")},
                         [row.seq for row in rows], total)
         return rows, total
+
+    def review_charts(self, user: User, params: Fields) -> ReviewCharts:
+        """The filtered queries in charts, all of them over the period (the last 30 days when none is chosen)."""
+        wanted, start, end = _review_filters(user, params)
+        start, end = chart_period(start, end, utcnow())
+        with self.lock:
+            found = self.app.query_reviews.activity(user=wanted["user"], tasking_id=wanted["tasking"],
+                                                    statuses=[wanted["status"]] if wanted["status"] else [],
+                                                    start=start, end=end)
+        return review_charts(found, start, end)  # drawn outside the lock the other requests need
 
     def mark_query(self, user: User, query_id: str, status: str, note: str) -> None:
         _supervisor(user, "marking queries")
@@ -274,6 +286,21 @@ def refusal_of(exc: Refusal | FcmonError) -> tuple[int, str, str | None]:
         return 503, f"{exc.message}: nothing was searched or read", exc.hint
     status = 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else 503 if isinstance(exc, Unavailable) else 400
     return status, exc.message, exc.hint
+
+
+def _review_filters(user: User, params: Fields) -> tuple[dict[str, str | None], datetime | None, datetime | None]:
+    """The review page's filters, and the [start, end) that its period, from and to leave (all of them apply)."""
+    if user.role not in AUDIT_READERS:
+        raise Forbidden(f"{user.name} is {user.role}; the query log is for supervisors and administrators")
+    wanted = {k: first(params, k).strip() or None for k in REVIEW_FILTERS}
+    start, end = parse_period(wanted["period"]) if wanted["period"] else (None, None)
+    if wanted["from"]:
+        low = parse_bound(wanted["from"], "from")
+        start = max(start, low) if start else low
+    if wanted["to"]:
+        high = parse_bound(wanted["to"], "to", end=True)
+        end = min(end, high) if end else high
+    return wanted, start, end
 
 
 def _supervisor(user: User, what: str) -> None:

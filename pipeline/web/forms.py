@@ -9,7 +9,7 @@ from pipeline.search import parse_filters, parse_time
 
 PAGE_SIZE = 20
 REVIEW_PAGE_SIZE = 50
-REVIEW_FILTERS = ("user", "tasking", "status", "from", "to")
+REVIEW_FILTERS = ("user", "tasking", "status", "period", "from", "to")
 SEARCH_FIELDS = ("tasking", "q", "filter", *FILTER_FIELDS, "from", "to", "sort", "limit", "offset")
 
 Fields = dict[str, list[str]]  # a query string's or a form's fields, as parse_qs gives them

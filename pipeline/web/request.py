@@ -18,7 +18,8 @@ class Req:
     headers: Mapping[str, str]
     cookies: Mapping[str, str]
     params: Fields  # the query string's fields
-    form: Fields  # a posted form's fields (urlencoded, at most MAX_FORM_BYTES)
+    form: Fields  # a posted form's fields (urlencoded, at most MAX_FORM_BYTES; none for a JSON body)
     path_params: dict[str, Any] = field(default_factory=dict)
+    body: bytes = b""  # the body as sent (the API's JSON; at most MAX_FORM_BYTES)
     session: Session | None = None
     user: User | None = None  # always set for routes that need a session

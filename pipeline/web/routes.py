@@ -26,12 +26,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.errors import FcmonError, Forbidden
 from pipeline.review import AUDIT_READERS
-from pipeline.web import views
+from pipeline.search import SEARCH_ROLES
+from pipeline.watches import LIST_ROLES
+from pipeline.web import api, views, views_watch
 from pipeline.web.console import Console, refusal_of
 from pipeline.web.forms import Refusal, first
 from pipeline.web.request import Req
 from pipeline.web.security import SECURITY_HEADERS, SESSION_COOKIE, csrf_matches, from_elsewhere
 from pipeline.web.templating import render
+from pipeline.web.watching import MONITOR_READERS, header
 
 log = logging.getLogger("pipeline.web")
 
@@ -86,7 +89,19 @@ def routes(console: Console) -> list[Page]:
         ("/taskings", "POST", views.request_tasking, SIGNED_IN),
         ("/taskings/approve", "POST", views.approve_tasking, SIGNED_IN),
         ("/taskings/revoke", "POST", views.revoke_tasking, SIGNED_IN),
+        ("/watches", "GET", views_watch.watches, Rule("session", LIST_ROLES, "watches need the role analyst, detective, supervisor or admin")),
+        ("/watches", "POST", views_watch.add_watch, SIGNED_IN),  # the search gate decides, and audits refusals
+        ("/watches/end", "POST", views_watch.end_watch, Rule("session", SEARCH_ROLES, "ending a watch needs the role analyst, detective or supervisor")),
+        ("/alerts", "GET", views_watch.alerts, Rule("session", SEARCH_ROLES, "alerts are for users who can have watches")),
+        ("/alerts/read", "POST", views_watch.mark_read, Rule("session", SEARCH_ROLES, "alerts are for users who can have watches")),
+        ("/collection", "GET", views_watch.collection, Rule("session", MONITOR_READERS, "the collection status is for supervisors and administrators")),
         ("/api/search", "GET", views.api_search, BASIC),
+        ("/api/watches", "GET", api.watches, BASIC),  # the API's routes check roles in pipeline/web/watching.py
+        ("/api/watches", "POST", api.add_watch, BASIC),
+        ("/api/watches/{watch_id}/end", "POST", api.end_watch, BASIC),
+        ("/api/alerts", "GET", api.alerts, BASIC),
+        ("/api/alerts/read", "POST", api.mark_read, BASIC),
+        ("/api/monitor/status", "GET", api.monitor_status, BASIC),
     ]
     return [Page(path, method, view, rule, console) for path, method, view, rule in table]
 
@@ -94,10 +109,11 @@ def routes(console: Console) -> list[Page]:
 def adapter(console: Console, view: Callable[[Req], Response], rule: Rule) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         try:
-            form = await read_form(request)
+            body = await read_body(request)
+            form = {} if is_json(request) else parse_qs(body.decode("utf-8", "replace"))
             req = Req(console, request.method, request.url.path, request.client.host if request.client else "",
                       request.headers, request.cookies, parse_qs(request.url.query, keep_blank_values=True), form,
-                      dict(request.path_params))
+                      dict(request.path_params), body)
             return await run_in_threadpool(checked, view, rule, req)
         except (Refusal, FcmonError) as exc:
             status, message, hint = refusal_of(exc)
@@ -113,12 +129,16 @@ class BodyRefused(Refusal):
     """A body refused before it was read: the connection is closed after the answer."""
 
 
-async def read_form(request: Request) -> dict[str, list[str]]:
+def is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower() == "application/json"
+
+
+async def read_body(request: Request) -> bytes:
     declared, chunked = request.headers.get("content-length"), request.headers.get("transfer-encoding")
     if request.method in ("GET", "HEAD"):
         if chunked or (declared or "0").strip() != "0":
             raise BodyRefused(400, "a GET request carries no body")
-        return {}
+        return b""
     if chunked:
         raise BodyRefused(411, "a chunked request body is not accepted: send it with a Content-Length")
     try:
@@ -134,7 +154,7 @@ async def read_form(request: Request) -> dict[str, list[str]]:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             raise BodyRefused(413, f"the request body is over this service's limit of {MAX_FORM_BYTES:,} bytes")
-    return parse_qs(body.decode("utf-8", "replace"))
+    return body
 
 
 def checked(view: Callable[[Req], Response], rule: Rule, req: Req) -> Response:
@@ -166,7 +186,7 @@ def error_page(console: Console, request: Request, status: int, message: str, hi
     except FcmonError:  # the account is gone: show the error without it
         user, session = None, None
     response = render("error.html", status, title="Refused", user=user, csrf=session.csrf if session else None,
-                      audit_readers=AUDIT_READERS, error=message, hint=hint)
+                      audit_readers=AUDIT_READERS, **header(console.watch_desk, user), error=message, hint=hint)
     response.headers.update(headers)
     return response
 

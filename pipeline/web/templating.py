@@ -6,16 +6,13 @@ import html
 import re
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from pipeline.markup import is_http_url
+
 MARK = re.compile(r"<mark>(.*?)</mark>", re.DOTALL)
-
-
-def is_http_url(url: Any) -> bool:
-    return isinstance(url, str) and urlsplit(url).scheme.lower() in ("http", "https")
 
 
 def highlight_parts(fragment: str) -> Iterator[tuple[bool, str]]:
@@ -30,7 +27,8 @@ def highlight_parts(fragment: str) -> Iterator[tuple[bool, str]]:
         yield False, html.unescape(fragment[at:])
 
 
-ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]),
+SHARED_TEMPLATES = Path(__file__).parent.parent / "templates"  # what pages and documents share (the chart macro)
+ENV = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", SHARED_TEMPLATES]), autoescape=select_autoescape(["html"]),
                   trim_blocks=False, lstrip_blocks=False)
 ENV.tests["http_url"] = is_http_url
 ENV.filters["highlight_parts"] = highlight_parts

@@ -23,11 +23,12 @@ from pipeline.web.console import refusal_of
 from pipeline.web.request import Req
 from pipeline.web.security import SESSION_COOKIE, from_elsewhere, session_cookie
 from pipeline.web.templating import render
+from pipeline.web.watching import header
 
 
 def page(req: Req, template: str, title: str, status: int = 200, **context: Any) -> HTMLResponse:
     return render(template, status, title=title, user=req.user, csrf=req.session.csrf if req.session else None,
-                  audit_readers=AUDIT_READERS, **context)
+                  audit_readers=AUDIT_READERS, **header(req.console.watch_desk, req.user), **context)
 
 
 def redirect(location: str, **headers: str) -> Response:
@@ -115,10 +116,14 @@ def decide_packet(req: Req) -> Response:
 
 
 def disseminate(req: Req) -> Response:
-    packet_id = first(req.form, "packet_id")
-    document = req.console.disseminate(req.user, packet_id, req.client)
+    """The packet's download: HTML, or PDF with format=pdf (the same route, rules and audit entry)."""
+    packet_id, kind = first(req.form, "packet_id"), first(req.form, "format") or "html"
+    document = req.console.disseminate(req.user, packet_id, req.client, kind)
     name = re.sub(r"[^A-Za-z0-9-]", "", packet_id)
-    return HTMLResponse(document, headers={"Content-Disposition": f'attachment; filename="packet-{name}.html"'})
+    disposition = {"Content-Disposition": f'attachment; filename="packet-{name}.{kind}"'}
+    if isinstance(document, bytes):
+        return Response(document, media_type="application/pdf", headers=disposition)
+    return HTMLResponse(document, headers=disposition)
 
 
 # supervision: the query log, the quarantine, retention
@@ -127,6 +132,7 @@ def review(req: Req) -> Response:
     rows, total = req.console.review_listing(req.user, req.params)
     offset = review_offset(req.params)
     return page(req, "review.html", "Query review", rows=rows, total=total, offset=offset, fields=flat(req.params),
+                charts=req.console.review_charts(req.user, req.params),
                 view=review_view(req.params, offset), can_mark=req.user.role == "supervisor", page_size=REVIEW_PAGE_SIZE,
                 newer=review_view(req.params, max(0, offset - REVIEW_PAGE_SIZE)) if offset > 0 else None,
                 older=review_view(req.params, offset + REVIEW_PAGE_SIZE) if offset + len(rows) < total else None)
