@@ -4,7 +4,8 @@ Every record carries `review_by` and `purge_by` (guards/labels.py), never more t
 Before a record's date comes, a person reviews it: validates it for continuing compliance (`--keep`, with the
 reason: reviewer, date and reason go to the audit log; the purge date never moves), or a supervisor purges it
 early (`--purge`; anyone else is refused, the refusal audited). `fcmon retention run` purges every record whose
-purge date has come, reviewed or not. Each decision is written to the audit log before the index changes (no log, no purge: the record stays until it can be).
+purge date has come, reviewed or not. Each decision is written to the audit log before the index changes (no log,
+no purge: the record stays until it can be).
 """
 from __future__ import annotations
 
