@@ -99,6 +99,11 @@ class CursorStore:
         return self.conn.execute("SELECT item_id, published_at, first_seen FROM sightings WHERE source_id = ? AND "
                                  "backfill = 0 ORDER BY first_seen DESC LIMIT ?", (source_id, limit)).fetchall()
 
+    def first_seen_since(self, since: datetime) -> list[tuple[str, str]]:
+        """(source id, first_seen) of every post first seen since then (a first poll's backfill included: collected)."""
+        return self.conn.execute("SELECT source_id, first_seen FROM sightings WHERE first_seen >= ? ORDER BY source_id",
+                                 (since.isoformat(),)).fetchall()
+
     def close(self) -> None:
         self.conn.close()
 
@@ -127,6 +132,19 @@ def freshness(store: CursorStore, source_id: str, indexed_at: Callable[[str], da
     p50, p95 = percentile(delays, 50), percentile(delays, 95)
     return {"sample": len(delays), "pending": pending, "p50_s": None if p50 is None else round(p50, 2),
             "p95_s": None if p95 is None else round(p95, 2)}
+
+
+def collected_per_day(path: Path, start: datetime, end: datetime) -> tuple[list[str], dict[str, list[int]]]:
+    """Posts first seen per source per UTC day of [start, end): the days, and one count per day for each source."""
+    from pipeline.charts import bucket_of, count_by, days
+
+    store = CursorStore(path)
+    try:
+        seen = store.first_seen_since(start)
+    finally:
+        store.close()
+    categories = [d.isoformat() for d in days(start, end)]
+    return categories, count_by(((source, bucket_of(at, "day")) for source, at in seen), categories)
 
 
 def source_statuses(path: Path, index: Any) -> list[dict[str, Any]]:

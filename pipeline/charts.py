@@ -21,8 +21,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Iterable, Mapping, Sequence
 
 SVG_NS, XLINK_NS = "http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"
-ET.register_namespace("", SVG_NS)
-ET.register_namespace("xlink", XLINK_NS)
 DRAWING = {"svg", "g", "defs", "clipPath", "pattern", "path", "rect", "use", "text", "tspan", "polyline", "line", "circle"}
 # matplotlib's style attributes become SVG's presentation attributes (WeasyPrint reads those, and a page needs no CSS)
 PRESENTATION = {"fill", "fill-opacity", "stroke", "stroke-width", "stroke-linejoin", "stroke-linecap", "stroke-opacity",
@@ -214,6 +212,12 @@ def safe_svg(document: str, key: str, title: str) -> str:
                 if re.search(r"url\((?!#)", value):
                     raise ValueError(f"chart {key}: a link out of the SVG ({value!r})")
                 element.set(name, value.replace("url(#", f"url(#{prefix}"))
+    for element in root.iter():  # written as plain `svg` and `xlink:href`, whatever ElementTree's global prefix
+        element.tag = _local(element.tag)  # registry holds (another module's registration would make it `ns0:svg`)
+        for name in [n for n in element.attrib if n.startswith(f"{{{XLINK_NS}}}")]:
+            element.set("xlink:" + _local(name), element.attrib.pop(name))
+    root.set("xmlns", SVG_NS)
+    root.set("xmlns:xlink", XLINK_NS)
     root.set("stroke-linejoin", "round")  # what matplotlib's <style> said, for every element
     root.set("stroke-linecap", "butt")
     root.set("role", "img")

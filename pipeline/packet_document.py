@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from pipeline.audit import AuditEntry
-from pipeline.charts_timeline import bar_chart_svg
+from pipeline.charts import bar_chart
 from pipeline.errors import FcmonError
 from pipeline.markup import is_http_url
 from pipeline.models import DisseminationEvent, IndexedRecord, Tasking
@@ -80,7 +80,7 @@ def packet_html(packet: Packet, tasking: Tasking, records: list[IndexedRecord], 
     """The packet's one document (its HTML; the PDF is this HTML printed by WeasyPrint)."""
     unit, counts = timeline(records)
     title = f"Records per {unit}"
-    chart = bar_chart_svg([label for label, _ in counts], [n for _, n in counts], title)
+    chart = bar_chart("timeline", title, f"records of the packet per {unit}", unit, dict(counts), "records").svg
     days = sorted(_day(r) for r in records)
     case = tasking.case_number or f"none ({tasking.kind.replace('_', ' ')} tasking {tasking.id})"
     return ENV.get_template("packet.html").render(

@@ -5,7 +5,7 @@ needs to know and has the right to know. Records the automated chain stored are 
 packed: a person evaluates a record (`fcmon record review`) before it leaves the center. A supervisor other than
 the requester approves or denies. Rendering is the dissemination: the DisseminationEvent (who, to whom, why,
 when, which records) is written to the audit log first (no log, no packet), then the document, which names that
-audit entry: HTML or PDF from one template (pipeline/packet_document.py, pipeline/packet_pdf.py). Requests, decisions
+audit entry: HTML or PDF from one template (pipeline/packet_document.py, pipeline/pdf.py). Requests, decisions
 and refusals are audited too. Everything crawled is escaped in the packet.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pipeline.app import App
 from pipeline.errors import FcmonError, Forbidden
 from pipeline.models import DisseminationEvent, IndexedRecord, Strict, Tasking, utcnow
 from pipeline.packet_document import format_of, packet_html
-from pipeline.packet_pdf import engine, html_to_pdf
+from pipeline.pdf import engine, html_to_pdf
 from pipeline.records import record_under, refusals_audited
 from pipeline.search import authorize_search
 from pipeline.state import User

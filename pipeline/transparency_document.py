@@ -1,6 +1,6 @@
 """The transparency report as a document: one Jinja2 template (pipeline/templates/transparency.html) with its charts,
-written as HTML, or printed to PDF by WeasyPrint, which fetches nothing (every URL is refused: the report needs
-none, and a document that could make a request when it is made would tell someone it was)."""
+written as HTML, or printed to PDF by pipeline/pdf.py, which fetches nothing (the report needs nothing from
+anywhere, and a document that could make a request when it is made would tell someone it was)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,7 +18,6 @@ from pipeline.transparency import DISSEMINATION_KINDS, PURGE_KINDS
 FORMATS = {"html": ".html", "pdf": ".pdf"}
 TEMPLATES = Path(__file__).parent / "templates"
 ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-PDF_HINT = "PDF needs WeasyPrint and Pango (`pip install fcmon`; on Debian `apt-get install libpango-1.0-0`)"
 
 
 def over_time(app: App, start: datetime, end: datetime) -> tuple[str, list[str], dict[str, list[int]]]:
@@ -101,29 +100,6 @@ def check_out(fmt: str, out: str | None) -> Path:
         raise FcmonError(f"--out {out} does not end in {FORMATS[fmt]}, but --format is {fmt}",
                          f"name the file {path.with_suffix(FORMATS[fmt]).name}, or choose the format its name says")
     return path
-
-
-def html_to_pdf(document: str) -> bytes:
-    """The HTML printed by WeasyPrint, with no URL fetched (images, stylesheets, fonts: none is needed)."""
-    try:
-        import weasyprint
-    except (ImportError, OSError) as exc:  # OSError: Pango is missing
-        raise FcmonError(f"cannot make a PDF: {exc}", PDF_HINT) from exc
-    return weasyprint.HTML(string=document, base_url=None, url_fetcher=_fetcher()).write_pdf()
-
-
-def _fetcher() -> Any:
-    try:
-        from weasyprint.urls import URLFetcher
-    except ImportError:  # WeasyPrint before the URLFetcher class takes a function
-        def refuse(url: str, **_: Any) -> dict:
-            raise ValueError(f"the report fetches nothing ({url[:80]!r} refused)")
-        return refuse
-
-    class FetchNothing(URLFetcher):
-        def fetch(self, url: str, headers: Any = None) -> Any:
-            raise ValueError(f"the report fetches nothing ({url[:80]!r} refused)")
-    return FetchNothing(allowed_protocols=())
 
 
 def write(path: Path, content: bytes) -> None:

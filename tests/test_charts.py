@@ -88,3 +88,18 @@ def test_the_macro_shows_the_chart_with_its_numbers_as_a_table():
     assert '<tr><th scope="row">2026-11-02</th><td>2</td><td>3</td><td>5</td></tr>' in shown
     assert '<tfoot><tr><th scope="row">total</th><td>3</td><td>3</td><td>6</td></tr></tfoot>' in shown
     assert "<script>" not in shown
+
+
+def test_the_svg_is_the_same_whatever_another_module_registered_with_elementtree():
+    before = chart_svg_for_registry_test()
+    ET.register_namespace("", "http://www.w3.org/1999/xhtml")  # drops any earlier registration of the empty prefix
+    ET.register_namespace("s", "http://www.w3.org/2000/svg")
+    try:
+        assert chart_svg_for_registry_test() == before and before.startswith("<svg ") and "ns0:" not in before
+    finally:
+        ET.register_namespace("svg", "http://www.w3.org/2000/svg")
+
+
+def chart_svg_for_registry_test() -> str:
+    _draw.cache_clear()
+    return bar_chart("registry", "Records per day", "records", "day", {"2026-11-01": 2, "2026-11-02": 0}).svg

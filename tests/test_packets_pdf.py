@@ -19,7 +19,7 @@ import pytest
 from pipeline.errors import AuditUnavailable
 from pipeline.models import DisseminationEvent, utcnow
 from pipeline.packet_document import packet_html, when
-from pipeline.packet_pdf import html_to_pdf
+from pipeline.pdf import html_to_pdf
 from pipeline.packets import as_format, decide, packet as find_packet, render, request
 from pipeline.passwords import hash_password
 from pipeline.records import review

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from pipeline.index import SearchQuery
 from pipeline.models import GuardDecision, Reason
 from pipeline.search import audited_search
-from pipeline.transparency_document import html_to_pdf
+from pipeline.pdf import html_to_pdf
 from tests.datadirs import fcmon, make_app
 from tests.factories import make_record
 from tests.factories_gateway import LIVE, NOW

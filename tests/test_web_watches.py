@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from pipeline.models import utcnow
 from pipeline.passwords import hash_password
 from tests.datadirs import fcmon, make_app
 from tests.factories_web import WebClient, csrf_of, running_console
@@ -297,3 +298,9 @@ def test_the_collection_page_shows_each_sources_status_as_monitor_status_does(tm
                   status["last_success"][:19].replace("T", " "), f"{status['new_items']} ({status['new_items_last']})",
                   f"{fresh['p50_s']} s / {fresh['p95_s']} s (n=1"):
         assert shown in row, (shown, row)
+    # the chart of posts collected per source per day, with its numbers as a table: today's row holds all three
+    table = html.unescape(body.split('<table class="chart-data">', 1)[1].split("</table>", 1)[0])
+    assert "<svg " in body.split('<figure class="chart" id="collected">', 1)[1] and '<th scope="col">desk</th>' in table
+    today = utcnow().date().isoformat()
+    days = table.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert f'<tr><th scope="row">{today}</th><td>3</td>' in days and days.count('<tr><th scope="row">') == 30

@@ -6,7 +6,8 @@ from pipeline.cli import app_options, cli, emit, get_app
 from pipeline.periods import parse_period
 from pipeline.errors import FcmonError
 from pipeline.transparency import transparency_report
-from pipeline.transparency_document import FORMATS, check_out, html_to_pdf, report_html, write
+from pipeline.pdf import html_to_pdf
+from pipeline.transparency_document import FORMATS, check_out, report_html, write
 
 REPORT_READERS = ("supervisor", "admin")
 

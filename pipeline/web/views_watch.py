@@ -53,4 +53,5 @@ def mark_read(req: Req) -> Response:
 
 
 def collection(req: Req) -> Response:
-    return page(req, "collection.html", "Collection", sources=req.console.watch_desk.sources(req.user))
+    desk = req.console.watch_desk
+    return page(req, "collection.html", "Collection", sources=desk.sources(req.user), collected=desk.collected(req.user))

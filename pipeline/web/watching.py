@@ -4,16 +4,19 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from pipeline.app import App
+from pipeline.charts import Chart, bars
 from pipeline.errors import FcmonError, Forbidden
-from pipeline.models import Interface
+from pipeline.models import Interface, utcnow
 from pipeline.search import SEARCH_ROLES
 from pipeline.state import User
 from pipeline.watches import LIST_ROLES, Watch, Watches
 from pipeline.web.forms import Refusal
 
+COLLECTION_CHART_DAYS = 30
 MONITOR_READERS = ("supervisor", "admin")  # the collection page: supervisors, and administrators read-only
 ALERTS_SHOWN = 100  # the inbox shows the newest alerts, as `fcmon watch alerts` does by default
 
@@ -87,6 +90,18 @@ class WatchDesk:
         _needs(user, MONITOR_READERS, "the collection status")
         with self.lock:
             return source_statuses(self.app.data_dir.monitor_db, self.app.index)
+
+
+    def collected(self, user: User, days: int = COLLECTION_CHART_DAYS) -> Chart:
+        """Posts first seen per source per day over the last `days` days, as a chart with its numbers."""
+        from crawlers.cursors import collected_per_day
+
+        _needs(user, MONITOR_READERS, "the collection status")
+        end = datetime.combine(utcnow().date() + timedelta(days=1), time(), timezone.utc)
+        with self.lock:
+            categories, counts = collected_per_day(self.app.data_dir.monitor_db, end - timedelta(days=days), end)
+        return bars("collected", "Posts collected per source", f"posts first seen per source per day (UTC), the last "
+                    f"{days} days, before the guards decide on them", "day", categories, counts or {"no source": [0] * len(categories)})
 
 
 def header(desk: WatchDesk, user: User | None) -> dict[str, Any]:

@@ -1,9 +1,9 @@
-"""The packet's HTML printed to PDF by WeasyPrint, which fetches nothing.
+"""HTML printed to PDF by WeasyPrint, which fetches nothing: packets and the transparency report.
 
 A packet holds crawled content, which is hostile: the template escapes it, and should markup ever get through,
 WeasyPrint still loads no image, stylesheet or font from anywhere (InlineOnly refuses every URL but data:), so opening
-a packet neither calls a crawled site nor reaches a host on the center's network. The PDF's dates come from the
-document (the dissemination's time), so the same document gives the same bytes.
+a document neither calls a crawled site nor reaches a host on the center's network. The PDF's dates come from the
+document (a packet's: the dissemination's time), so the same document gives the same bytes.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pipeline.errors import FcmonError
 log = logging.getLogger(__name__)
 
 
-ENGINE_HINT = ("PDF packets need WeasyPrint and the Pango library (`pip install fcmon`, and on Debian "
-               "`apt-get install libpango-1.0-0 libpangoft2-1.0-0`); or render --out FILE.html")
+ENGINE_HINT = ("PDFs need WeasyPrint and the Pango library (`pip install fcmon`, and on Debian "
+               "`apt-get install libpango-1.0-0 libpangoft2-1.0-0`); or write the HTML (--out FILE.html)")
 
 
 def engine() -> None:
@@ -36,8 +36,8 @@ def html_to_pdf(document: str) -> bytes:
         def fetch(self, url, headers=None):  # type: ignore[no-untyped-def]
             if url.lower().startswith("data:"):
                 return super().fetch(url, headers)
-            log.warning("event=packet.fetch_refused url=%r", url[:200])
-            raise ValueError(f"a packet fetches nothing: {url[:200]}")
+            log.warning("event=pdf.fetch_refused url=%r", url[:200])
+            raise ValueError(f"a PDF fetches nothing: {url[:200]}")
 
     try:
         pdf = HTML(string=document, base_url=None, url_fetcher=InlineOnly(allowed_protocols=("data",))).write_pdf(pdf_tags=True)
