@@ -25,7 +25,7 @@ test: $(STAMP) browser stack-deps
 # allow-list config/security/pip-audit-allow.txt); no vulnerability service reachable fails it (docs/security.md).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python scripts/audit_deps.py
+	$(VENV)/bin/python scripts/audit_deps.py $(AUDIT_FLAGS)
 
 # The web console's tests drive Debian's Chromium (Playwright never downloads a browser here).
 browser:

@@ -71,6 +71,14 @@ def test_no_vulnerability_service_fails_the_audit_closed_saying_what_was_tried()
     assert closed.returncode == 2
     assert "no vulnerability service answers, so no dependency was audited (failing closed)" in closed.stderr
     assert "http://127.0.0.1:9/v1/query" in closed.stderr
+    warned = audit("--services", "osv", "--osv-url", "http://127.0.0.1:9/v1/query", "--if-unreachable", "warn")
+    assert warned.returncode == 0 and "WARNING: the dependency audit did NOT run" in warned.stderr  # what CI passes
+
+
+def test_warn_if_unreachable_still_fails_on_an_advisory(osv):
+    url, _ = osv
+    found = audit("--services", "osv", "--osv-url", url, "--if-unreachable", "warn")
+    assert found.returncode == 1 and FAKE_ID in found.stdout
 
 
 def test_the_allow_list_gives_a_reason_for_every_advisory():
