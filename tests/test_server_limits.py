@@ -67,3 +67,43 @@ def test_the_connection_cap_and_backlog_come_from_the_settings(data, command, pr
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def server_side_nodelay(port: int, client: socket.socket) -> int:
+    """TCP_NODELAY of the server's end of `client`'s connection (both ends live in this process)."""
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            candidate = socket.socket(fileno=os.dup(int(fd)))
+        except OSError:
+            continue
+        with candidate:
+            try:
+                if candidate.getsockname() == ("127.0.0.1", port) and candidate.getpeername() == client.getsockname():
+                    return candidate.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            except OSError:
+                continue
+    raise AssertionError("the server's end of the connection was not found")
+
+
+def answered_on(port: int, request: bytes) -> tuple[socket.socket, bytes]:
+    client = socket.create_connection(("127.0.0.1", port), timeout=10)
+    client.sendall(request)
+    return client, client.recv(65536)
+
+
+def test_answers_are_not_held_back_by_nagle_on_either_server(tmp_path, es_node):
+    """asyncio sets TCP_NODELAY only on sockets that say IPPROTO_TCP; the servers' own sockets say 0, and each answer's
+    last segment waited ~40 ms for the client's delayed ACK (the gateway's answers took 40 ms more than Elasticsearch's)."""
+    from pipeline.gateway import serve as serve_gateway
+    from pipeline.web import Console, serve as serve_console
+    from tests.factories_gateway import make_gateway
+    from tests.servers import running
+
+    app = make_app(tmp_path / "d")
+    for server in (serve_console(Console(app), "127.0.0.1", 0),
+                   serve_gateway(make_gateway(app, es_node.url, es_node), "127.0.0.1", 0)):
+        with running(server):
+            client, answer = answered_on(server.server_port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            with client:
+                assert answer.startswith(b"HTTP/1.1 ") and server_side_nodelay(server.server_port, client) == 1
+    app.close()

@@ -42,6 +42,9 @@ class ConsoleProtocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and the socket bound here (and so each
+        # accepted one) says 0: without it Nagle held each answer's last segment for the client's delayed ACK, ~40 ms
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._rearm()
 
     def data_received(self, data: bytes) -> None:
