@@ -164,7 +164,7 @@ def worker_run(root: Path, records: int, batch: int, watches: int, words: list[s
     for n in range(records):
         text = " ".join(rnd.choice(WORDS) for _ in range(60))
         item = make_item(tasking_id="T-B", url=f"https://127.0.0.1/post/{n}", title=f"{rnd.choice(WORDS)} converter {n}",
-                         text=f"converter {text}", fetched_at=utcnow() - timedelta(minutes=1))
+                         text=f"converter for sale {text}", fetched_at=utcnow() - timedelta(minutes=1))
         app.bus.produce(COLLECTED, item.source_id, item.model_dump_json().encode())
     app.bus.flush()
     worker = Worker(app.settings, app.bus, app.index, app.state, GuardChain.from_settings(app.settings),
