@@ -95,7 +95,7 @@ def freshness(args: argparse.Namespace, root: Path) -> dict:
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:
             feed = rnd.choice(feeds)
-            n = feed.add(f"Converter report {len(published)}", f"Catalytic converter theft {len(published)} at the rail yard.",
+            n = feed.add(f"Converter report {len(published)}", f"Catalytic converter {len(published)} for sale at the rail yard.",
                          article=False)
             published[f"{feed.url}/articles/{n}"] = feed.posts[-1]["at"]
             time.sleep(args.interval / 3)
