@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import re
 import threading
 import unicodedata
@@ -115,14 +116,16 @@ def bucket_of(at: datetime | str, unit: str) -> str:
     return text if unit == "day" else text[:7]
 
 
-def count_by(pairs: Iterable[tuple[str, str]], categories: Sequence[str]) -> dict[str, list[int]]:
-    """(series, category) pairs counted into one list per series, in the order of `categories`; pairs whose
-    category is not listed are left out. Series in order of their first appearance."""
+def count_by(pairs: Iterable[tuple[str, str]], categories: Sequence[str],
+             weights: Iterable[int] | None = None) -> dict[str, list[int]]:
+    """(series, category) pairs counted into one list per series, in the order of `categories`, each pair as one or
+    as its weight (counts made elsewhere, e.g. by SQLite); pairs whose category is not listed are left out. Series
+    in order of their first appearance."""
     at = {c: i for i, c in enumerate(categories)}
     series: dict[str, list[int]] = {}
-    for name, category in pairs:
+    for (name, category), weight in zip(pairs, itertools.repeat(1) if weights is None else weights):
         if category in at:
-            series.setdefault(name, [0] * len(categories))[at[category]] += 1
+            series.setdefault(name, [0] * len(categories))[at[category]] += weight
     return series
 
 

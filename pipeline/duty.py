@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import FcmonError
@@ -42,3 +42,34 @@ def off_hours(moment: datetime, window: str | None, tz: ZoneInfo) -> bool | None
     local = moment.astimezone(tz).time()
     inside = start <= local < end if start < end else (local >= start or local < end)
     return not inside
+
+
+SAMPLE = timedelta(hours=1)  # the zone's offset is read once an hour and between readings that differ, to the second
+
+
+def utc_offsets(first: datetime, last: datetime, tz: ZoneInfo) -> list[tuple[datetime, int]]:
+    """The zone's UTC offsets from `first` to `last` (aware): (since, seconds) pieces, the first since `first`, each
+    until the next. Read as `off_hours` reads them (astimezone), once an hour and, where two readings differ, down to
+    the second of each change (tz database changes fall on whole seconds and never change and change back within an
+    hour)."""
+    def offset(moment: datetime) -> int:
+        return int(moment.astimezone(tz).utcoffset().total_seconds())
+
+    def changes(low: datetime, high: datetime, before: int, after: int) -> list[tuple[datetime, int]]:
+        if high - low <= timedelta(seconds=1):
+            return [(high, after)]
+        middle = low + (high - low) // 2
+        middle = middle.replace(microsecond=0)
+        between = offset(middle)
+        return ((changes(low, middle, before, between) if between != before else [])
+                + (changes(middle, high, between, after) if after != between else []))
+
+    low = first.replace(microsecond=0)
+    pieces = [(low, offset(low))]
+    while low < last:
+        high = min(low + SAMPLE, last.replace(microsecond=0) + timedelta(seconds=1))
+        after = offset(high)
+        if after != pieces[-1][1]:
+            pieces += changes(low, high, pieces[-1][1], after)
+        low = high
+    return pieces

@@ -10,11 +10,11 @@ import json
 import logging
 import sqlite3
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Collection, Iterable
 
 from pipeline.audit import AuditEntry, AuditLog
-from pipeline.duty import off_hours, zone
+from pipeline.duty import off_hours, parse_window, utc_offsets, zone
 from pipeline.errors import FcmonError, Forbidden, NotFound
 from pipeline.models import Tasking, utcnow
 from pipeline.settings import Settings
@@ -64,12 +64,20 @@ class QueryRow:
 
 @dataclass(frozen=True)
 class Activity:
-    """A query as the review page's charts count it."""
-    at: str  # UTC ISO 8601
+    """Queries as the review page's charts count them: how many one user made on one UTC day under one tasking with
+    one outcome, and how many of those outside the user's duty hours (none when the user has none)."""
+    day: str  # YYYY-MM-DD, UTC
     user: str
     tasking_id: str
     outcome: str  # run | refused
-    off_hours: bool  # outside the user's duty hours (False when the user has none)
+    queries: int
+    off_hours: int
+
+
+@dataclass(frozen=True)
+class ActivityCounts:
+    first_at: str | None  # when the oldest query counted was logged (UTC ISO 8601); None when none was
+    counts: list[Activity]
 
 
 REVIEW_SCHEMA = """
@@ -81,6 +89,8 @@ CREATE INDEX IF NOT EXISTS query_review_seq ON query_review (seq);
 CREATE INDEX IF NOT EXISTS query_review_user ON query_review (user, seq);
 CREATE INDEX IF NOT EXISTS query_review_tasking ON query_review (tasking_id, seq);
 CREATE INDEX IF NOT EXISTS query_review_status ON query_review (review_status, seq);
+CREATE INDEX IF NOT EXISTS query_review_by_day ON query_review (substr(at, 1, 10), user, tasking_id, outcome, review_status, at,
+                                                          seq);
 CREATE TABLE IF NOT EXISTS query_review_cursor (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL,
                                                 hash TEXT NOT NULL);
 """
@@ -142,16 +152,61 @@ class QueryReviews:
         return self._rows(found), total
 
     def activity(self, *, user: str | None = None, tasking_id: str | None = None, statuses: Collection[str] = (),
-                 start: datetime | None = None, end: datetime | None = None) -> list[Activity]:
-        """Every query matching the filters (as `page` takes them), oldest first, with only what charts count."""
+                 start: datetime | None = None, end: datetime | None = None) -> ActivityCounts:
+        """The queries matching the filters (as `page` takes them), counted in SQLite per UTC day, user, tasking and
+        outcome, with how many were off-hours by the duty hours as they stand (read now, as `_rows` reads them). The
+        count walks query_review_by_day over the period's days: it costs the queries in the period, not in the log."""
         self.sync()
         condition, args = _where(user, tasking_id, statuses, (), start, end)
-        tz = zone(self.settings.duty_timezone)
-        windows = {u.name: u.duty_hours for u in self.state.users()}
-        found = self.conn.execute(f"SELECT at, user, tasking_id, outcome FROM query_review{condition} ORDER BY seq", args)
-        return [Activity(at, name, tasking_id, outcome,
-                         bool(off_hours(datetime.fromisoformat(at), windows.get(name) or self.settings.duty_hours_default, tz)))
-                for at, name, tasking_id, outcome in found]
+        days = [f"substr(at, 1, 10) {op} '{moment.astimezone(timezone.utc).date().isoformat()}'"
+                for op, moment in ((">=", start), ("<=", end)) if moment is not None]
+        condition = " AND ".join([condition, *days]) if condition else (f" WHERE {' AND '.join(days)}" if days else "")
+        day = f"SELECT substr(at, 1, 10) FROM query_review INDEXED BY query_review_by_day{condition} ORDER BY 1"
+        first = self.conn.execute(f"{day} LIMIT 1", args).fetchone()
+        if first is None:
+            return ActivityCounts(None, [])
+        last = self.conn.execute(f"{day} DESC LIMIT 1", args).fetchone()
+        low = datetime.fromisoformat(first[0]).replace(tzinfo=timezone.utc)
+        off, off_args = self._off_hours_sql(low, datetime.fromisoformat(last[0]).replace(tzinfo=timezone.utc) + timedelta(days=1))
+        # min(seq) makes the bare `at` the one of the group's oldest entry (SQLite's rule for one min() aggregate)
+        found = self.conn.execute(f"SELECT substr(at, 1, 10), user, tasking_id, outcome, count(*), sum({off}), min(seq), at "
+                                  f"FROM query_review INDEXED BY query_review_by_day{condition} GROUP BY 1, 2, 3, 4",
+                                  [*off_args, *args]).fetchall()
+        return ActivityCounts(min(found, key=lambda group: group[6])[7], [Activity(*group[:6]) for group in found])
+
+    def _off_hours_sql(self, first: datetime, last: datetime) -> tuple[str, list[str]]:
+        """A SQL expression over query_review's `at` and `user`: 1 when a query logged between `first` and `last` is
+        outside its user's duty hours as they stand (what `off_hours` of pipeline/duty.py says of it), else 0; and
+        its arguments (user names). While the duty zone's UTC offset stays the same, a local window is a window of
+        UTC times of day, compared as text with `at`'s HH:MM:SS (offsets and windows are whole seconds, so a
+        fraction of a second decides nothing)."""
+        pieces = utc_offsets(first, last, zone(self.settings.duty_timezone))
+
+        def outside(window: str | None) -> str:
+            if not window:
+                return "0"
+            begin, stop = (t.hour * 3600 + t.minute * 60 for t in parse_window(window))
+            tests = []
+            for _, offset in pieces:
+                low, high = ((begin - offset) % 86400, (stop - offset) % 86400)
+                low_text, high_text = (f"{x // 3600:02}:{x // 60 % 60:02}:{x % 60:02}" for x in (low, high))
+                tests.append(f"(substr(at, 12, 8) < '{low_text}' {'OR' if low < high else 'AND'} "
+                             f"substr(at, 12, 8) >= '{high_text}')")
+            if len(tests) == 1:
+                return tests[0]
+            changes = " ".join(f"WHEN at < '{since.astimezone(timezone.utc).isoformat()}' THEN {test}"
+                               for test, (since, _) in zip(tests, pieces[1:]))
+            return f"(CASE {changes} ELSE {tests[-1]} END)"
+
+        default = self.settings.duty_hours_default
+        own: dict[str, list[str]] = {}  # the users whose window is not the default, by window
+        for u in self.state.users():
+            if (u.duty_hours or default) != default:
+                own.setdefault(u.duty_hours, []).append(u.name)
+        if not own:
+            return outside(default), []
+        cases = " ".join(f"WHEN user IN ({','.join('?' * len(names))}) THEN {outside(window)}" for window, names in own.items())
+        return f"CASE {cases} ELSE {outside(default)} END", [name for names in own.values() for name in names]
 
     def rows(self, query_ids: Iterable[str]) -> dict[str, QueryRow]:
         """The rows of these queries, by query id (an id the log does not hold has none)."""

@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 
-from pipeline.charts import Chart, bars, bucket_of, buckets, count_by
-from pipeline.review import Activity
+from pipeline.charts import Chart, bars, buckets, count_by
+from pipeline.review import ActivityCounts
 
 DEFAULT_DAYS = 30
 MAX_BUCKETS = 120
@@ -35,23 +35,28 @@ def chart_period(start: datetime | None, end: datetime | None, now: datetime) ->
     return min(start, end), end
 
 
-def review_charts(found: list[Activity], start: datetime, end: datetime) -> ReviewCharts:
+def review_charts(found: ActivityCounts, start: datetime, end: datetime) -> ReviewCharts:
     """The charts of these queries (the page's filtered rows, all of them, not one page) over [start, end)."""
-    if found and (end - start).days > 92:  # a long choice (from 1970) starts with the first query there is
-        start = max(start, datetime.fromisoformat(found[0].at).astimezone(timezone.utc).replace(
+    if found.counts and (end - start).days > 92:  # a long choice (from 1970) starts with the first query there is
+        start = max(start, datetime.fromisoformat(found.first_at).astimezone(timezone.utc).replace(
             day=1, hour=0, minute=0, second=0, microsecond=0))
     unit, categories = buckets(start, end)
     if len(categories) > MAX_BUCKETS:  # ten years of months at most: the most recent
         categories = categories[-MAX_BUCKETS:]
         start = datetime.fromisoformat(f"{categories[0]}-01").replace(tzinfo=timezone.utc)
     span = f"from {start:%Y-%m-%d} to {end - timedelta(microseconds=1):%Y-%m-%d} (UTC)"
-    per_user = count_by(((a.user, bucket_of(a.at, unit)) for a in found), categories)
+    groups = found.counts
+    per_user = count_by(((a.user, a.day if unit == "day" else a.day[:7]) for a in groups), categories,
+                        [a.queries for a in groups])
     per_user = dict(sorted(per_user.items())) or {"queries": [0] * len(categories)}
-    users = sorted({a.user for a in found})
-    off, refused = Counter(a.user for a in found if a.off_hours), Counter(a.user for a in found if a.outcome == "refused")
+    users = sorted({a.user for a in groups})
+    off, refused, per_tasking = Counter(), Counter(), Counter()
+    for a in groups:
+        off[a.user] += a.off_hours
+        refused[a.user] += a.queries if a.outcome == "refused" else 0
+        per_tasking[a.tasking_id, a.outcome] += a.queries
     flagged = {"off-hours": [off[u] for u in users], "refused": [refused[u] for u in users]}
-    taskings = sorted({a.tasking_id for a in found})
-    per_tasking = Counter((a.tasking_id, a.outcome) for a in found)
+    taskings = sorted({a.tasking_id for a in groups})
     used = {outcome: [per_tasking[t, outcome] for t in taskings] for outcome in ("run", "refused")}
     return ReviewCharts(start, end, unit, [
         bars("queries-per-day", f"Queries per {unit}, by user",
