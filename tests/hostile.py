@@ -111,6 +111,10 @@ def feeds(draw: st.DrawFn, flavour: str = "any") -> bytes:
 
 # -- HTML pages ----------------------------------------------------------------------------------
 
+# Ends whatever the unescaped hostile text before it left open (a comment, `<![CDATA[` as HTML's bogus comment or
+# in <math> a CDATA section, an attribute value, a tag), so that by HTML's parsing rules the script after it is one:
+# `<![CDATA[x<style>MARK` is text to a browser, the comment ending at the style tag's ">".
+RESET = "]]>-->\">'>"
 TAGS = ["div", "p", "article", "span", "h1", "nav", "footer", "main", "li", "time", "a", "form", "svg", "math", "template"]
 
 
@@ -121,9 +125,9 @@ def elements(draw: st.DrawFn, depth: int = 0) -> str:
         return markup_text(draw(hostile_text), draw(st.booleans()))
     if kind == "script":
         tag = draw(st.sampled_from(["script", "style"]))
-        return f"<{tag}>{SCRIPT_MARK}()</{tag}>"
+        return f"{RESET}<{tag}>{SCRIPT_MARK}()</{tag}>"
     if kind == "link":
-        return f'<a href="{html.escape(draw(urls))}" onclick="{SCRIPT_MARK}()">{markup_text(draw(hostile_text), True)}</a>'
+        return f'{RESET}<a href="{html.escape(draw(urls))}" onclick="{SCRIPT_MARK}()">{markup_text(draw(hostile_text), True)}</a>'
     if kind == "input":
         return f'<input type="{draw(st.sampled_from(["password", "PassWord", "text"]))}" name="{html.escape(draw(hostile_text))}">'
     if kind == "meta":
