@@ -73,6 +73,12 @@ def markup_text(value: str, escape: bool) -> str:
     return html.escape(value) if escape else value
 
 
+# Ends whatever the unescaped hostile text before it left open (a comment, `<![CDATA[` as HTML's bogus comment or
+# in <math> a CDATA section, an attribute value, a tag), so that by HTML's parsing rules the script after it is one:
+# `<![CDATA[x<style>MARK` is text to a browser, the comment ending at the style tag's ">".
+RESET = "]]>-->\">'>"
+
+
 # -- feeds ---------------------------------------------------------------------------------------
 
 @st.composite
@@ -80,7 +86,7 @@ def feed_entry(draw: st.DrawFn, atom: bool, flavour: str) -> str:
     esc = draw(st.booleans())
     title, summary = markup_text(draw(hostile_text), esc), markup_text(draw(hostile_text), esc)
     link = markup_text(draw(urls), True)
-    script = f"&lt;script&gt;{SCRIPT_MARK}&lt;/script&gt;" if draw(st.booleans()) else ""
+    script = f"{html.escape(RESET)}&lt;script&gt;{SCRIPT_MARK}&lt;/script&gt;" if draw(st.booleans()) else ""
     if atom:
         youtube = ["<yt:channelId>UC\u202ex</yt:channelId>", f"<yt:channelId>{html.escape(draw(hostile_text))}</yt:channelId>",
                    "<media:group><media:community><media:statistics views=\"1e999\"/><media:starRating count=\""
@@ -111,10 +117,6 @@ def feeds(draw: st.DrawFn, flavour: str = "any") -> bytes:
 
 # -- HTML pages ----------------------------------------------------------------------------------
 
-# Ends whatever the unescaped hostile text before it left open (a comment, `<![CDATA[` as HTML's bogus comment or
-# in <math> a CDATA section, an attribute value, a tag), so that by HTML's parsing rules the script after it is one:
-# `<![CDATA[x<style>MARK` is text to a browser, the comment ending at the style tag's ">".
-RESET = "]]>-->\">'>"
 TAGS = ["div", "p", "article", "span", "h1", "nav", "footer", "main", "li", "time", "a", "form", "svg", "math", "template"]
 
 
