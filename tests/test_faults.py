@@ -76,3 +76,150 @@ def test_while_the_audit_log_cannot_be_written_every_search_path_is_refused_and_
     kinds = Counter(e.payload.get("interface") for e in app.audit.entries(["query"]))
     assert kinds == {"cli": 1, "web": 1, "api": 1, "kibana": 1}, kinds
     assert fcmon("--as", "sam", "audit", "verify", env=env).returncode == 0
+
+
+LOCKER = """
+import sqlite3, sys, time
+conns = [sqlite3.connect(path, isolation_level=None) for path in sys.argv[2:]]
+for conn in conns:
+    conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[1]))
+for conn in conns:
+    conn.execute("ROLLBACK")
+"""
+
+
+def lock(seconds: float, *paths):
+    """Another process holding an exclusive transaction on these SQLite databases for `seconds`."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", LOCKER, str(seconds), *map(str, paths)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_databases_locked_by_another_process_are_waited_for_then_a_clear_error_and_nothing_is_corrupted(tmp_path):
+    import sqlite3
+    import subprocess
+    import time
+
+    from pipeline.app import App
+    from tests.datadirs import FCMON, fcmon
+    from tests.faults import clean_env, publish, round_items
+
+    root = tmp_path / "d"
+    app = make_app(root, live_tasking())
+    expected = Expected()
+    publish(app.bus, round_items(0, 40, expected))
+    app.close()
+    env = {"FCMON_DATA_DIR": str(root)}
+    search = ["--as", "alice", "search", "converter", "--tasking", "T-1", "--json"]
+    holder = lock(3, root / "state.db", root / "audit.db", root / "bus.db")  # shorter than SQLite's busy timeout (10 s)
+    started = time.monotonic()
+    worker = subprocess.Popen([*FCMON, "work", "--until-idle", "--json"], env=clean_env(env),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    searched = fcmon(*search, env=env)
+    out, err = worker.communicate(timeout=120)
+    holder.wait(timeout=30)
+    assert searched.returncode == 0 and worker.returncode == 0, (searched.stderr, err)
+    assert time.monotonic() - started >= 2.5, "they waited for the lock"
+
+    holder = lock(15, root / "audit.db")  # longer than the busy timeout: the search gives up, saying why
+    refused = fcmon(*search, env=env)
+    holder.kill()
+    holder.wait(timeout=30)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert refused.stderr.startswith("fcmon: error: audit log cannot be written (database is locked)"), refused.stderr
+
+    for name in ("state.db", "audit.db", "bus.db"):
+        conn = sqlite3.connect(root / name)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",), name
+        conn.close()
+    bus = App(app.settings).bus
+    check = check_outcomes(root, env, expected, bus.consumer(app.settings.work_group, [COLLECTED]).lag(),
+                           lambda: [m.value for m in bus.consumer("count", [DECISIONS]).poll(10**6, 0)])
+    assert check.ok, check.problems
+    assert check.counts["audit_entries"] == 2  # the search that waited: its query and its result; the refused one none
+
+
+def small_disk(path):
+    """A 8 MB tmpfs mounted at `path` (root only), or the test skips saying so."""
+    import subprocess
+
+    import pytest
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no small disk to fill: mount -t tmpfs needs root ({mounted.stderr.strip()})")
+    return path
+
+
+def fill(disk) -> None:
+    import os
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass  # ENOSPC: full
+    finally:
+        os.close(fd)
+
+
+def test_on_a_full_disk_the_worker_stores_and_commits_nothing_a_search_is_refused_and_both_resume(tmp_path):
+    import subprocess
+    import time
+
+    from pipeline.app import App
+    from pipeline.index.local import LocalIndex
+    from tests.datadirs import FCMON, fcmon
+    from tests.faults import clean_env, publish, round_items
+
+    disk = small_disk(tmp_path / "disk")
+    try:
+        root = disk / "d"
+        app = make_app(root, live_tasking())
+        expected = Expected()
+        publish(app.bus, round_items(0, 300, expected))
+        app.close()
+        env = {"FCMON_DATA_DIR": str(root), "FCMON_WORK_BATCH_SIZE": "2", "FCMON_LOG_LEVEL": "WARNING"}
+        fill(disk)
+        first = fcmon("work", "--until-idle", env=env)  # SQLite cannot make the bus's -shm: was an internal error (70)
+        assert first.returncode == 2 and first.stderr.strip().splitlines()[-1].startswith("fcmon: error:"), first.stderr
+        (disk / "filler").unlink()
+        log = tmp_path / "work.log"
+        with log.open("wb") as err:
+            worker = subprocess.Popen([*FCMON, "work"], env=clean_env(env), stdout=subprocess.DEVNULL, stderr=err)
+        index = LocalIndex(root / "index")
+        deadline = time.monotonic() + 60
+        while index.count() < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        fill(disk)
+        time.sleep(1)  # the batch in flight when the disk filled
+        at_full = index.count()
+        time.sleep(4)
+        assert index.count() == at_full < len(expected.indexed), "nothing stored while the disk is full"
+        assert worker.poll() is None, f"the worker must wait for space, not exit: {log.read_text()[-2000:]}"
+        assert "event=batch_failed" in log.read_text()
+        refused = fcmon("--as", "alice", "search", "converter", "--tasking", "T-1", env=env)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert refused.stderr.startswith("fcmon: error: audit log cannot be written"), refused.stderr
+        second = fcmon("work", "--until-idle", env=env)  # until idle, a worker gives up after three attempts, saying why
+        last = second.stderr.strip().splitlines()[-1]
+        assert second.returncode == 2 and last.startswith("fcmon: error:") and "disk" in last, second.stderr
+        (disk / "filler").unlink()  # space returns
+        deadline = time.monotonic() + 120
+        while index.count() < len(expected.indexed) and time.monotonic() < deadline and worker.poll() is None:
+            time.sleep(0.2)
+        worker.terminate()
+        assert worker.wait(timeout=60) == 0, log.read_text()[-2000:]
+        assert "event=store_recovered" in log.read_text()
+        bus = App(app.settings).bus
+        check = check_outcomes(root, env, expected, bus.consumer(app.settings.work_group, [COLLECTED]).lag(),
+                               lambda: [m.value for m in bus.consumer("count", [DECISIONS]).poll(10**6, 0)])
+        bus.close()
+        assert check.ok, check.problems
+        assert fcmon("--as", "alice", "search", "converter", "--tasking", "T-1", env=env).returncode == 0
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
