@@ -109,7 +109,7 @@ def absolute(base: str, link: Any) -> str | None:
     if not isinstance(link, str) or SURROGATE.search(link):
         return None
     try:
-        url = urljoin(base, link.strip())
+        url = urljoin(base, link.strip()).strip()  # "x\x0b#": the empty fragment dropped, the whitespace before it kept
         parts = urlsplit(url)
         return url if parts.scheme in ("http", "https") and parts.hostname else None
     except ValueError:

@@ -133,3 +133,9 @@ def test_an_unclosed_title_keeps_no_markup_or_script():
     page = extract_page('<html><head><title>Shop<\u00c3(/title></head><body><script>evil()</script>'
                         '<a href="/x" onclick="evil()">here</a></body></html>', "https://a.example/")
     assert "evil" not in page.title and "<" not in page.title.replace("<\u00c3(", "") and page.title.startswith("Shop")
+
+
+def test_a_link_whose_empty_fragment_hid_trailing_whitespace_is_stored_without_it():
+    body = b'<rss><channel><item><title>t</title><link>seq \x0b#</link></item></channel></rss>'
+    (post,) = feed_posts(body, FEED).posts  # urljoin dropped the "#" and kept the "\x0b" before it
+    assert post.url == "https://news.example/seq"
