@@ -19,7 +19,6 @@ import argparse
 import base64
 import http.client
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -210,8 +209,8 @@ def main() -> int:
                 procs.append(subprocess.Popen([*FCMON, *command], env=env, stdout=subprocess.DEVNULL, stderr=err))
         wait_listening(procs[0], logs["serve"], console_port)
         wait_listening(procs[1], logs["gateway"], gateway_port)
-        from elasticsearch import Elasticsearch as Client_
-        es = Client_(node.url, basic_auth=node.service_auth)
+        from elasticsearch import Elasticsearch as EsClient
+        es = EsClient(node.url, basic_auth=node.service_auth)
         indexed_before = es.count(index=alias)["count"]
         say(f"{args.clients} clients, up to {args.requests} searches per interface or {args.seconds:.0f} s; "
             f"the worker ingesting {args.backlog} items ({indexed_before} indexed)")
