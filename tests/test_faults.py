@@ -181,7 +181,7 @@ def test_on_a_full_disk_the_worker_stores_and_commits_nothing_a_search_is_refuse
         root = disk / "d"
         app = make_app(root, live_tasking())
         expected = Expected()
-        publish(app.bus, round_items(0, 300, expected))
+        publish(app.bus, round_items(0, 120, expected))
         app.close()
         env = {"FCMON_DATA_DIR": str(root), "FCMON_WORK_BATCH_SIZE": "2", "FCMON_LOG_LEVEL": "WARNING"}
         fill(disk)
