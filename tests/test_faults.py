@@ -223,3 +223,46 @@ def test_on_a_full_disk_the_worker_stores_and_commits_nothing_a_search_is_refuse
         assert fcmon("--as", "alice", "search", "converter", "--tasking", "T-1", env=env).returncode == 0
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_crawler_killed_mid_crawl_and_run_again_stores_every_page_once(tmp_path):
+    """`fcmon crawl` SIGKILLed after some pages reached the bus, then run again to its end: the items are the same
+    (deterministic ids), so the worker stores each page once, whatever the first crawl had sent."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    from pipeline.app import App
+    from pipeline.demosite import DemoSite
+    from pipeline.index.local import LocalIndex
+    from tests.datadirs import FCMON, fcmon
+    from tests.faults import clean_env
+    from tests.test_crawler import demo_tasking
+    from pipeline.models import utcnow
+    from datetime import timedelta
+
+    root = tmp_path / "d"
+    tasking = demo_tasking().model_copy(update={"approved_by": "sam", "approved_at": utcnow() - timedelta(hours=1)})
+    app = make_app(root, tasking)
+    env = {"FCMON_DATA_DIR": str(root), "FCMON_CRAWL_ALLOW_HOSTS": "127.0.0.1", "FCMON_CRAWL_DOWNLOAD_DELAY": "0.15"}
+    with DemoSite(port=0) as site:
+        crawl = ["--as", "alice", "crawl", "--start-url", site.url + "/", "--tasking", tasking.id, "--json"]
+        first = subprocess.Popen([*FCMON, *crawl], env=clean_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(site.requests) < 6 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        fetched_at_kill, sent_at_kill = len(site.requests), app.bus.count(COLLECTED)
+        done = fcmon(*crawl, env=env, timeout=120, check=True)
+        fetched_again = len(site.requests) - fetched_at_kill
+    assert first.returncode == -signal.SIGKILL and fetched_at_kill < fetched_again, "killed mid-crawl"
+    sent = [json.loads(m.value)["id"] for m in app.bus.consumer("count", [COLLECTED]).poll(10**6, 0)]
+    assert len(sent) == sent_at_kill + json.loads(done.stdout)["items"]  # what the killed crawl had sent stays
+    fcmon("work", "--until-idle", env=env, timeout=120, check=True)
+    stored = LocalIndex(root / "index").ids()
+    state = App(app.settings).state
+    held = [r[0] for r in state.conn.execute("SELECT item_id FROM quarantine")]
+    rejected = [r[0] for r in state.conn.execute("SELECT item_id FROM rejections")]
+    assert sorted(stored + held + rejected) == sorted(set(sent)), "every page once, in one place"
