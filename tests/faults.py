@@ -112,19 +112,21 @@ def kill_series(root: Path, env: dict[str, str], bus: Bus, expected: Expected, r
             worker = subprocess.Popen([*FCMON, "work"], env=env, stdout=subprocess.DEVNULL, stderr=err)
         search = subprocess.Popen([*FCMON, "--as", "alice", "search", "converter", "--tasking", "T-1", "--json"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if rng.random() < at_start_share:
-            time.sleep(rng.uniform(0, 2.0))  # somewhere in the start-up: imports, opening the stores, joining
-        else:
-            deadline = time.monotonic() + 60
-            while ready not in log.read_text(errors="replace") and worker.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(rng.uniform(0, max_after_start_s))
-        started = ready in log.read_text(errors="replace")
-        for proc in (worker, search):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-        search.wait(timeout=30)
+        try:
+            if rng.random() < at_start_share:
+                time.sleep(rng.uniform(0, 2.0))  # somewhere in the start-up: imports, opening the stores, joining
+            else:
+                deadline = time.monotonic() + 60
+                while ready not in log.read_text(errors="replace") and worker.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                time.sleep(rng.uniform(0, max_after_start_s))
+            started = ready in log.read_text(errors="replace")
+        finally:  # the kill, also when the bench itself is stopped meanwhile
+            for proc in (worker, search):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL)
+            worker.wait(timeout=30)
+            search.wait(timeout=30)
         if worker.returncode != -signal.SIGKILL:
             raise AssertionError(f"round {number}: the worker exited {worker.returncode} before the kill: "
                                  f"{log.read_text(errors='replace')[-2000:]}")

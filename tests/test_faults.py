@@ -177,6 +177,7 @@ def test_on_a_full_disk_the_worker_stores_and_commits_nothing_a_search_is_refuse
     from tests.faults import clean_env, publish, round_items
 
     disk = small_disk(tmp_path / "disk")
+    worker = None
     try:
         root = disk / "d"
         app = make_app(root, live_tasking())
@@ -222,6 +223,9 @@ def test_on_a_full_disk_the_worker_stores_and_commits_nothing_a_search_is_refuse
         assert check.ok, check.problems
         assert fcmon("--as", "alice", "search", "converter", "--tasking", "T-1", env=env).returncode == 0
     finally:
+        if worker is not None and worker.poll() is None:  # a failed assertion leaves no worker running
+            worker.kill()
+            worker.wait(timeout=30)
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
