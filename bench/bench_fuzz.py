@@ -111,6 +111,7 @@ def gateway_check(stack: ExitStack) -> Callable[[object, Tally], None]:
         stack.callback(es.stop)
         node = test_stack.EsNode(es.url, es.passwords)
     scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    (scratch / "seed").mkdir()  # seed() writes its audit entries there (pytest's fixture hands it a made folder)
     known = seed(node, scratch / "seed")
     stack.callback(lambda: wipe(node.client()))
     app = gateway_app(scratch / "d")

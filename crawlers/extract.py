@@ -1,6 +1,8 @@
 """Parsing pages and feeds into what an item holds: pure functions on bytes and strings, no Scrapy."""
 from __future__ import annotations
 
+import codecs
+import copy
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,8 +24,17 @@ logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json", "application/rdf+xml")
 FEED_SNIFF = regex.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(rss|feed|rdf:RDF)\b", regex.DOTALL)
 CHARREF = regex.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+XML_DECL = regex.compile(r"^\s*<\?xml\b[^>]*?\?>")
+XML_ENCODING = regex.compile(rb"^\s*<\?xml\b[^>]*?\bencoding\s*=\s*[\"']([A-Za-z0-9._-]{1,40})[\"']")
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+SURROGATE = regex.compile(r"[\ud800-\udfff]")
+UTF8_SEQUENCE = regex.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+UTF16_MARKERS = ((b"<\x00?\x00", "utf-16-le"), (b"\x00<\x00?", "utf-16-be"))  # '<?' without a BOM
 CHROME = ("header", "nav", "aside", "footer")
 NOT_TEXT = ("script", "style", "template")  # their contents are code, never a page's text
+CODE = regex.compile(r"<(script|style|template)\b.*?(</\1\s*>|$)", regex.DOTALL | regex.IGNORECASE)
+MARKUP = regex.compile(r"</?[A-Za-z][^<>]*>")  # a tag, strictly: "x < y" is no tag
 
 
 @dataclass(frozen=True)
@@ -51,10 +62,38 @@ def _charref(match: regex.Match) -> bytes:
     return match.group(0) if 0 <= value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF else b"&#xFFFD;"
 
 
+def feed_text(body: bytes) -> str:
+    """A feed's bytes as text: the BOM's encoding, else the XML declaration's, else UTF-8 (XML's default) unless no
+    byte sequence in it is UTF-8 (then windows-1252); bytes the encoding cannot read become U+FFFD. feedparser's own
+    sniffing raises UnicodeDecodeError on invalid UTF-8 inside the declaration, and reads a whole UTF-8 feed as
+    Latin-2 for one bad byte."""
+    for bom, encoding in BOMS:
+        if body.startswith(bom):
+            return body[len(bom):].decode(encoding, "replace")
+    for marker, encoding in UTF16_MARKERS:
+        if body.startswith(marker):
+            return body.decode(encoding, "replace")
+    declared = XML_ENCODING.match(body)
+    if declared:
+        try:
+            encoding = codecs.lookup(declared.group(1).decode("ascii")).name
+            if not encoding.startswith(("utf-16", "utf-32")):  # a UTF-16 declaration in 8-bit bytes is wrong
+                return body.decode(encoding, "replace")
+        except (LookupError, UnicodeError):  # an unknown charset, or no text encoding (base64, rot13): as undeclared
+            pass
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:  # UTF-8 with stray bytes (they become U+FFFD), or a legacy 8-bit feed
+        return body.decode("utf-8" if UTF8_SEQUENCE.search(body) else "cp1252", "replace")
+
+
 def read_feed(body: bytes) -> feedparser.FeedParserDict:
-    """feedparser on a feed, its character references that name no character (past U+10FFFF, surrogates) made U+FFFD:
-    feedparser's loose parser raises on them instead of reading the feed."""
-    return feedparser.parse(CHARREF.sub(_charref, body))
+    """feedparser on a feed decoded by feed_text and handed over as UTF-8 (its declaration's encoding dropped), its
+    character references that name no character (past U+10FFFF, surrogates) made U+FFFD: feedparser's loose parser
+    raises on them instead of reading the feed."""
+    text = XML_DECL.sub('<?xml version="1.0" encoding="utf-8"?>', feed_text(body), count=1)
+    data = SURROGATE.sub("\ufffd", text).encode("utf-8")  # unicode_escape can declare "\\ud800": no UTF-8 holds it
+    return feedparser.parse(CHARREF.sub(_charref, data), response_headers={"content-type": "application/xml; charset=utf-8"})
 
 
 def feed_links(body: bytes, base_url: str) -> list[str]:
@@ -101,11 +140,16 @@ def _text(el: lxml.html.HtmlElement | None) -> str:
     return " ".join(el.text_content().split())
 
 
+def plain(value: str) -> str:
+    """A title or author as one line without markup: libxml2 (like a browser) reads everything after an unclosed
+    <title> (its end tag broken by a stray byte) as the title's text, the page's tags and scripts with it."""
+    return " ".join(MARKUP.sub(" ", CODE.sub(" ", value)).split()) if "<" in value else " ".join(value.split())
+
+
 def _first(doc: lxml.html.HtmlElement, *xpaths: str) -> str:
     for xp in xpaths:
         for found in doc.xpath(xp):
-            value = found if isinstance(found, str) else _text(found)
-            value = " ".join(str(value).split())
+            value = plain(str(found if isinstance(found, str) else _text(found)))
             if value:
                 return value
     return ""
@@ -121,11 +165,24 @@ def login_wall_reason(doc: lxml.html.HtmlElement, text: str) -> str | None:
     return None
 
 
+def drop_code(doc: lxml.html.HtmlElement) -> None:
+    """Script, style and template elements removed with their contents (their code is never a page's text), also one
+    glued to bytes before it: `<m\x8f<script>` is one element named "m\x8f<script" to libxml2 (and a browser),
+    holding the script's code as its text."""
+    lxml.etree.strip_elements(doc, *NOT_TEXT, with_tail=False)
+    glued = [el for el in doc.iter() if isinstance(el.tag, str) and "<" in el.tag
+             and el.tag.rsplit("<", 1)[1].lower() in NOT_TEXT]
+    for el in glued:
+        el.drop_tree()  # its tail is text after the element: kept
+
+
 def main_text(html: str, url: str, doc: lxml.html.HtmlElement) -> str:
+    """trafilatura's main text of the page, else the text of its <article> or <body>; both read the tree without its
+    code (drop_code): trafilatura parsing the page again would keep what libxml2 makes of broken markup around it."""
     text = ""
     if html.strip():
-        text = trafilatura.extract(html, url=url, favor_precision=True, include_comments=False, include_tables=True,
-                                   deduplicate=False) or ""
+        text = trafilatura.extract(copy.deepcopy(doc), url=url, favor_precision=True, include_comments=False,
+                                   include_tables=True, deduplicate=False) or ""
     if not text.strip():
         article = doc.find(".//article")
         fallback = article if article is not None else doc.find(".//body")
@@ -140,7 +197,7 @@ def extract_page(html: str, url: str) -> Page:
     except (lxml.etree.ParserError, ValueError):  # empty or unparseable: an empty page, not a crashed crawl
         doc = lxml.html.document_fromstring("<html><body></body></html>")
         html = ""
-    lxml.etree.strip_elements(doc, *NOT_TEXT, with_tail=False)  # no script text in the title, author or fallback text
+    drop_code(doc)  # no script text in the title, author or main text
     article = doc.find(".//article")
     author = _first(doc, "//meta[@name='author']/@content", "//*[contains(concat(' ', normalize-space(@class), ' '), ' author ')]",
                     "//*[@rel='author']") or None

@@ -17,7 +17,7 @@ import lxml.etree
 import lxml.html
 import regex
 
-from crawlers.extract import NOT_TEXT, parse_datetime, read_feed
+from crawlers.extract import CODE, NOT_TEXT, SURROGATE, parse_datetime, read_feed
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,7 @@ COUNT = regex.compile(r"^\s*([\d.,]+)\s*([KkMmBb]?)\s*$")
 MULTIPLIERS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 HIDDEN_FROM_PUBLIC = "!no-unauthenticated"  # the Bluesky label of authors who asked not to be shown logged out
 BLUESKY_PART = regex.compile(r"^[A-Za-z0-9._:~-]+$")  # a handle, DID or record key: nothing that changes the permalink's path
-SURROGATE = regex.compile(r"[\ud800-\udfff]")
 CONTROL = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-CODE = regex.compile(r"<(script|style|template)\b.*?(</\1\s*>|$)", regex.DOTALL | regex.IGNORECASE)
 TAG = regex.compile(r"<[^>]*>?")
 TELEGRAM_POST = regex.compile(r"^[A-Za-z0-9_]{1,64}/[0-9]{1,20}$")  # data-post="channel/123"
 
@@ -111,7 +109,7 @@ def absolute(base: str, link: Any) -> str | None:
     if not isinstance(link, str) or SURROGATE.search(link):
         return None
     try:
-        url = urljoin(base, link.strip())
+        url = urljoin(base, link.strip()).strip()  # "x\x0b#": the empty fragment dropped, the whitespace before it kept
         parts = urlsplit(url)
         return url if parts.scheme in ("http", "https") and parts.hostname else None
     except ValueError:

@@ -2,13 +2,15 @@
 hostile site, API or operator can send: invalid UTF-8, deep nesting, entity expansion and external entities, huge
 attributes, right-to-left and zero-width characters, `<script>` and `javascript:` URLs, wrong JSON types.
 
-SCRIPT_MARK only ever appears inside <script> or <style> elements (or their JSON/feed equivalents): text a parser
-keeps must never hold it. Shared by tests/test_fuzz_*.py and bench/bench_fuzz.py.
+SCRIPT_MARK only ever appears inside <script> or <style> elements (or their JSON/feed equivalents) or an on* handler:
+text a parser keeps must never hold it. `spoiled` keeps that true: its invalid bytes never split the tags it is put
+in (`<sc\xffript>` is no script tag to any parser, and what follows it is text). Shared by tests/test_fuzz_*.py and bench/bench_fuzz.py.
 """
 from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -47,6 +49,9 @@ def encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+MARK_TAGS = re.compile(rb"(<|&lt;)(script|style)(>|&gt;)|<a [^<>]*>")  # the tags SCRIPT_MARK is put in or after
+
+
 @st.composite
 def spoiled(draw: st.DrawFn, body: bytes) -> bytes:
     """A document as it may arrive: whole, truncated, with invalid UTF-8 spliced in, or a BOM of the wrong kind."""
@@ -55,6 +60,9 @@ def spoiled(draw: st.DrawFn, body: bytes) -> bytes:
         return body[:draw(st.integers(0, len(body) - 1))]
     if how == "splice":
         at = draw(st.integers(0, len(body)))
+        for tag in MARK_TAGS.finditer(body):  # a byte inside one makes it no tag, and the SCRIPT_MARK in it text
+            if tag.start() < at < tag.end():
+                at = tag.start()
         return body[:at] + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x00"])) + body[at:]
     if how == "bom":
         return draw(st.sampled_from([b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"])) + body
@@ -65,14 +73,26 @@ def markup_text(value: str, escape: bool) -> str:
     return html.escape(value) if escape else value
 
 
+# Ends whatever the unescaped hostile text before it left open (a comment, `<![CDATA[` as HTML's bogus comment or
+# in <math> a CDATA section, an attribute value, a tag), so that by HTML's parsing rules the script after it is one:
+# `<![CDATA[x<style>MARK` is text to a browser, the comment ending at the style tag's ">".
+RESET = "]]>-->\">'>"
+
+
 # -- feeds ---------------------------------------------------------------------------------------
+
+def closed_cdata(text: str) -> str:
+    """Unescaped text with a CDATA section it opens closed: in XML an open one makes the rest of the feed, the script
+    mark's escaped tags too, one text (what RESET ends in HTML)."""
+    return text + "]]>" if text.count("<![CDATA[") > text.count("]]>") else text
+
 
 @st.composite
 def feed_entry(draw: st.DrawFn, atom: bool, flavour: str) -> str:
     esc = draw(st.booleans())
-    title, summary = markup_text(draw(hostile_text), esc), markup_text(draw(hostile_text), esc)
+    title, summary = closed_cdata(markup_text(draw(hostile_text), esc)), closed_cdata(markup_text(draw(hostile_text), esc))
     link = markup_text(draw(urls), True)
-    script = f"&lt;script&gt;{SCRIPT_MARK}&lt;/script&gt;" if draw(st.booleans()) else ""
+    script = f"{html.escape(RESET)}&lt;script&gt;{SCRIPT_MARK}&lt;/script&gt;" if draw(st.booleans()) else ""
     if atom:
         youtube = ["<yt:channelId>UC\u202ex</yt:channelId>", f"<yt:channelId>{html.escape(draw(hostile_text))}</yt:channelId>",
                    "<media:group><media:community><media:statistics views=\"1e999\"/><media:starRating count=\""
@@ -113,9 +133,9 @@ def elements(draw: st.DrawFn, depth: int = 0) -> str:
         return markup_text(draw(hostile_text), draw(st.booleans()))
     if kind == "script":
         tag = draw(st.sampled_from(["script", "style"]))
-        return f"<{tag}>{SCRIPT_MARK}()</{tag}>"
+        return f"{RESET}<{tag}>{SCRIPT_MARK}()</{tag}>"
     if kind == "link":
-        return f'<a href="{html.escape(draw(urls))}" onclick="{SCRIPT_MARK}()">{markup_text(draw(hostile_text), True)}</a>'
+        return f'{RESET}<a href="{html.escape(draw(urls))}" onclick="{SCRIPT_MARK}()">{markup_text(draw(hostile_text), True)}</a>'
     if kind == "input":
         return f'<input type="{draw(st.sampled_from(["password", "PassWord", "text"]))}" name="{html.escape(draw(hostile_text))}">'
     if kind == "meta":

@@ -109,3 +109,33 @@ def test_settings_nested_too_deeply_unknown_variables_and_missing_secrets_are_on
         build_app(None, None)
     monkeypatch.setenv("FCMON_ELASTICSEARCH_PASSWORD", "s3cret")
     assert build_app(None, None).settings.index == "elasticsearch"
+
+
+@pytest.mark.parametrize("declaration", [b'encoding="u\xf4\x90\x80\x80tf-8"', b'encoding="utf-8\xed\xa0\x80"', b'encoding="\xffutf-8"'])
+def test_invalid_utf8_in_the_xml_declaration_does_not_lose_the_feed(declaration):
+    body = b'<?xml version="1.0" ' + declaration + b'?><rss><channel><item><title>caf\xc3\xa9 \xff</title><link>https://news.example/1</link></item></channel></rss>'
+    (post,) = feed_posts(body, FEED).posts  # feedparser raised UnicodeDecodeError sniffing the declaration
+    assert post.title == "caf\u00e9 \ufffd"  # one bad byte is U+FFFD, not the whole feed read as Latin-2
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "base64", "rot13", "x-bogus"])
+def test_a_declared_encoding_that_cannot_be_the_bytes_is_read_as_undeclared(encoding):
+    body = f'<?xml version="1.0" encoding="{encoding}"?><rss><channel><item><title>caf\u00e9</title><link>https://news.example/1</link></item></channel></rss>'
+    assert [p.title for p in feed_posts(body.encode(), FEED).posts] == ["caf\u00e9"]
+
+
+def test_script_glued_to_junk_before_it_is_still_code():
+    page = extract_page('<html><body><p>Converters for sale</p><m\u00cf\u00da<script>evil()</script></body></html>', "https://a.example/")
+    assert "evil" not in page.text and "Converters for sale" in page.text  # trafilatura read libxml2's "m\u00cf\u00da<script" element
+
+
+def test_an_unclosed_title_keeps_no_markup_or_script():
+    page = extract_page('<html><head><title>Shop<\u00c3(/title></head><body><script>evil()</script>'
+                        '<a href="/x" onclick="evil()">here</a></body></html>', "https://a.example/")
+    assert "evil" not in page.title and "<" not in page.title.replace("<\u00c3(", "") and page.title.startswith("Shop")
+
+
+def test_a_link_whose_empty_fragment_hid_trailing_whitespace_is_stored_without_it():
+    body = b'<rss><channel><item><title>t</title><link>seq \x0b#</link></item></channel></rss>'
+    (post,) = feed_posts(body, FEED).posts  # urljoin dropped the "#" and kept the "\x0b" before it
+    assert post.url == "https://news.example/seq"

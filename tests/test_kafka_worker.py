@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import signal
 import subprocess
 import threading
@@ -33,8 +34,10 @@ from tests.broker import Broker, broker, clean_broker, fresh_broker, kafka_setti
 from tests.datadirs import FCMON, fcmon, make_app
 from tests.test_bus_contract import drain, produce
 from tests.test_crawler import demo_tasking
+from tests.faults import Expected, check_outcomes, kill_series
 from tests.test_worker import item, live_tasking
 
+FAULT_ROUNDS_KAFKA = int(os.environ.get("FAULT_ROUNDS", "1"))  # the kill series, short (bench/bench_faults.py: 100)
 SOURCES = 24  # distinct keys, so the items spread over fcm.collected's partitions
 
 
@@ -433,3 +436,24 @@ def test_a_joining_or_idle_consumer_does_not_spin(clean_broker, monkeypatch):
     elapsed = time.monotonic() - started
     consumer.close()
     assert len(rounds) < 50 * elapsed + 10, f"{len(rounds)} kafka polls in {elapsed:.1f} s"  # 1 ms polls: ~1,000/s
+
+
+def test_a_worker_killed_at_random_points_on_kafka_loses_and_duplicates_nothing(clean_broker, tmp_path):
+    root = tmp_path / "d"
+    app = make_app(root, live_tasking(), **clean_broker.settings())
+    env = {"FCMON_DATA_DIR": str(root), "FCMON_WORK_BATCH_SIZE": "5", "FCMON_LOG_LEVEL": "INFO", **clean_broker.env()}
+    bus = KafkaBus(app.settings)
+
+    def lag() -> int:
+        consumer = bus.consumer(app.settings.work_group, [COLLECTED])  # never polls: reads the group's lag only
+        try:
+            return consumer.lag()
+        finally:
+            consumer.close()
+
+    expected = Expected()
+    series = kill_series(root, env, bus, expected, FAULT_ROUNDS_KAFKA, 30, random.Random(18), lag, ready="event=kafka_assigned")
+    assert series.kills >= 1
+    check = check_outcomes(root, env, expected, lag(), lambda: [r.value for r in clean_broker.records(DECISIONS)])
+    bus.close()
+    assert check.ok, check.problems

@@ -11,6 +11,7 @@ import os
 import pwd
 import re
 import socket
+import sqlite3
 import sys
 from typing import Any, Callable
 
@@ -145,6 +146,10 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except FcmonError as exc:
         click.echo(f"fcmon: error: {exc}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except sqlite3.OperationalError as exc:  # a full disk, a lock held past the busy timeout: the machine's, no bug
+        click.echo(f"fcmon: error: a database in the data directory cannot be used ({exc}); free space on its disk or "
+                   "wait for the process holding it, then run the command again", err=True)
         sys.exit(EXIT_USER_ERROR)
     except Exception as exc:
         if os.environ.get("FCMON_DEBUG"):
