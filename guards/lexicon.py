@@ -19,14 +19,15 @@ from __future__ import annotations
 import functools
 import tomllib
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterable
 
 import regex
 import snowballstemmer
 
-from guards.obfuscation import deobfuscate
 from guards.text import WORD, for_matching
+from guards.views import View, Views
 from pipeline.errors import FcmonError
 from pipeline.settings import Settings
 
@@ -56,68 +57,6 @@ class Match:
             (" (deobfuscated)" if self.obfuscated else "")
 
 
-class View:
-    """One reading of a text: lowercased, its `\\w+` words with their spans, and per language an index of word keys."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.spans = [m.span() for m in WORD.finditer(text)]
-        self.words = [text[s:e] for s, e in self.spans]
-        self._index: dict[str, tuple[int, dict[str, list[int]]]] = {}
-        self._in_script: dict[str, list[int]] = {}
-        self._long: dict[int, list[int]] = {}
-
-    def long_words(self, at_least: int) -> list[int]:
-        """Positions of the words at least this long (misspelt hashtags are long words)."""
-        found = self._long.get(at_least)
-        if found is None:
-            found = self._long[at_least] = [p for p, w in enumerate(self.words) if len(w) >= at_least]
-        return found
-
-    def in_script(self, language: Language) -> list[int]:
-        """Positions of the words written in the language's script (scanned once per view and script)."""
-        found = self._in_script.get(language.script)
-        if found is None:
-            if self.text.isascii():  # ASCII words are Latin ([a-z0-9_]: a word of underscores alone is no term)
-                found = list(range(len(self.words))) if language.script == "Latin" else []
-            else:
-                found = [p for p, w in enumerate(self.words) if language.script_pattern.search(w)]
-            self._in_script[language.script] = found
-        return found
-
-    def index(self, language: Language) -> dict[str, list[int]]:
-        built = self._index.get(language.code)
-        if built is not None and built[0] == language.starts_version:
-            found = built[1]
-        else:
-            found = {}
-            starts = language.starts  # only keys some term begins with: most words begin none
-            for position in self.in_script(language):
-                for key in language.keys(self.words[position]):
-                    if key in starts:
-                        found.setdefault(key, []).append(position)
-            self._index[language.code] = (language.starts_version, found)
-        return found
-
-
-@dataclass
-class Views:
-    plain: View
-    deobfuscated: View | None  # None when deobfuscation changes nothing
-    found: dict[tuple, tuple[Match, ...]] = field(default_factory=dict)  # Lexicons.find, memoized for the stages
-
-    @classmethod
-    def of(cls, text: str) -> Views:
-        lowered = for_matching(text).lower()
-        clear = deobfuscate(lowered)
-        return cls(View(lowered), View(clear) if clear != lowered else None)
-
-    def each(self) -> Iterable[tuple[View, bool]]:
-        yield self.plain, False
-        if self.deobfuscated is not None:
-            yield self.deobfuscated, True
-
-
 @dataclass
 class Term:
     category: str
@@ -145,9 +84,10 @@ class Language:
         self.script_pattern = SCRIPTS[self.script]
         self._stemmer = snowballstemmer.stemmer(self.algorithm) if self.algorithm else None
         self._keys: dict[str, frozenset[str]] = {}
-        self._first: dict[str, dict[str, list[Term]]] = {}
+        self._first: dict[str, list[tuple[str, int, Term]]] | None = None
         self._starts: set[str] | None = None
         self.starts_version = 0
+        self._start_keys: dict[str, tuple[str, ...]] = {}
 
     @property
     def starts(self) -> set[str]:
@@ -161,39 +101,42 @@ class Language:
         if term.words and not term.keys[0] <= self.starts:
             self.starts.update(term.keys[0])
             self.starts_version += 1
+            self._start_keys.clear()
 
-    def first_keys(self, section: str) -> dict[str, list[Term]]:
-        """The section's terms by the keys of their first word: a text's words look up the terms they may begin."""
-        found = self._first.get(section)
+    def start_keys(self, word: str) -> tuple[str, ...]:
+        """The word's keys that some term begins with (what a view's index keeps: most words begin none), memoized."""
+        found = self._start_keys.get(word)
         if found is None:
-            found = self._first[section] = {}
-            for term in self.sections.get(section, ()):
-                for key in term.keys[0] if term.words else ():
-                    found.setdefault(key, []).append(term)
+            if len(self._start_keys) >= KEYS_CACHED:
+                self._start_keys.clear()
+            starts = self.starts
+            found = self._start_keys[word] = tuple(k for k in self.keys(word) if k in starts)
         return found
 
+    @property
+    def indexed(self) -> bool:
+        """Whether the terms are looked up by a word's keys (Snowball and exact matching; not by prefix or substring)."""
+        return self.method in ("snowball", "exact") and not self.stem_prefix
+
+    def first_keys(self) -> dict[str, list[tuple[str, int, Term]]]:
+        """Every section's terms by the keys of their first word, with the section and the term's place in it: a
+        text's words look up the terms they may begin (Lexicons.find, for the indexed languages)."""
+        if self._first is None:
+            self._first = {}
+            for section, terms in self.sections.items():
+                for place, term in enumerate(terms):
+                    for key in term.keys[0] if term.words else ():
+                        self._first.setdefault(key, []).append((section, place, term))
+        return self._first
+
     def find_section(self, section: str, view: View) -> Iterable[tuple[Term, int, int]]:
-        """Every (term, start, end) of the section in the view: exactly what `find` gives for each of its terms, by
-        one pass over the view's words in this language's script (a post has fewer words than a lexicon terms)."""
-        terms = self.sections.get(section)
-        if not terms or not view.in_script(self):
+        """Every (term, start, end) of the section in the view, term by term in the lexicon's order, each where `find`
+        finds it (the definition: Lexicons.find gives the same by one pass over the words for every section)."""
+        if not view.in_script(self):
             return
-        if self.method in ("substring", "prefix") or self.stem_prefix:
-            for term in terms:
-                for start, end in self.find(term, view):
-                    yield term, start, end
-            return
-        first, index = self.first_keys(section), view.index(self)
-        seen: set[tuple[int, int]] = set()
-        for key in first.keys() & index.keys():  # in C: the keys a word of the text and a term's first word share
-            for term in first[key]:
-                for position in index[key]:
-                    if (id(term), position) in seen or (term.exact and view.words[position] != term.words[0]):
-                        continue
-                    seen.add((id(term), position))
-                    last = position + len(term.words) - 1
-                    if last < len(view.words) and all(self.same(term, j, view.words[position + j]) for j in range(1, len(term.words))):
-                        yield term, view.spans[position][0], view.spans[last][1]
+        for term in self.sections.get(section, ()):
+            for start, end in self.find(term, view):
+                yield term, start, end
 
     def keys(self, word: str) -> frozenset[str]:
         """What a word is compared by: itself and, under Snowball, its stem (memoized: words repeat across items)."""
@@ -253,39 +196,121 @@ class Language:
         return self.stem_prefix and len(stem) >= STEM_PREFIX_MIN and any(k.startswith(stem) for k in keys)
 
 
+Hit = tuple[int, str, int, Term]  # a term a word begins: (its language's place, its section, its place in it, the term)
+
+
 class Lexicons:
     """Every language's lexicons; `find` looks for a section's terms in all of them (a post may mix languages)."""
 
     def __init__(self, languages: list[Language]):
         self.languages = languages
+        self._indexed: dict[str, list[tuple[int, Language]]] = {}  # the indexed languages, by script
+        for place, language in enumerate(languages):
+            if language.indexed:
+                self._indexed.setdefault(language.script, []).append((place, language))
+        self._begun: dict[str, dict[str, tuple[tuple[Hit, ...], tuple[Hit, ...]]]] = {s: {} for s in self._indexed}
+        self._pairs: dict[str, dict[tuple[str, str], tuple[Hit, ...]]] = {s: {} for s in self._indexed}
+        self._having: dict[str, list[tuple[int, Language, list, list]]] = {}
 
     def find(self, section: str, views: Views, masked: list[Match] | tuple = ()) -> list[Match]:
-        """The section's matches in the text, leaving out those that overlap a masked match of the same view."""
-        key = (section, tuple((m.start, m.end, m.obfuscated) for m in masked))
+        """The section's matches in the text, leaving out those that overlap a masked match of the same view: per view,
+        per language in order, its terms (term by term, in the lexicon's order), then its fuzzy words and patterns."""
+        key = (self, section, tuple((m.start, m.end, m.obfuscated) for m in masked))
         cached = views.found.get(key)
         if cached is not None:
             return list(cached)
-        found: list[Match] = []
-        for view, obfuscated in views.each():
-            blocked = [(m.start, m.end) for m in masked if m.obfuscated == obfuscated]
-            for language in self.languages:
-                if not view.in_script(language):  # a language none of whose script is in the text matches nothing
-                    continue
-                for term, start, end in language.find_section(section, view):
-                    if not any(start < e and s < end for s, e in blocked):
-                        found.append(Match(section, term.category, term.listed, language.code, start, end, obfuscated))
-                for category, word, pattern in language.fuzzy.get(section, ()):
-                    for position in view.long_words(len(word) - len(word) // FUZZY_LETTERS):  # a few per post
-                        candidate = view.words[position]
-                        if abs(len(candidate) - len(word)) <= len(word) // FUZZY_LETTERS and pattern.fullmatch(candidate):
-                            start, end = view.spans[position]
-                            if not any(start < e and s < end for s, e in blocked):
-                                found.append(Match(section, category, word, language.code, start, end, obfuscated))
-                for category, pattern in language.patterns.get(section, ()):
-                    for m in pattern.finditer(view.text):
-                        if not any(m.start() < e and s < m.end() for s, e in blocked):
-                            found.append(Match(section, category, pattern.pattern, language.code, m.start(), m.end(), obfuscated))
+        if masked:
+            blocked = {obfuscated: [(m.start, m.end) for m in masked if m.obfuscated == obfuscated] for obfuscated in (False, True)}
+            found = [m for m in self.find(section, views)
+                     if not any(m.start < e and s < m.end for s, e in blocked[m.obfuscated])]
+        else:
+            found = [m for view, obfuscated in views.each() for m in self._matches(section, view, obfuscated)]
         views.found[key] = tuple(found)
+        return found
+
+    def _matches(self, section: str, view: View, obfuscated: bool) -> Iterable[Match]:
+        terms = self.terms_in(view)
+        for place, language, fuzzy, patterns in self.having(section):
+            if not view.in_script(language):  # a language none of whose script is in the text matches nothing
+                continue
+            found = terms.get((section, place), ()) if language.indexed else language.find_section(section, view)
+            for term, start, end in found:
+                yield Match(section, term.category, term.listed, language.code, start, end, obfuscated)
+            for category, word, pattern in fuzzy:
+                for position in view.long_words(len(word) - len(word) // FUZZY_LETTERS):  # a few per post
+                    candidate = view.words[position]
+                    if abs(len(candidate) - len(word)) <= len(word) // FUZZY_LETTERS and pattern.fullmatch(candidate):
+                        start, end = view.spans[position]
+                        yield Match(section, category, word, language.code, start, end, obfuscated)
+            for category, pattern in patterns:
+                for m in pattern.finditer(view.text):
+                    yield Match(section, category, pattern.pattern, language.code, m.start(), m.end(), obfuscated)
+
+    def having(self, section: str) -> list[tuple[int, Language, list, list]]:
+        """The languages with terms, fuzzy words or patterns in the section, with their place and those lists."""
+        found = self._having.get(section)
+        if found is None:
+            found = self._having[section] = [
+                (place, language, language.fuzzy.get(section, []), language.patterns.get(section, []))
+                for place, language in enumerate(self.languages)
+                if language.sections.get(section) or language.fuzzy.get(section) or language.patterns.get(section)]
+        return found
+
+    def terms_in(self, view: View) -> dict[tuple[str, int], list[tuple[Term, int, int]]]:
+        """Every section's terms of the indexed languages in the view, by (section, language's place): what each
+        language's `find_section` gives, for all of them in one pass over the view's distinct words (once per view)."""
+        found = view.terms.get(self)
+        if found is not None:
+            return found
+        places: dict[tuple[str, int], list[tuple[int, int, Term, int, int]]] = {}
+        words, spans, count = view.words, view.spans, len(view.words)
+        for script, languages in self._indexed.items():
+            for word, positions in view.positions(languages[0][1]).items():
+                one, more = self.begun_by(script, word)
+                for place, section, rank, term in one:
+                    bucket = places.setdefault((section, place), [])
+                    for position in positions:
+                        bucket.append((rank, position, term, *spans[position]))
+                for position in positions if more else ():
+                    if position + 1 == count:
+                        continue
+                    for place, section, rank, term in self.followed_by(script, word, words[position + 1], more):
+                        language, last = self.languages[place], position + len(term.words) - 1
+                        if last < count and all(language.same(term, j, words[position + j]) for j in range(2, len(term.words))):
+                            places.setdefault((section, place), []).append((rank, position, term, spans[position][0],
+                                                                            spans[last][1]))
+        found = view.terms[self] = {k: [(t, s, e) for _, _, t, s, e in sorted(v, key=itemgetter(0, 1))]
+                                    for k, v in places.items()}
+        return found
+
+    def begun_by(self, script: str, word: str) -> tuple[tuple[Hit, ...], tuple[Hit, ...]]:
+        """(language's place, section, term's place, term) of every term of the script's indexed languages whose first
+        word the word is (by their keys; an exact term's only as written), of one word and of more, memoized: words
+        repeat across items."""
+        memo = self._begun[script]
+        found = memo.get(word)
+        if found is None:
+            if len(memo) >= KEYS_CACHED:
+                memo.clear()
+            begun: dict[tuple[int, str, int], Term] = {}
+            for place, language in self._indexed[script]:
+                first = language.first_keys()
+                for key in language.keys(word):
+                    for section, rank, term in first.get(key, ()):
+                        if not term.exact or word == term.words[0]:
+                            begun[(place, section, rank)] = term
+            found = memo[word] = (tuple((*k, t) for k, t in begun.items() if len(t.words) == 1),
+                                  tuple((*k, t) for k, t in begun.items() if len(t.words) > 1))
+        return found
+
+    def followed_by(self, script: str, word: str, second: str, begun: tuple[Hit, ...]) -> tuple[Hit, ...]:
+        """Those of the terms the word begins (`begun_by`) whose second word the next word is, memoized by the pair."""
+        memo = self._pairs[script]
+        found = memo.get((word, second))
+        if found is None:
+            if len(memo) >= KEYS_CACHED:
+                memo.clear()
+            found = memo[(word, second)] = tuple(h for h in begun if self.languages[h[0]].same(h[3], 1, second))
         return found
 
     def keyword_terms(self, keyword: str) -> list[tuple[Language, Term]]:
