@@ -211,6 +211,7 @@ class Lexicons:
         self._begun: dict[str, dict[str, tuple[tuple[Hit, ...], tuple[Hit, ...]]]] = {s: {} for s in self._indexed}
         self._pairs: dict[str, dict[tuple[str, str], tuple[Hit, ...]]] = {s: {} for s in self._indexed}
         self._having: dict[str, list[tuple[int, Language, list, list]]] = {}
+        self._starts_versions: tuple[int, ...] = ()
 
     def find(self, section: str, views: Views, masked: list[Match] | tuple = ()) -> list[Match]:
         """The section's matches in the text, leaving out those that overlap a masked match of the same view: per view,
@@ -258,15 +259,21 @@ class Lexicons:
 
     def terms_in(self, view: View) -> dict[tuple[str, int], list[tuple[Term, int, int]]]:
         """Every section's terms of the indexed languages in the view, by (section, language's place): what each
-        language's `find_section` gives, for all of them in one pass over the view's distinct words (once per view)."""
+        language's `find_section` gives, for all of them in one pass over the view's distinct words (once per view).
+        The same pass builds the view's index of each of those languages (View.index), which keywords are found by."""
         found = view.terms.get(self)
         if found is not None:
             return found
+        self.starts_checked()
         places: dict[tuple[str, int], list[tuple[int, int, Term, int, int]]] = {}
         words, spans, count = view.words, view.spans, len(view.words)
         for script, languages in self._indexed.items():
+            indexes: dict[int, dict[str, list[int]]] = {place: {} for place, _ in languages}
             for word, positions in view.positions(languages[0][1]).items():
-                one, more = self.begun_by(script, word)
+                one, more, keyed = self.begun_by(script, word)
+                for place, keys in keyed:
+                    for key in keys:
+                        indexes[place].setdefault(key, []).extend(positions)
                 for place, section, rank, term in one:
                     bucket = places.setdefault((section, place), [])
                     for position in positions:
@@ -279,14 +286,24 @@ class Lexicons:
                         if last < count and all(language.same(term, j, words[position + j]) for j in range(2, len(term.words))):
                             places.setdefault((section, place), []).append((rank, position, term, spans[position][0],
                                                                             spans[last][1]))
+            for place, language in languages:
+                view.indexed(language, indexes[place])
         found = view.terms[self] = {k: [(t, s, e) for _, _, t, s, e in sorted(v, key=itemgetter(0, 1))]
                                     for k, v in places.items()}
         return found
 
-    def begun_by(self, script: str, word: str) -> tuple[tuple[Hit, ...], tuple[Hit, ...]]:
+    def starts_checked(self) -> None:
+        """Forget the words' keys that terms begin with (`begun_by`) when a keyword compiled since added to them."""
+        versions = tuple(language.starts_version for language in self.languages)
+        if versions != self._starts_versions:
+            self._starts_versions = versions
+            for memo in self._begun.values():
+                memo.clear()
+
+    def begun_by(self, script: str, word: str) -> tuple[tuple[Hit, ...], tuple[Hit, ...], tuple[tuple[int, tuple[str, ...]], ...]]:
         """(language's place, section, term's place, term) of every term of the script's indexed languages whose first
-        word the word is (by their keys; an exact term's only as written), of one word and of more, memoized: words
-        repeat across items."""
+        word the word is (by their keys; an exact term's only as written), of one word and of more, and per language
+        the word's keys that some term or keyword begins with (`Language.start_keys`), memoized: words repeat."""
         memo = self._begun[script]
         found = memo.get(word)
         if found is None:
@@ -299,8 +316,9 @@ class Lexicons:
                     for section, rank, term in first.get(key, ()):
                         if not term.exact or word == term.words[0]:
                             begun[(place, section, rank)] = term
+            keyed = tuple((place, keys) for place, language in self._indexed[script] if (keys := language.start_keys(word)))
             found = memo[word] = (tuple((*k, t) for k, t in begun.items() if len(t.words) == 1),
-                                  tuple((*k, t) for k, t in begun.items() if len(t.words) > 1))
+                                  tuple((*k, t) for k, t in begun.items() if len(t.words) > 1), keyed)
         return found
 
     def followed_by(self, script: str, word: str, second: str, begun: tuple[Hit, ...]) -> tuple[Hit, ...]:
@@ -325,6 +343,7 @@ class Lexicons:
     def keyword_matches(self, compiled: list[tuple[Language, Term]], views: Views) -> Iterable[Match]:
         """Where a compiled keyword stands, as written first, then deobfuscated."""
         for view, obfuscated in views.each():
+            self.terms_in(view)  # which indexes the view's words for every language at once
             for language, term in compiled:
                 for start, end in language.find(term, view):
                     yield Match("keyword", "keyword", term.listed, language.code, start, end, obfuscated)

@@ -25,10 +25,15 @@ class View:
         self._in_script: dict[str, list[int]] = {}
         self._positions: dict[str, dict[str, list[int]]] = {}
         self._long: dict[int, list[int]] = {}
+        self._longest: int | None = None
         self.terms: dict[object, dict] = {}  # what Lexicons found of every section's terms, per Lexicons
 
     def long_words(self, at_least: int) -> list[int]:
         """Positions of the words at least this long (misspelt hashtags are long words)."""
+        if self._longest is None:
+            self._longest = max(map(len, self.words), default=0)
+        if at_least > self._longest:
+            return []
         found = self._long.get(at_least)
         if found is None:
             found = self._long[at_least] = [p for p, w in enumerate(self.words) if len(w) >= at_least]
@@ -64,8 +69,12 @@ class View:
         for word, positions in self.positions(language).items():
             for key in language.start_keys(word):
                 found.setdefault(key, []).extend(positions)
-        self._index[language.code] = (language.starts_version, found)
+        self.indexed(language, found)
         return found
+
+    def indexed(self, language: Language, index: dict[str, list[int]]) -> None:
+        """Keep the view's index in the language, as `index` builds it (Lexicons.terms_in builds all in one pass)."""
+        self._index[language.code] = (language.starts_version, index)
 
 
 @dataclass
