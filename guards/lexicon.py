@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import regex
 import snowballstemmer
@@ -36,13 +36,13 @@ SCRIPTS = {"Latin": regex.compile(r"[\p{Latin}0-9]"), "Arabic": regex.compile(r"
 METHODS = ("snowball", "prefix", "substring", "exact")
 NOT_LANGUAGE_FILES = frozenset({"tasking_rules.toml"})
 KEYS_CACHED = 200_000
+KEYWORDS_CACHED = 4096
 STEM_PREFIX_MIN = 3
 FUZZY_LETTERS = 8
 STEM_MAX_CHARS = 64  # no word of a language is longer; a longer run is not stemmed (a 2 MB word was)
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):  # (a tuple: the stages make thousands a second)
     section: str
     category: str
     term: str
@@ -82,23 +82,24 @@ class Language:
 
     def __post_init__(self) -> None:
         self.script_pattern = SCRIPTS[self.script]
+        # whether the terms are looked up by a word's keys (Snowball and exact matching; not by prefix or substring)
+        self.indexed = self.method in ("snowball", "exact") and not self.stem_prefix
         self._stemmer = snowballstemmer.stemmer(self.algorithm) if self.algorithm else None
         self._keys: dict[str, frozenset[str]] = {}
         self._first: dict[str, list[tuple[str, int, Term]]] | None = None
-        self._starts: set[str] | None = None
+        self._starts: set[str] = set()
         self.starts_version = 0
         self._start_keys: dict[str, tuple[str, ...]] = {}
 
     @property
     def starts(self) -> set[str]:
-        """The keys of every term's first word, in every section and of every keyword compiled (what a view's index
-        keeps); `starts_version` counts its growth, so that an index built before a keyword was compiled is rebuilt."""
-        if self._starts is None:
-            self._starts = {k for terms in self.sections.values() for t in terms if t.words for k in t.keys[0]}
+        """The keys of the first word of every term `find` was asked for (the keywords compiled: what a view's index
+        keeps; the sections' terms are found by Lexicons.terms_in); `starts_version` counts its growth, so that an
+        index built before a keyword was compiled is rebuilt."""
         return self._starts
 
     def add_starts(self, term: Term) -> None:
-        if term.words and not term.keys[0] <= self.starts:
+        if term.words and not term.keys[0] <= self._starts:
             self.starts.update(term.keys[0])
             self.starts_version += 1
             self._start_keys.clear()
@@ -112,11 +113,6 @@ class Language:
             starts = self.starts
             found = self._start_keys[word] = tuple(k for k in self.keys(word) if k in starts)
         return found
-
-    @property
-    def indexed(self) -> bool:
-        """Whether the terms are looked up by a word's keys (Snowball and exact matching; not by prefix or substring)."""
-        return self.method in ("snowball", "exact") and not self.stem_prefix
 
     def first_keys(self) -> dict[str, list[tuple[str, int, Term]]]:
         """Every section's terms by the keys of their first word, with the section and the term's place in it: a
@@ -176,6 +172,7 @@ class Language:
         elif self.stem_prefix and not term.exact:
             starts = [p for p in view.in_script(self) if self.same(term, 0, view.words[p])]
         else:
+            self.add_starts(term)  # (a keyword's are added when it is compiled)
             index = view.index(self)
             starts = sorted({p for key in term.keys[0] for p in index.get(key, ())
                              if not term.exact or view.words[p] == term.words[0]})
@@ -212,6 +209,7 @@ class Lexicons:
         self._pairs: dict[str, dict[tuple[str, str], tuple[Hit, ...]]] = {s: {} for s in self._indexed}
         self._having: dict[str, list[tuple[int, Language, list, list]]] = {}
         self._starts_versions: tuple[int, ...] = ()
+        self._keyword_keys: dict[int, tuple[list, tuple]] = {}
 
     def find(self, section: str, views: Views, masked: list[Match] | tuple = ()) -> list[Match]:
         """The section's matches in the text, leaving out those that overlap a masked match of the same view: per view,
@@ -340,11 +338,34 @@ class Lexicons:
             language.add_starts(term)
         return compiled
 
-    def keyword_matches(self, compiled: list[tuple[Language, Term]], views: Views) -> Iterable[Match]:
-        """Where a compiled keyword stands, as written first, then deobfuscated."""
+    def keyword_matches(self, compiled: list[tuple[Language, Term]], views: Views) -> list[Match]:
+        """Where a compiled keyword stands, as written first, then deobfuscated (memoized per text: the purpose,
+        First Amendment and relevance stages look for the same keywords)."""
+        known = self._keyword_keys.get(id(compiled))  # (the list is kept, so its id names no other while it is)
+        if known is None or known[0] is not compiled:
+            if len(self._keyword_keys) >= KEYWORDS_CACHED:
+                self._keyword_keys.clear()
+            known = self._keyword_keys[id(compiled)] = (compiled, (self, "keyword", tuple(
+                (language.code, term.listed, term.exact) for language, term in compiled)))
+        key = known[1]
+        found = views.found.get(key)
+        if found is None:
+            found = views.found[key] = tuple(self._keyword_matches(compiled, views))
+        return list(found)
+
+    def _keyword_matches(self, compiled: list[tuple[Language, Term]], views: Views) -> Iterable[Match]:
+        for language, term in compiled:
+            language.add_starts(term)  # (done when it was compiled: a view's index keeps its keys)
         for view, obfuscated in views.each():
             self.terms_in(view)  # which indexes the view's words for every language at once
+            indexes: dict[str, dict[str, list[int]]] = {}
             for language, term in compiled:
+                if language.indexed and term.words:  # no word has a key of its first word: `find` finds nothing
+                    index = indexes.get(language.code)
+                    if index is None:
+                        index = indexes[language.code] = view.index(language)
+                    if not any(key in index for key in term.keys[0]):
+                        continue
                 for start, end in language.find(term, view):
                     yield Match("keyword", "keyword", term.listed, language.code, start, end, obfuscated)
 
