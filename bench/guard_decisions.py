@@ -26,7 +26,7 @@ import bench_guards  # noqa: E402
 
 from guards.base import GuardContext  # noqa: E402
 from guards.chain import GuardChain  # noqa: E402
-from guards.lexicon import Views, load  # noqa: E402
+from guards.lexicon import load  # noqa: E402
 from guards.text import ItemText  # noqa: E402
 from guards.walls import wall_text_reason  # noqa: E402
 from pipeline.models import CollectedItem, Tasking, UserRole  # noqa: E402
@@ -86,10 +86,10 @@ def mixed_texts(n: int, config: Path) -> list[tuple[str, str]]:
     return texts
 
 
-def lexicon_findings(lexicons, text: str) -> dict:
+def lexicon_findings(lexicons, title: str, text: str) -> dict:
     """Each section's matches in the joined text (sorted: the order among one section's matches is no decision),
     masked as the stages mask them, and the crawler's own wall check (its own views)."""
-    views = ItemText(*text).views if isinstance(text, tuple) else Views.of(text)
+    views = ItemText(title, text).views
     found = {s: lexicons.find(s, views) for s in SECTIONS}
     masked = {"criminal_conduct": lexicons.find("criminal_conduct", views, found["harmless"]),
               "threat": lexicons.find("threat", views, found["harmless"]),
@@ -129,7 +129,7 @@ def main() -> None:
         for name, item in sets:
             decision, stored = chain.apply(item, context)
             row = {"set": name, "decision": decision.model_dump(mode="json"), "stored": [stored.title, stored.text],
-                   "lexicons": lexicon_findings(lexicons, (item.title, item.text)),
+                   "lexicons": lexicon_findings(lexicons, item.title, item.text),
                    "wall": wall_text_reason(item.text, lexicons)}
             out.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
     print(f"{len(sets)} items: " + ", ".join(f"{s} {sum(n == s for n, _ in sets)}" for s in ("corpus", "heldout", "bench", "mixed")))

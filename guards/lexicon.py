@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import tomllib
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
@@ -28,6 +27,7 @@ import snowballstemmer
 
 from guards.text import WORD, for_matching
 from guards.views import View, Views
+from guards.word_index import WordIndex
 from pipeline.errors import FcmonError
 from pipeline.settings import Settings
 
@@ -94,7 +94,7 @@ class Language:
     @property
     def starts(self) -> set[str]:
         """The keys of the first word of every term `find` was asked for (the keywords compiled: what a view's index
-        keeps; the sections' terms are found by Lexicons.terms_in); `starts_version` counts its growth, so that an
+        keeps; the sections' terms are found by WordIndex.terms_in); `starts_version` counts its growth, so that an
         index built before a keyword was compiled is rebuilt."""
         return self._starts
 
@@ -116,7 +116,7 @@ class Language:
 
     def first_keys(self) -> dict[str, list[tuple[str, int, Term]]]:
         """Every section's terms by the keys of their first word, with the section and the term's place in it: a
-        text's words look up the terms they may begin (Lexicons.find, for the indexed languages)."""
+        text's words look up the terms they may begin (guards/word_index.py)."""
         if self._first is None:
             self._first = {}
             for section, terms in self.sections.items():
@@ -127,7 +127,7 @@ class Language:
 
     def find_section(self, section: str, view: View) -> Iterable[tuple[Term, int, int]]:
         """Every (term, start, end) of the section in the view, term by term in the lexicon's order, each where `find`
-        finds it (the definition: Lexicons.find gives the same by one pass over the words for every section)."""
+        finds it (the definition: guards/word_index.py gives the same in one pass over the words for every section)."""
         if not view.in_script(self):
             return
         for term in self.sections.get(section, ()):
@@ -193,22 +193,13 @@ class Language:
         return self.stem_prefix and len(stem) >= STEM_PREFIX_MIN and any(k.startswith(stem) for k in keys)
 
 
-Hit = tuple[int, str, int, Term]  # a term a word begins: (its language's place, its section, its place in it, the term)
-
-
 class Lexicons:
     """Every language's lexicons; `find` looks for a section's terms in all of them (a post may mix languages)."""
 
     def __init__(self, languages: list[Language]):
         self.languages = languages
-        self._indexed: dict[str, list[tuple[int, Language]]] = {}  # the indexed languages, by script
-        for place, language in enumerate(languages):
-            if language.indexed:
-                self._indexed.setdefault(language.script, []).append((place, language))
-        self._begun: dict[str, dict[str, tuple[tuple[Hit, ...], tuple[Hit, ...]]]] = {s: {} for s in self._indexed}
-        self._pairs: dict[str, dict[tuple[str, str], tuple[Hit, ...]]] = {s: {} for s in self._indexed}
+        self.word_index = WordIndex(languages)
         self._having: dict[str, list[tuple[int, Language, list, list]]] = {}
-        self._starts_versions: tuple[int, ...] = ()
         self._keyword_keys: dict[int, tuple[list, tuple]] = {}
 
     def find(self, section: str, views: Views, masked: list[Match] | tuple = ()) -> list[Match]:
@@ -228,7 +219,7 @@ class Lexicons:
         return found
 
     def _matches(self, section: str, view: View, obfuscated: bool) -> Iterable[Match]:
-        terms = self.terms_in(view)
+        terms = self.word_index.terms_in(view)
         for place, language, fuzzy, patterns in self.having(section):
             if not view.in_script(language):  # a language none of whose script is in the text matches nothing
                 continue
@@ -253,80 +244,6 @@ class Lexicons:
                 (place, language, language.fuzzy.get(section, []), language.patterns.get(section, []))
                 for place, language in enumerate(self.languages)
                 if language.sections.get(section) or language.fuzzy.get(section) or language.patterns.get(section)]
-        return found
-
-    def terms_in(self, view: View) -> dict[tuple[str, int], list[tuple[Term, int, int]]]:
-        """Every section's terms of the indexed languages in the view, by (section, language's place): what each
-        language's `find_section` gives, for all of them in one pass over the view's distinct words (once per view).
-        The same pass builds the view's index of each of those languages (View.index), which keywords are found by."""
-        found = view.terms.get(self)
-        if found is not None:
-            return found
-        self.starts_checked()
-        places: dict[tuple[str, int], list[tuple[int, int, Term, int, int]]] = {}
-        words, spans, count = view.words, view.spans, len(view.words)
-        for script, languages in self._indexed.items():
-            indexes: dict[int, dict[str, list[int]]] = {place: {} for place, _ in languages}
-            for word, positions in view.positions(languages[0][1]).items():
-                one, more, keyed = self.begun_by(script, word)
-                for place, keys in keyed:
-                    for key in keys:
-                        indexes[place].setdefault(key, []).extend(positions)
-                for place, section, rank, term in one:
-                    bucket = places.setdefault((section, place), [])
-                    for position in positions:
-                        bucket.append((rank, position, term, *spans[position]))
-                for position in positions if more else ():
-                    if position + 1 == count:
-                        continue
-                    for place, section, rank, term in self.followed_by(script, word, words[position + 1], more):
-                        language, last = self.languages[place], position + len(term.words) - 1
-                        if last < count and all(language.same(term, j, words[position + j]) for j in range(2, len(term.words))):
-                            places.setdefault((section, place), []).append((rank, position, term, spans[position][0],
-                                                                            spans[last][1]))
-            for place, language in languages:
-                view.indexed(language, indexes[place])
-        found = view.terms[self] = {k: [(t, s, e) for _, _, t, s, e in sorted(v, key=itemgetter(0, 1))]
-                                    for k, v in places.items()}
-        return found
-
-    def starts_checked(self) -> None:
-        """Forget the words' keys that terms begin with (`begun_by`) when a keyword compiled since added to them."""
-        versions = tuple(language.starts_version for language in self.languages)
-        if versions != self._starts_versions:
-            self._starts_versions = versions
-            for memo in self._begun.values():
-                memo.clear()
-
-    def begun_by(self, script: str, word: str) -> tuple[tuple[Hit, ...], tuple[Hit, ...], tuple[tuple[int, tuple[str, ...]], ...]]:
-        """(language's place, section, term's place, term) of every term of the script's indexed languages whose first
-        word the word is (by their keys; an exact term's only as written), of one word and of more, and per language
-        the word's keys that some term or keyword begins with (`Language.start_keys`), memoized: words repeat."""
-        memo = self._begun[script]
-        found = memo.get(word)
-        if found is None:
-            if len(memo) >= KEYS_CACHED:
-                memo.clear()
-            begun: dict[tuple[int, str, int], Term] = {}
-            for place, language in self._indexed[script]:
-                first = language.first_keys()
-                for key in language.keys(word):
-                    for section, rank, term in first.get(key, ()):
-                        if not term.exact or word == term.words[0]:
-                            begun[(place, section, rank)] = term
-            keyed = tuple((place, keys) for place, language in self._indexed[script] if (keys := language.start_keys(word)))
-            found = memo[word] = (tuple((*k, t) for k, t in begun.items() if len(t.words) == 1),
-                                  tuple((*k, t) for k, t in begun.items() if len(t.words) > 1), keyed)
-        return found
-
-    def followed_by(self, script: str, word: str, second: str, begun: tuple[Hit, ...]) -> tuple[Hit, ...]:
-        """Those of the terms the word begins (`begun_by`) whose second word the next word is, memoized by the pair."""
-        memo = self._pairs[script]
-        found = memo.get((word, second))
-        if found is None:
-            if len(memo) >= KEYS_CACHED:
-                memo.clear()
-            found = memo[(word, second)] = tuple(h for h in begun if self.languages[h[0]].same(h[3], 1, second))
         return found
 
     def keyword_terms(self, keyword: str) -> list[tuple[Language, Term]]:
@@ -357,7 +274,7 @@ class Lexicons:
         for language, term in compiled:
             language.add_starts(term)  # (done when it was compiled: a view's index keeps its keys)
         for view, obfuscated in views.each():
-            self.terms_in(view)  # which indexes the view's words for every language at once
+            self.word_index.terms_in(view)  # which indexes the view's words for every language at once
             indexes: dict[str, dict[str, list[int]]] = {}
             for language, term in compiled:
                 if language.indexed and term.words:  # no word has a key of its first word: `find` finds nothing

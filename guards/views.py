@@ -26,7 +26,7 @@ class View:
         self._positions: dict[str, dict[str, list[int]]] = {}
         self._long: dict[int, list[int]] = {}
         self._longest: int | None = None
-        self.terms: dict[object, dict] = {}  # what Lexicons found of every section's terms, per Lexicons
+        self.terms: dict[object, dict] = {}  # what WordIndex found of every section's terms, per index
 
     def long_words(self, at_least: int) -> list[int]:
         """Positions of the words at least this long (misspelt hashtags are long words)."""
@@ -73,7 +73,7 @@ class View:
         return found
 
     def indexed(self, language: Language, index: dict[str, list[int]]) -> None:
-        """Keep the view's index in the language, as `index` builds it (Lexicons.terms_in builds all in one pass)."""
+        """Keep the view's index in the language, as `index` builds it (WordIndex.terms_in builds all in one pass)."""
         self._index[language.code] = (language.starts_version, index)
 
 
