@@ -20,13 +20,14 @@ import functools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import regex
 import snowballstemmer
 
-from guards.obfuscation import deobfuscate
 from guards.text import WORD, for_matching
+from guards.views import View, Views
+from guards.word_index import WordIndex
 from pipeline.errors import FcmonError
 from pipeline.settings import Settings
 
@@ -35,13 +36,13 @@ SCRIPTS = {"Latin": regex.compile(r"[\p{Latin}0-9]"), "Arabic": regex.compile(r"
 METHODS = ("snowball", "prefix", "substring", "exact")
 NOT_LANGUAGE_FILES = frozenset({"tasking_rules.toml"})
 KEYS_CACHED = 200_000
+KEYWORDS_CACHED = 4096
 STEM_PREFIX_MIN = 3
 FUZZY_LETTERS = 8
 STEM_MAX_CHARS = 64  # no word of a language is longer; a longer run is not stemmed (a 2 MB word was)
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):  # (a tuple: the stages make thousands a second)
     section: str
     category: str
     term: str
@@ -54,68 +55,6 @@ class Match:
     def signal(self) -> str:
         return f"{self.category}:{self.term}" + ("" if self.lang == "en" else f"@{self.lang}") + \
             (" (deobfuscated)" if self.obfuscated else "")
-
-
-class View:
-    """One reading of a text: lowercased, its `\\w+` words with their spans, and per language an index of word keys."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.spans = [m.span() for m in WORD.finditer(text)]
-        self.words = [text[s:e] for s, e in self.spans]
-        self._index: dict[str, tuple[int, dict[str, list[int]]]] = {}
-        self._in_script: dict[str, list[int]] = {}
-        self._long: dict[int, list[int]] = {}
-
-    def long_words(self, at_least: int) -> list[int]:
-        """Positions of the words at least this long (misspelt hashtags are long words)."""
-        found = self._long.get(at_least)
-        if found is None:
-            found = self._long[at_least] = [p for p, w in enumerate(self.words) if len(w) >= at_least]
-        return found
-
-    def in_script(self, language: Language) -> list[int]:
-        """Positions of the words written in the language's script (scanned once per view and script)."""
-        found = self._in_script.get(language.script)
-        if found is None:
-            if self.text.isascii():  # ASCII words are Latin ([a-z0-9_]: a word of underscores alone is no term)
-                found = list(range(len(self.words))) if language.script == "Latin" else []
-            else:
-                found = [p for p, w in enumerate(self.words) if language.script_pattern.search(w)]
-            self._in_script[language.script] = found
-        return found
-
-    def index(self, language: Language) -> dict[str, list[int]]:
-        built = self._index.get(language.code)
-        if built is not None and built[0] == language.starts_version:
-            found = built[1]
-        else:
-            found = {}
-            starts = language.starts  # only keys some term begins with: most words begin none
-            for position in self.in_script(language):
-                for key in language.keys(self.words[position]):
-                    if key in starts:
-                        found.setdefault(key, []).append(position)
-            self._index[language.code] = (language.starts_version, found)
-        return found
-
-
-@dataclass
-class Views:
-    plain: View
-    deobfuscated: View | None  # None when deobfuscation changes nothing
-    found: dict[tuple, tuple[Match, ...]] = field(default_factory=dict)  # Lexicons.find, memoized for the stages
-
-    @classmethod
-    def of(cls, text: str) -> Views:
-        lowered = for_matching(text).lower()
-        clear = deobfuscate(lowered)
-        return cls(View(lowered), View(clear) if clear != lowered else None)
-
-    def each(self) -> Iterable[tuple[View, bool]]:
-        yield self.plain, False
-        if self.deobfuscated is not None:
-            yield self.deobfuscated, True
 
 
 @dataclass
@@ -143,57 +82,57 @@ class Language:
 
     def __post_init__(self) -> None:
         self.script_pattern = SCRIPTS[self.script]
+        # whether the terms are looked up by a word's keys (Snowball and exact matching; not by prefix or substring)
+        self.indexed = self.method in ("snowball", "exact") and not self.stem_prefix
         self._stemmer = snowballstemmer.stemmer(self.algorithm) if self.algorithm else None
         self._keys: dict[str, frozenset[str]] = {}
-        self._first: dict[str, dict[str, list[Term]]] = {}
-        self._starts: set[str] | None = None
+        self._first: dict[str, list[tuple[str, int, Term]]] | None = None
+        self._starts: set[str] = set()
         self.starts_version = 0
+        self._start_keys: dict[str, tuple[str, ...]] = {}
 
     @property
     def starts(self) -> set[str]:
-        """The keys of every term's first word, in every section and of every keyword compiled (what a view's index
-        keeps); `starts_version` counts its growth, so that an index built before a keyword was compiled is rebuilt."""
-        if self._starts is None:
-            self._starts = {k for terms in self.sections.values() for t in terms if t.words for k in t.keys[0]}
+        """The keys of the first word of every term `find` was asked for (the keywords compiled: what a view's index
+        keeps; the sections' terms are found by WordIndex.terms_in); `starts_version` counts its growth, so that an
+        index built before a keyword was compiled is rebuilt."""
         return self._starts
 
     def add_starts(self, term: Term) -> None:
-        if term.words and not term.keys[0] <= self.starts:
+        if term.words and not term.keys[0] <= self._starts:
             self.starts.update(term.keys[0])
             self.starts_version += 1
+            self._start_keys.clear()
 
-    def first_keys(self, section: str) -> dict[str, list[Term]]:
-        """The section's terms by the keys of their first word: a text's words look up the terms they may begin."""
-        found = self._first.get(section)
+    def start_keys(self, word: str) -> tuple[str, ...]:
+        """The word's keys that some term begins with (what a view's index keeps: most words begin none), memoized."""
+        found = self._start_keys.get(word)
         if found is None:
-            found = self._first[section] = {}
-            for term in self.sections.get(section, ()):
-                for key in term.keys[0] if term.words else ():
-                    found.setdefault(key, []).append(term)
+            if len(self._start_keys) >= KEYS_CACHED:
+                self._start_keys.clear()
+            starts = self.starts
+            found = self._start_keys[word] = tuple(k for k in self.keys(word) if k in starts)
         return found
 
+    def first_keys(self) -> dict[str, list[tuple[str, int, Term]]]:
+        """Every section's terms by the keys of their first word, with the section and the term's place in it: a
+        text's words look up the terms they may begin (guards/word_index.py)."""
+        if self._first is None:
+            self._first = {}
+            for section, terms in self.sections.items():
+                for place, term in enumerate(terms):
+                    for key in term.keys[0] if term.words else ():
+                        self._first.setdefault(key, []).append((section, place, term))
+        return self._first
+
     def find_section(self, section: str, view: View) -> Iterable[tuple[Term, int, int]]:
-        """Every (term, start, end) of the section in the view: exactly what `find` gives for each of its terms, by
-        one pass over the view's words in this language's script (a post has fewer words than a lexicon terms)."""
-        terms = self.sections.get(section)
-        if not terms or not view.in_script(self):
+        """Every (term, start, end) of the section in the view, term by term in the lexicon's order, each where `find`
+        finds it (the definition: guards/word_index.py gives the same in one pass over the words for every section)."""
+        if not view.in_script(self):
             return
-        if self.method in ("substring", "prefix") or self.stem_prefix:
-            for term in terms:
-                for start, end in self.find(term, view):
-                    yield term, start, end
-            return
-        first, index = self.first_keys(section), view.index(self)
-        seen: set[tuple[int, int]] = set()
-        for key in first.keys() & index.keys():  # in C: the keys a word of the text and a term's first word share
-            for term in first[key]:
-                for position in index[key]:
-                    if (id(term), position) in seen or (term.exact and view.words[position] != term.words[0]):
-                        continue
-                    seen.add((id(term), position))
-                    last = position + len(term.words) - 1
-                    if last < len(view.words) and all(self.same(term, j, view.words[position + j]) for j in range(1, len(term.words))):
-                        yield term, view.spans[position][0], view.spans[last][1]
+        for term in self.sections.get(section, ()):
+            for start, end in self.find(term, view):
+                yield term, start, end
 
     def keys(self, word: str) -> frozenset[str]:
         """What a word is compared by: itself and, under Snowball, its stem (memoized: words repeat across items)."""
@@ -233,6 +172,7 @@ class Language:
         elif self.stem_prefix and not term.exact:
             starts = [p for p in view.in_script(self) if self.same(term, 0, view.words[p])]
         else:
+            self.add_starts(term)  # (a keyword's are added when it is compiled)
             index = view.index(self)
             starts = sorted({p for key in term.keys[0] for p in index.get(key, ())
                              if not term.exact or view.words[p] == term.words[0]})
@@ -258,34 +198,52 @@ class Lexicons:
 
     def __init__(self, languages: list[Language]):
         self.languages = languages
+        self.word_index = WordIndex(languages)
+        self._having: dict[str, list[tuple[int, Language, list, list]]] = {}
+        self._keyword_keys: dict[int, tuple[list, tuple]] = {}
 
     def find(self, section: str, views: Views, masked: list[Match] | tuple = ()) -> list[Match]:
-        """The section's matches in the text, leaving out those that overlap a masked match of the same view."""
-        key = (section, tuple((m.start, m.end, m.obfuscated) for m in masked))
+        """The section's matches in the text, leaving out those that overlap a masked match of the same view: per view,
+        per language in order, its terms (term by term, in the lexicon's order), then its fuzzy words and patterns."""
+        key = (self, section, tuple((m.start, m.end, m.obfuscated) for m in masked))
         cached = views.found.get(key)
         if cached is not None:
             return list(cached)
-        found: list[Match] = []
-        for view, obfuscated in views.each():
-            blocked = [(m.start, m.end) for m in masked if m.obfuscated == obfuscated]
-            for language in self.languages:
-                if not view.in_script(language):  # a language none of whose script is in the text matches nothing
-                    continue
-                for term, start, end in language.find_section(section, view):
-                    if not any(start < e and s < end for s, e in blocked):
-                        found.append(Match(section, term.category, term.listed, language.code, start, end, obfuscated))
-                for category, word, pattern in language.fuzzy.get(section, ()):
-                    for position in view.long_words(len(word) - len(word) // FUZZY_LETTERS):  # a few per post
-                        candidate = view.words[position]
-                        if abs(len(candidate) - len(word)) <= len(word) // FUZZY_LETTERS and pattern.fullmatch(candidate):
-                            start, end = view.spans[position]
-                            if not any(start < e and s < end for s, e in blocked):
-                                found.append(Match(section, category, word, language.code, start, end, obfuscated))
-                for category, pattern in language.patterns.get(section, ()):
-                    for m in pattern.finditer(view.text):
-                        if not any(m.start() < e and s < m.end() for s, e in blocked):
-                            found.append(Match(section, category, pattern.pattern, language.code, m.start(), m.end(), obfuscated))
+        if masked:
+            blocked = {obfuscated: [(m.start, m.end) for m in masked if m.obfuscated == obfuscated] for obfuscated in (False, True)}
+            found = [m for m in self.find(section, views)
+                     if not any(m.start < e and s < m.end for s, e in blocked[m.obfuscated])]
+        else:
+            found = [m for view, obfuscated in views.each() for m in self._matches(section, view, obfuscated)]
         views.found[key] = tuple(found)
+        return found
+
+    def _matches(self, section: str, view: View, obfuscated: bool) -> Iterable[Match]:
+        terms = self.word_index.terms_in(view)
+        for place, language, fuzzy, patterns in self.having(section):
+            if not view.in_script(language):  # a language none of whose script is in the text matches nothing
+                continue
+            found = terms.get((section, place), ()) if language.indexed else language.find_section(section, view)
+            for term, start, end in found:
+                yield Match(section, term.category, term.listed, language.code, start, end, obfuscated)
+            for category, word, pattern in fuzzy:
+                for position in view.long_words(len(word) - len(word) // FUZZY_LETTERS):  # a few per post
+                    candidate = view.words[position]
+                    if abs(len(candidate) - len(word)) <= len(word) // FUZZY_LETTERS and pattern.fullmatch(candidate):
+                        start, end = view.spans[position]
+                        yield Match(section, category, word, language.code, start, end, obfuscated)
+            for category, pattern in patterns:
+                for m in pattern.finditer(view.text):
+                    yield Match(section, category, pattern.pattern, language.code, m.start(), m.end(), obfuscated)
+
+    def having(self, section: str) -> list[tuple[int, Language, list, list]]:
+        """The languages with terms, fuzzy words or patterns in the section, with their place and those lists."""
+        found = self._having.get(section)
+        if found is None:
+            found = self._having[section] = [
+                (place, language, language.fuzzy.get(section, []), language.patterns.get(section, []))
+                for place, language in enumerate(self.languages)
+                if language.sections.get(section) or language.fuzzy.get(section) or language.patterns.get(section)]
         return found
 
     def keyword_terms(self, keyword: str) -> list[tuple[Language, Term]]:
@@ -297,10 +255,34 @@ class Lexicons:
             language.add_starts(term)
         return compiled
 
-    def keyword_matches(self, compiled: list[tuple[Language, Term]], views: Views) -> Iterable[Match]:
-        """Where a compiled keyword stands, as written first, then deobfuscated."""
+    def keyword_matches(self, compiled: list[tuple[Language, Term]], views: Views) -> list[Match]:
+        """Where a compiled keyword stands, as written first, then deobfuscated (memoized per text: the purpose,
+        First Amendment and relevance stages look for the same keywords)."""
+        known = self._keyword_keys.get(id(compiled))  # (the list is kept, so its id names no other while it is)
+        if known is None or known[0] is not compiled:
+            if len(self._keyword_keys) >= KEYWORDS_CACHED:
+                self._keyword_keys.clear()
+            known = self._keyword_keys[id(compiled)] = (compiled, (self, "keyword", tuple(
+                (language.code, term.listed, term.exact) for language, term in compiled)))
+        key = known[1]
+        found = views.found.get(key)
+        if found is None:
+            found = views.found[key] = tuple(self._keyword_matches(compiled, views))
+        return list(found)
+
+    def _keyword_matches(self, compiled: list[tuple[Language, Term]], views: Views) -> Iterable[Match]:
+        for language, term in compiled:
+            language.add_starts(term)  # (done when it was compiled: a view's index keeps its keys)
         for view, obfuscated in views.each():
+            self.word_index.terms_in(view)  # which indexes the view's words for every language at once
+            indexes: dict[str, dict[str, list[int]]] = {}
             for language, term in compiled:
+                if language.indexed and term.words:  # no word has a key of its first word: `find` finds nothing
+                    index = indexes.get(language.code)
+                    if index is None:
+                        index = indexes[language.code] = view.index(language)
+                    if not any(key in index for key in term.keys[0]):
+                        continue
                 for start, end in language.find(term, view):
                     yield Match("keyword", "keyword", term.listed, language.code, start, end, obfuscated)
 

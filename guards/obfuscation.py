@@ -15,6 +15,7 @@ The text as written is always read too (guards/lexicon.py); this view only adds 
 from __future__ import annotations
 
 import functools
+import re
 
 import regex
 from confusable_homoglyphs import categories, confusables
@@ -25,16 +26,20 @@ SPACED = regex.compile(r"(?<![\w])(?:[a-z0-9][ .\-_*]){2,}[a-z0-9](?![\w])")
 MIXED_WORD = regex.compile(r"\w*\p{Latin}\w*")
 SLANG_ENDING = regex.compile(r"\b([a-z]{2,}[b-df-hj-np-tv-xz])(in|z)'?(?![\w'])")
 LETTERS_THEN_DIGITS = regex.compile(r"^([a-z]{3,})([0-9]+)$")
+# The same three patterns for ASCII text, where `re`'s ASCII classes are `regex`'s Unicode ones and `re` is faster
+# (tests/test_guard_fast_paths.py holds them to the same result).
+ASCII_LEET_WORD, ASCII_SLANG_ENDING, ASCII_SPACED = (re.compile(p.pattern, re.ASCII) for p in (LEET_WORD, SLANG_ENDING, SPACED))
 
 
 def deobfuscate(lowered: str) -> str:
-    text = MIXED_WORD.sub(_latin, lowered) if not lowered.isascii() else lowered
-    text = LEET_WORD.sub(_unleet, text)
-    text = SLANG_ENDING.sub(_ending, text)
-    return SPACED.sub(_join, text)
+    if lowered.isascii():  # and so stays: every replacement is ASCII
+        text = ASCII_LEET_WORD.sub(_unleet, lowered)
+        return ASCII_SPACED.sub(_join, ASCII_SLANG_ENDING.sub(_ending, text))
+    text = LEET_WORD.sub(_unleet, MIXED_WORD.sub(_latin, lowered))
+    return SPACED.sub(_join, SLANG_ENDING.sub(_ending, text))
 
 
-def _ending(m: regex.Match) -> str:
+def _ending(m: regex.Match | re.Match) -> str:
     return m.group(1) + ("ing" if m.group(2) == "in" else "s")
 
 
@@ -62,7 +67,7 @@ def _latin_word(word: str) -> str:
 NUMBER_WORD = regex.compile(r"^(?:\d+[a-z]{1,3}|[a-z]\d+[a-z]?)$")  # 3rd, 40s, 9mm, 8am; m30, g19, m80s
 
 
-def _unleet(m: regex.Match) -> str:
+def _unleet(m: regex.Match | re.Match) -> str:
     word = m.group(0)
     if sum(c.isalpha() for c in word) < 2 or NUMBER_WORD.match(word):
         return word
@@ -71,7 +76,7 @@ def _unleet(m: regex.Match) -> str:
     return word.translate(LEET)
 
 
-def _join(m: regex.Match) -> str:
+def _join(m: regex.Match | re.Match) -> str:
     joined = regex.sub(r"[ .\-_*]", "", m.group(0))
     split = LETTERS_THEN_DIGITS.match(joined)
     return f"{split.group(1)} {split.group(2)}" if split else joined
