@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 HEAD_SEQ_WIDTH = 20  # every head line has the same length, so an in-place overwrite leaves no stale tail
 # Every search appends these two and they are read back by scanning; indexing every entry's kind cost each search
-# a fifth of its audit time (docs/benchmarks.md), so only the other kinds are indexed, and a lookup of those
+# a fifth of its audit time (bench/bench_audit_steps.py), so only the other kinds are indexed, and a lookup of those
 # names the index's condition so that SQLite uses it.
 UNINDEXED_KINDS = ("query", "query.result")
 INDEXED_KINDS = f"kind NOT IN ({', '.join(repr(k) for k in UNINDEXED_KINDS)})"
