@@ -27,7 +27,7 @@ from pipeline.bus import COLLECTED, DECISIONS  # noqa: E402
 from pipeline.models import utcnow  # noqa: E402
 from tests.datadirs import make_app  # noqa: E402
 from tests.factories_pipeline import make_tasking  # noqa: E402
-from tests.faults import Expected, check_outcomes, kill_series  # noqa: E402
+from tests.faults import Expected, check_outcomes, group_lag, kill_series  # noqa: E402
 
 
 def say(text: str) -> None:
@@ -65,13 +65,7 @@ def kafka_series(scratch: Path, args: argparse.Namespace, rng: random.Random) ->
                **broker.env()}
         expected = Expected()
         bus = KafkaBus(app.settings)
-
-        def lag() -> int:
-            consumer = bus.consumer(app.settings.work_group, [COLLECTED])  # never polls: reads the group's lag only
-            try:
-                return consumer.lag()
-            finally:
-                consumer.close()
+        lag = group_lag(bus, app.settings.work_group)
 
         series = kill_series(root, env, bus, expected, args.count, args.per_round, rng, lag, ready="event=kafka_assigned",
                              say=say)

@@ -69,6 +69,17 @@ def publish(bus: Bus, items: list[CollectedItem]) -> None:
     bus.flush()
 
 
+def group_lag(bus: Bus, group: str) -> Callable[[], int]:
+    """The consumer group's lag on fcm.collected, read by a consumer that never polls (so never joins the group)."""
+    def lag() -> int:
+        consumer = bus.consumer(group, [COLLECTED])
+        try:
+            return consumer.lag()
+        finally:
+            consumer.close()
+    return lag
+
+
 def clean_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("FCMON_")} | env
 

@@ -34,7 +34,7 @@ from tests.broker import Broker, broker, clean_broker, fresh_broker, kafka_setti
 from tests.datadirs import FCMON, fcmon, make_app
 from tests.test_bus_contract import drain, produce
 from tests.test_crawler import demo_tasking
-from tests.faults import Expected, check_outcomes, kill_series
+from tests.faults import Expected, check_outcomes, group_lag, kill_series
 from tests.test_worker import item, live_tasking
 
 FAULT_ROUNDS_KAFKA = int(os.environ.get("FAULT_ROUNDS", "1"))  # the kill series, short (bench/bench_faults.py: 100)
@@ -443,13 +443,7 @@ def test_a_worker_killed_at_random_points_on_kafka_loses_and_duplicates_nothing(
     app = make_app(root, live_tasking(), **clean_broker.settings())
     env = {"FCMON_DATA_DIR": str(root), "FCMON_WORK_BATCH_SIZE": "5", "FCMON_LOG_LEVEL": "INFO", **clean_broker.env()}
     bus = KafkaBus(app.settings)
-
-    def lag() -> int:
-        consumer = bus.consumer(app.settings.work_group, [COLLECTED])  # never polls: reads the group's lag only
-        try:
-            return consumer.lag()
-        finally:
-            consumer.close()
+    lag = group_lag(bus, app.settings.work_group)
 
     expected = Expected()
     series = kill_series(root, env, bus, expected, FAULT_ROUNDS_KAFKA, 30, random.Random(18), lag, ready="event=kafka_assigned")
