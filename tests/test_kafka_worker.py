@@ -242,18 +242,10 @@ def test_a_stopped_broker_fails_the_crawl_loudly(fresh_broker, tmp_path):
     assert failed.stderr.strip().splitlines()[-1].startswith("fcmon: error:") and "bus" in failed.stderr.splitlines()[-1]
 
 
-def group_lag(settings: Settings) -> int:
-    consumer = KafkaBus(settings).consumer(settings.work_group, [COLLECTED])  # never polls: reads the group's lag only
-    try:
-        return consumer.lag()
-    finally:
-        consumer.close()
-
-
 def wait_committed(settings: Settings, timeout: float = 60) -> None:
     """Until the worker's group has committed everything in fcm.collected."""
     deadline = time.monotonic() + timeout
-    while (lag := group_lag(settings)) and time.monotonic() < deadline:
+    while (lag := group_lag(KafkaBus(settings), settings.work_group)()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert lag == 0, f"the group still lags by {lag} after {timeout} s"
 
