@@ -48,7 +48,7 @@ from tests.datadirs import FCMON, make_app  # noqa: E402
 from tests.factories_pipeline import make_item, make_tasking  # noqa: E402
 from tests.fixtures.live import LiveFeed  # noqa: E402
 
-WORDS = ("converter catalytic theft rail yard scrap cash night truck hybrid saw buyer seller metal price garage "
+WORDS = ("converter catalytic theft rail yard stolen cash night truck hybrid saw buyer seller metal price garage "
          "district report wrench exhaust lot").split()
 ENV = {"FCMON_CRAWL_ALLOW_HOSTS": "127.0.0.1", "FCMON_CRAWL_DOWNLOAD_DELAY": "0", "FCMON_MONITOR_MIN_INTERVAL": "0.5"}
 
