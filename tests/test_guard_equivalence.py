@@ -10,6 +10,7 @@ from guards import obfuscation
 from guards.lexicon import FUZZY_LETTERS, Lexicons, Match, load
 from guards.views import Views
 from pipeline.settings import Settings
+from tests.test_guard_fast_paths import scanned
 
 LEXICONS = load(Settings())
 SECTIONS = ("protected", "not_protected", "criminal_conduct", "threat", "harmless", "lawful", "login_wall")
@@ -36,13 +37,7 @@ def positions_of(language, term, view) -> list[tuple[int, int]]:
     (substring matching: every occurrence of the text)."""
     if language.method == "substring":
         return list(language.find(term, view))
-    found = []
-    for position in range(len(view.words)):
-        last = position + len(term.words) - 1
-        if term.words and last < len(view.words) and all(language.same(term, j, view.words[position + j])
-                                                          for j in range(len(term.words))):
-            found.append((view.spans[position][0], view.spans[last][1]))
-    return found
+    return scanned(language, term, view)
 
 
 def defined_find(lexicons: Lexicons, section: str, views: Views, masked=()) -> list[Match]:
